@@ -1,0 +1,259 @@
+"""``@provider``: decide a provider's kind once, and pick the guarded form for it."""
+
+from __future__ import annotations
+
+import functools
+import linecache
+import re
+import types
+from typing import Any, Callable, Optional, TypeVar, Union, overload
+
+import wrapt
+
+from . import _config, _lifecycle
+from . import _kinds as k
+from ._messages import user_frame
+from ._proxies import specialise
+from .exceptions import ProviderInfo
+
+F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D", bound=Union[classmethod, staticmethod])  # type: ignore[type-arg]
+
+_ACCEPTED = (
+    "an @asynccontextmanager or @contextmanager function, an async or sync generator "
+    "function, a coroutine function, a plain function returning a session, an "
+    "async_sessionmaker or sessionmaker, or a method, classmethod, staticmethod or "
+    "functools.partial of one of these"
+)
+
+# Tells @provider(...) (options, returns a decorator) from @provider(None) (an error).
+_NOTHING: Any = object()
+
+# The attribute that marks a plain function returned by @provider.
+_MARK = "__protoguard_provider__"
+
+_ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=\s*\S")
+
+
+class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
+    """A guarded generator, async generator or coroutine function.
+
+    A wrapt FunctionWrapper, so ``inspect.isasyncgenfunction``/``isgeneratorfunction``/
+    ``iscoroutinefunction``, ``inspect.signature``, method binding and ``isinstance``
+    all see the user's function.
+    """
+
+    def __init__(self, wrapped: Any, wrapper: Any, info: ProviderInfo) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_info = info
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A call on the function itself (not bound to an instance: wrapt's bound
+        # wrapper handles those). wrapt's own __call__ first looks for __self__ on a
+        # plain function, raising and discarding an AttributeError on every call.
+        wrapper: Any = self._self_wrapper
+        return wrapper(self.__wrapped__, None, args, kwargs)
+
+    @property
+    def __protoguard_provider__(self) -> ProviderInfo:
+        info: ProviderInfo = self._self_info
+        return info
+
+
+class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
+    """A guarded ``async_sessionmaker``/``sessionmaker``: every attribute is forwarded,
+    and each session it makes is guarded."""
+
+    def __init__(
+        self, maker: Any, result_class: type, strict_class: type, mode: Optional[str]
+    ) -> None:
+        super().__init__(maker)
+        self._self_result_class = result_class
+        self._self_strict_class = strict_class
+        self._self_mode = mode
+
+    @property
+    def __protoguard_provider__(self) -> ProviderInfo:
+        info: ProviderInfo = getattr(self._self_result_class, "_self_provider")  # noqa: B009
+        return info
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        session = self.__wrapped__(*args, **kwargs)
+        mode = _config.mode_for(self._self_mode)
+        if mode == _config.ON:
+            return self._self_result_class(session)
+        if mode == _config.OFF:
+            return session
+        return self._self_strict_class(session)
+
+
+def _guarded_info(obj: object) -> Optional[ProviderInfo]:
+    """The ProviderInfo of an already guarded provider, or None."""
+    if isinstance(obj, (GuardedFunction, GuardedSessionMaker)):
+        return obj.__protoguard_provider__
+    parent = getattr(obj, "_self_parent", None) if isinstance(obj, wrapt.ObjectProxy) else None
+    if isinstance(parent, GuardedFunction):
+        return parent.__protoguard_provider__  # a guarded function bound to an instance
+    if not isinstance(obj, types.FunctionType):
+        return None
+    marked = obj.__dict__.get(_MARK)
+    return marked if isinstance(marked, ProviderInfo) else None
+
+
+def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
+    if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+        # A session maker has no def line: its "definition" is where it was guarded,
+        # and its name the one it is assigned to there (``Session = provider(...)``).
+        frame = user_frame(1)
+        if frame is None:  # pragma: no cover - there is always a caller
+            return ProviderInfo(name or kind, kind, None, None)
+        filename, lineno = frame.f_code.co_filename, frame.f_lineno
+        line = linecache.getline(filename, lineno, frame.f_globals)
+        match = _ASSIGNED.match(line)
+        assigned = match.group(1) if match else None
+        return ProviderInfo(name or assigned or kind, kind, filename, lineno)
+    qualname, defined_in, defined_at = k.definition_site(obj)
+    return ProviderInfo(name or qualname, kind, defined_in, defined_at)
+
+
+def _guard_contextmanager(
+    func: Any, result_class: type, strict_class: type, mode: Optional[str]
+) -> Any:
+    """The guarded form of an @asynccontextmanager/@contextmanager function."""
+    settings = _config.settings
+    override_mode = _config.override_mode
+    mode_for = _config.mode_for
+    on, off = _config.ON, _config.OFF
+    inner = getattr(func, "__wrapped__", None)
+    if type(func).__name__ == "function" and inner is not None:
+        # The common case, a plain decorated function: build contextlib's object
+        # ourselves, exactly as contextlib's helper does, but of the guarded class.
+        def guarded(*args: Any, **kwds: Any) -> Any:
+            # _config.mode_for(mode), inlined: this is the hot path.
+            if settings.overridden:
+                current = override_mode.get() or mode or settings.mode
+            else:
+                current = mode or settings.mode
+            if current == on:
+                return result_class(inner, args, kwds)
+            if current == off:
+                return func(*args, **kwds)
+            return strict_class(inner, args, kwds)
+
+    else:
+        # A bound method or partial of one: let it build its object, then adopt it.
+        def guarded(*args: Any, **kwds: Any) -> Any:
+            cm = func(*args, **kwds)
+            current = mode_for(mode)
+            if current == on:
+                cm.__class__ = result_class
+            elif current != off:
+                cm.__class__ = strict_class
+                cm._pg_site = _lifecycle.caller_site()
+            return cm
+
+    functools.update_wrapper(guarded, func)
+    if guarded.__name__ == "guarded":
+        # A partial has no name of its own to copy: take its function's.
+        innermost = k._innermost(func)
+        guarded.__name__ = getattr(innermost, "__name__", guarded.__name__)
+        guarded.__qualname__ = getattr(innermost, "__qualname__", guarded.__qualname__)
+    return guarded
+
+
+def _guard_function(
+    func: Any, result_class: type, strict_class: type, mode: Optional[str], info: Any
+) -> Any:
+    """The guarded form of a generator, async generator, coroutine or plain function."""
+    mode_for = _config.mode_for
+    on, off = _config.ON, _config.OFF
+
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        current = mode_for(mode)
+        if current == on:
+            return result_class(result)
+        if current == off:
+            return result
+        return strict_class(result)
+
+    return GuardedFunction(func, wrapper, info)
+
+
+def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
+    if isinstance(obj, (classmethod, staticmethod)):
+        return type(obj)(_decorate(obj.__func__, name, mode, yields))
+    if _guarded_info(obj) is not None:
+        return obj  # already guarded: decorating twice is harmless
+    kind = k.classify(obj)
+    if kind is None:
+        raise TypeError(
+            f"protoguard.provider() cannot guard {k.describe(obj)}: it is not a session "
+            f"provider. It accepts {_ACCEPTED}."
+            + (
+                " To guard the object a provider returns, decorate the provider itself."
+                if k.object_kind(obj) is not None
+                else ""
+            )
+        )
+    info = _info(obj, kind, name)
+    result_class = specialise(info)
+    strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields))
+    if kind in (k.ASYNC_CM, k.SYNC_CM):
+        guarded = _guard_contextmanager(obj, result_class, strict_class, mode)
+        setattr(guarded, _MARK, info)
+        return guarded
+    if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+        return GuardedSessionMaker(obj, result_class, strict_class, mode)
+    return _guard_function(obj, result_class, strict_class, mode, info)
+
+
+@overload
+def provider(func: F, /) -> F: ...  # type: ignore[overload-overlap]
+@overload
+def provider(func: D, /) -> D: ...
+@overload
+def provider(
+    *, name: Optional[str] = None, mode: Optional[str] = None, yields: Optional[type] = None
+) -> Callable[[F], F]: ...
+
+
+def provider(
+    func: Any = _NOTHING,
+    /,
+    *,
+    name: Optional[str] = None,
+    mode: Optional[str] = None,
+    yields: Optional[type] = None,
+) -> Any:
+    """Guard a session provider: every wrong protocol becomes a ProtocolError at the use.
+
+    Use it bare (``@provider``) or with options (``@provider(name="db", mode="strict")``),
+    above ``@asynccontextmanager``/``@contextmanager`` or on a (async) generator or
+    coroutine function; or call it on an ``async_sessionmaker``. The provider keeps its
+    kind, name, docstring, signature and ``__wrapped__``.
+
+    ``mode`` is ``"off"``, ``"on"`` or ``"strict"``; without it the global mode applies
+    (``PROTOGUARD_MODE``, ``configure()``). If the mode is ``"off"`` at decoration the
+    provider is returned unchanged and costs nothing.
+
+    ``yields`` is the type of session the provider hands out; strict mode reports PG205
+    when it hands out something else. Without it the return annotation is used
+    (``AsyncIterator[AsyncSession]``, ``-> AsyncSession``), if it resolves at run time.
+    """
+    if mode is not None:
+        mode = _config.check_mode(mode, "protoguard.provider(mode=...)")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"protoguard.provider(name=...) takes a str, not {k.describe(name)}")
+    if yields is not None and not isinstance(yields, type):
+        raise TypeError(f"protoguard.provider(yields=...) takes a class, not {k.describe(yields)}")
+
+    def decorate(obj: Any) -> Any:
+        effective = _config.mode_for(mode)
+        if effective == _config.OFF:
+            return obj
+        return _decorate(obj, name, mode, yields)
+
+    if func is _NOTHING:
+        return decorate
+    return decorate(func)

@@ -1,0 +1,410 @@
+"""Every message protoguard writes: the call site, the fix line, and the text.
+
+Only ever called once a misuse has happened, so nothing here is on the hot path. The
+proxies hand over a ProviderInfo and the protocol that was used; this module finds the
+user's frame, reads the user's line and rewrites it.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import linecache
+import sys
+import textwrap
+import tokenize
+from types import FrameType
+from typing import Optional
+
+from . import _kinds as k
+from .exceptions import CallSite, ProtocolAttributeError, ProtocolError, ProviderInfo
+
+DOCS_URL = "https://protoguard.readthedocs.io/en/latest/errors/"
+
+# Frames of these modules are never the user's line.
+_INTERNAL_MODULES = frozenset(
+    {
+        "contextlib",
+        "protoguard._decorator",
+        "protoguard._findings",
+        "protoguard._lifecycle",
+        "protoguard._messages",
+        "protoguard._proxies",
+        "protoguard.sqlalchemy",
+    }
+)
+
+_WHAT = {
+    k.ASYNC_WITH: "'async with' on {call}",
+    k.ASYNC_FOR: "'async for' over {call}",
+    k.WITH: "'with' on {call}",
+    k.FOR: "'for' over {call}",
+    k.AWAIT: "'await' on {call}",
+}
+
+# What calling a provider of each kind returns: the object the user misused.
+_RESULT = {
+    k.ASYNC_CM: "an async context manager",
+    k.SYNC_CM: "a context manager",
+    k.ASYNC_GEN: "an async generator",
+    k.SYNC_GEN: "a generator",
+    k.COROUTINE: "a coroutine (not awaited yet)",
+    k.ASYNC_SESSIONMAKER: "a session (an async context manager)",
+    k.SESSIONMAKER: "a session (a context manager)",
+}
+
+# What the provider itself is, for the line that says where it is defined.
+_DEFINITION = {
+    k.ASYNC_CM: "an @asynccontextmanager function",
+    k.SYNC_CM: "a @contextmanager function",
+    k.ASYNC_GEN: "an async generator function",
+    k.SYNC_GEN: "a generator function",
+    k.COROUTINE: "a coroutine function",
+    k.ASYNC_SESSIONMAKER: "an async_sessionmaker",
+    k.SESSIONMAKER: "a sessionmaker",
+    k.FUNCTION: "a function",
+}
+
+
+def definition_line(info: ProviderInfo) -> str:
+    """``get_db: an @asynccontextmanager function, defined at app/deps.py:10``."""
+    where = "guarded at" if info.kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER) else "defined at"
+    return f"{short_name(info)}: {_DEFINITION[info.kind]}, {where} {info.location}"
+
+
+# Why the code is wrong, one sentence each; the fix line follows it.
+_WHY = {
+    "PG101": "It is a context manager, not an iterator: enter it with '{right}' "
+    "to get the session.",
+    "PG102": "It is a generator, not a context manager: iterate it with '{right}', or let "
+    "FastAPI's Depends() drive it.",
+    "PG103": "This is the object the provider returned, not the session: {right} first and "
+    "use the session it gives you.",
+    "PG104": "Only a coroutine can be awaited; {call} must be used with '{right}'.",
+    "PG105": "{call} is {side} provider, so it needs '{right}'.",
+    "PG106": "{call} returns a coroutine: await it first (a forgotten 'await').",
+    "PG107": "A context manager made by @contextmanager/@asynccontextmanager runs once; "
+    "call the provider again for a new one.",
+}
+
+
+def _is_internal(frame: FrameType) -> bool:
+    return frame.f_globals.get("__name__") in _INTERNAL_MODULES
+
+
+def short_name(info: ProviderInfo) -> str:
+    """``get_db`` for ``make_app.<locals>.get_db``: the name the user calls it by."""
+    return info.name.rpartition("<locals>.")[2]
+
+
+def user_frame(depth: int = 2) -> Optional[FrameType]:
+    """The innermost frame outside protoguard and contextlib, ``depth`` frames up."""
+    try:
+        frame: Optional[FrameType] = sys._getframe(depth)
+    except ValueError:  # pragma: no cover - no such frame
+        return None
+    while frame is not None and _is_internal(frame):
+        frame = frame.f_back
+    return frame
+
+
+def _code_of(line: str) -> str:
+    """The line without its comment and surrounding blanks."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line.strip()).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return line.strip()
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            return line.strip()[: token.start[1]].rstrip()
+    return line.strip()
+
+
+def _parse_line(line: str) -> Optional[ast.AST]:
+    """The statement on one source line, or None if it is not a whole statement."""
+    body = _code_of(line)
+    if not body:
+        return None
+    if body.endswith(":"):
+        body += " pass"
+    try:
+        tree = ast.parse("async def _protoguard_():\n" + textwrap.indent(body, "    "))
+    except SyntaxError:
+        return None
+    func = tree.body[0]
+    assert isinstance(func, ast.AsyncFunctionDef)
+    return func.body[0] if func.body else None
+
+
+def _segment(source: str, node: ast.AST) -> str:
+    return ast.get_source_segment(source, node) or ast.unparse(node)
+
+
+def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
+    """(the provider expression, the name the session is bound to) from the user's line."""
+    stmt = _parse_line(line)
+    expr: Optional[ast.AST] = None
+    target: Optional[ast.AST] = None
+    if isinstance(stmt, (ast.AsyncFor, ast.For)):
+        expr, target = stmt.iter, stmt.target
+    elif isinstance(stmt, (ast.AsyncWith, ast.With)) and len(stmt.items) == 1:
+        item = stmt.items[0]
+        expr, target = item.context_expr, item.optional_vars
+    elif isinstance(stmt, ast.Expr):
+        expr = stmt.value
+    elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+        value = stmt.value
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+        expr = value.value if isinstance(value, ast.Await) else value
+    if expr is None:
+        return f"{call_name}(...)", None
+    if isinstance(expr, ast.Await):
+        expr = expr.value
+    code = _code_of(line)
+    source = "async def _protoguard_():\n" + textwrap.indent(
+        code + (" pass" if code.endswith(":") else ""), "    "
+    )
+    return _segment(source, expr), (_segment(source, target) if target is not None else None)
+
+
+def _attribute_owner(line: str, attr: str) -> Optional[str]:
+    """For PG103: the name whose attribute was taken on this line (``db`` in ``db.execute``)."""
+    code = _code_of(line)
+    if code.endswith(":"):
+        code += " pass"
+    try:
+        tree = ast.parse("async def _():\n" + textwrap.indent(code, "    "))
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == attr
+            and isinstance(node.value, ast.Name)
+        ):
+            return node.value.id
+    return None
+
+
+def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
+    """Whether ``name`` is a parameter of the frame's function declared with Depends()."""
+    code = frame.f_code
+    if name is None or name not in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+        return False
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    arguments = func.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    defaults: dict[str, Optional[ast.expr]] = dict.fromkeys(a.arg for a in positional)
+    for arg, default in zip(
+        positional[len(positional) - len(arguments.defaults) :], arguments.defaults
+    ):
+        defaults[arg.arg] = default
+    for arg, kw_default in zip(arguments.kwonlyargs, arguments.kw_defaults):
+        defaults[arg.arg] = kw_default
+    declared: list[Optional[ast.expr]] = [
+        arg.annotation for arg in [*positional, *arguments.kwonlyargs] if arg.arg == name
+    ]
+    declared.append(defaults.get(name))
+    return any(
+        isinstance(node, ast.Call) and _called_name(node) in ("Depends", "Security")
+        for part in declared
+        if part is not None
+        for node in ast.walk(part)
+    )
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def render(protocol: str, expr: str, target: Optional[str]) -> str:
+    """The statement that uses ``expr`` with ``protocol``, binding ``target``."""
+    name = target or "session"
+    if protocol == k.ASYNC_WITH:
+        return f"async with {expr} as {name}:"
+    if protocol == k.WITH:
+        return f"with {expr} as {name}:"
+    if protocol == k.ASYNC_FOR:
+        return f"async for {name} in {expr}:"
+    if protocol == k.FOR:
+        return f"for {name} in {expr}:"
+    if protocol == k.AWAIT:
+        return f"{name} = await {expr}"
+    return f"{name} = {expr}"
+
+
+def _right_protocol(kind: str, used: str) -> str:
+    """The protocol to suggest for a provider of ``kind`` used with ``used``."""
+    if kind == k.COROUTINE:
+        return k.AWAIT
+    return k.SUPPORTED[kind][0]
+
+
+def _fix(
+    info: ProviderInfo, kind: str, used: str, line: str, owner: Optional[str], assigned: str
+) -> str:
+    """The user's line rewritten to the protocol ``kind`` speaks."""
+    expr, target = _pieces(line, short_name(info))
+    if used == k.ATTRIBUTE:
+        # `db.execute(...)`: rewrite the provider call that `db` came from.
+        expr, target = assigned, owner
+    elif used == k.REENTER:
+        expr = assigned
+    right = _right_protocol(kind, used)
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.ASYNC_FOR):
+        # A forgotten await: keep the user's protocol, add the await.
+        if used == k.ASYNC_WITH:
+            return render(k.ASYNC_WITH, f"await {expr}", target)
+        return render(k.AWAIT, expr, target)
+    return render(right, expr, target)
+
+
+def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
+    """The right statement for the provider call on ``site``'s line (PG204's fix)."""
+    line = linecache.getline(site.filename, site.lineno) if site is not None else ""
+    expr, target = _pieces(line, short_name(info))
+    right = _right_protocol(info.kind, k.CALL)
+    if info.kind == k.COROUTINE:
+        return render(k.AWAIT, expr, target)
+    return render(right, expr, target)
+
+
+def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
+    """The provider call last assigned to ``name`` in the frame's function, as written.
+
+    ``get_db()`` for ``db = get_db()`` a few lines above a misuse of ``db``. Read from
+    the function's source; only ever on the error path.
+    """
+    if name is None:
+        return None
+    code = frame.f_code
+    try:
+        lines, first = inspect.getsourcelines(code)
+    except (OSError, TypeError):
+        return None
+    source = textwrap.dedent("".join(lines))
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    found: Optional[str] = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(value, ast.Await):
+            value = value.value
+        if (
+            isinstance(target, ast.Name)
+            and target.id == name
+            and isinstance(value, ast.Call)
+            and max(first, 1) + node.lineno - 1 <= frame.f_lineno
+        ):
+            # The object came from the provider, so the call that made it is the
+            # provider's, whatever name it goes by here (an alias, a partial, p.get_db).
+            found = ast.get_source_segment(source, value)
+    return found
+
+
+def misuse(
+    info: ProviderInfo,
+    used: str,
+    *,
+    depth: int = 2,
+    attr: Optional[str] = None,
+    obj: object = None,
+    result_kind: Optional[str] = None,
+) -> ProtocolError:
+    """Build the ProtocolError for using what ``info`` returned with protocol ``used``.
+
+    ``result_kind`` is the kind of what the provider returned when it is not the
+    provider's own (a plain function returning a context manager, say). ``depth`` is
+    where the search for the user's frame starts; internal frames are skipped anyway.
+    """
+    kind = result_kind or info.kind
+    code = k.misuse_code(kind, used)
+    name = short_name(info)
+    call = f"{name}()"
+    frame = user_frame(depth)
+    call_site: Optional[CallSite] = None
+    line = ""
+    injected = False
+    owner: Optional[str] = None
+    assigned = f"{name}(...)"
+    if frame is not None:
+        call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
+        line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
+        if used == k.ATTRIBUTE and attr:
+            owner = _attribute_owner(line, attr)
+            injected = _injected_by_depends(frame, owner)
+        elif used == k.REENTER:
+            owner = _pieces(line, name)[0]
+        assigned = _assigned_call(frame, owner) or assigned
+        del frame
+    if used == k.REENTER:
+        used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
+        what = f"'{used}' a second time on the context manager {call} returned; it runs once"
+        fix = render(used, assigned, _pieces(line, name)[1])
+    else:
+        fix = _fix(info, kind, used, line, owner, assigned)
+    right = _right_protocol(kind, used)
+    if injected:
+        # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
+        # returns. The endpoint's line cannot be rewritten; the dependency can.
+        what = (
+            f"'.{attr}' on what Depends({name}) injected: the object {call} returned, "
+            f"which is {_RESULT[kind]}, not the session"
+        )
+        why = (
+            "FastAPI before 0.123.5 injects what a context-manager provider returns; "
+            "0.123.5 and later give the endpoint the session of a guarded provider."
+        )
+        fix = (
+            f"upgrade FastAPI to 0.123.5 or later, or give Depends() an async generator: "
+            f"async def {name}_dependency(): async with {name}() as session: yield session"
+        )
+    else:
+        if used == k.ATTRIBUTE:
+            what = f"'.{attr}' on the object {call} returned, which is {_RESULT[kind]}"
+        elif code != "PG107":
+            what = f"{_WHAT[used].format(call=call)}, which is {_RESULT[kind]}"
+        why = _WHY[code].format(
+            right=right if used != k.ATTRIBUTE else f"use '{right}' on {call}",
+            call=call,
+            side="an async" if k.is_async(kind) else "a sync",
+        )
+    parts = [f"[{code}] {what}"]
+    if call_site is not None:
+        parts.append(f"  at {call_site}")
+        if line:
+            parts.append(f"      {line.strip()}")
+    parts.append(f"  {definition_line(info)}")
+    parts.append(f"  {why}")
+    parts.append(f"  fix: {fix}")
+    parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
+    message = "\n".join(parts)
+    fields = {
+        "code": code,
+        "provider": info,
+        "used": used if used != k.ATTRIBUTE else f".{attr}",
+        # A plain function's result is used as it is, or with its own protocol.
+        "supported": k.SUPPORTED[kind] + ((k.CALL,) if info.kind == k.FUNCTION else ()),
+        "call_site": call_site,
+        "fix": fix,
+    }
+    if used == k.ATTRIBUTE:
+        return ProtocolAttributeError(message, name=attr or "", obj=obj, **fields)
+    return ProtocolError(message, **fields)  # type: ignore[arg-type]
