@@ -1,0 +1,354 @@
+"""Which of a FastAPI app's dependencies cannot give a session as written.
+
+``check_app`` walks every route's dependency tree (HTTP and websocket routes, included
+routers, mounted sub-applications, ``dependencies=[...]`` at every level, nested
+dependencies) and diagnoses each dependency's callable. It reports only what it has
+evidence for: a context-manager function that is not guarded (its kind is certain), or a
+coroutine/plain function whose return annotation says it returns a session's context
+manager or iterator. Nothing here calls a dependency.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, Optional
+
+import fastapi
+from fastapi import routing as fastapi_routing
+from starlette.routing import Mount
+
+from . import _kinds as k
+from ._config import OFF, current_mode
+from ._messages import DOCS_URL, definition_line, render
+from .exceptions import ProviderInfo
+
+PG103 = "PG103"
+
+#: The last FastAPI that injects what a dependency returns without unwrapping it first.
+_LAST_INJECTING_FASTAPI = (0, 123, 4)
+
+# Return annotations that are a session's context manager or transaction whatever their
+# type arguments, by the qualified name of a class in their MRO (SQLAlchemy is never
+# imported here).
+_SESSION_CONTEXT_TYPES = {
+    "sqlalchemy.ext.asyncio.session.AsyncSessionTransaction": True,
+    "sqlalchemy.ext.asyncio.session._AsyncSessionContextManager": True,
+    "sqlalchemy.orm.session.SessionTransaction": False,
+}
+# Generic return annotations that are evidence only with a session-like first type
+# argument: ``AbstractAsyncContextManager[AsyncSession]`` is, a bare
+# ``AbstractAsyncContextManager`` (a lock, say) is not. The value: whether it is async.
+_GENERIC_CONTEXT_TYPES = {
+    "contextlib.AbstractAsyncContextManager": True,
+    "contextlib.AbstractContextManager": False,
+}
+_GENERIC_ITERATOR_TYPES = {
+    "collections.abc.AsyncIterator": True,
+    "collections.abc.Iterator": False,
+}
+
+
+class DependencyProblem(NamedTuple):
+    """A dependency of one route that cannot give a session as written.
+
+    One record per route and parameter: a provider shared by many routes gives one record
+    for each route (and each parameter) that depends on it.
+    """
+
+    #: The route's full path, router prefixes included (``"/items/{item_id}"``).
+    path: str
+    #: The route's HTTP methods, sorted (``("GET",)``), or ``("websocket",)``.
+    methods: tuple[str, ...]
+    #: The parameter that receives the dependency: ``"db"``; ``"user.db"`` for the ``db``
+    #: parameter of the dependency behind ``user``; ``"dependencies[0]"`` for the first of
+    #: the route's parameterless dependencies (the app's, then the routers' from the
+    #: outermost in, then the route's own).
+    parameter: str
+    #: The dependency's callable: qualified name, kind and definition site.
+    provider: ProviderInfo
+    #: The misuse code, e.g. ``"PG103"``.
+    code: str
+    #: What goes wrong, in one sentence.
+    message: str
+    #: How to fix it.
+    fix: str
+
+    @property
+    def route(self) -> str:
+        """``"GET /items"``, ``"GET, POST /items"`` or ``"websocket /chat"``."""
+        return f"{', '.join(self.methods)} {self.path}".strip()
+
+    def __str__(self) -> str:
+        where = (
+            self.parameter
+            if self.parameter.startswith("dependencies[")
+            else f"parameter {self.parameter}"
+        )
+        return (
+            f"[{self.code}] {self.route}, {where}: {self.message}\n"
+            f"  {definition_line(self.provider)}\n"
+            f"  fix: {self.fix}\n"
+            f"  docs: {DOCS_URL}#{self.code.lower()}"
+        )
+
+
+class _Diagnosis(NamedTuple):
+    provider: ProviderInfo
+    code: str
+    message: str
+    fix: str
+
+
+def check_app(app: object) -> list[DependencyProblem]:
+    """Every dependency of ``app`` that cannot give a session as written."""
+    routes = getattr(app, "routes", None)
+    if routes is None:
+        raise TypeError(
+            "protoguard.fastapi.check_app() takes a FastAPI app or an APIRouter, not "
+            f"{k.describe(app)}."
+        )
+    problems: list[DependencyProblem] = []
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    # Keyed by id(); the calls stay alive in the app for the whole walk.
+    diagnoses: dict[int, Optional[_Diagnosis]] = {}
+    for path, methods, dependant in _routes(routes, ""):
+        for parameter, call in _dependencies(dependant, ()):
+            key = id(call)
+            if key not in diagnoses:
+                diagnoses[key] = _diagnose(call)
+            diagnosis = diagnoses[key]
+            # The same route reached twice (a router included twice at one prefix).
+            if diagnosis is None or (path, methods, parameter) in seen:
+                continue
+            seen.add((path, methods, parameter))
+            problems.append(DependencyProblem(path, methods, parameter, *diagnosis))
+    return problems
+
+
+# --- walking the app -------------------------------------------------------------------
+
+
+def _routes(routes: Sequence[Any], prefix: str) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    """(full path, methods, dependant) of every FastAPI route, mounted apps included."""
+    # Newer FastAPI keeps an included router as one lazy node and exposes its routes, as
+    # they are served, through iter_route_contexts(); older versions copy the routes into
+    # the including router, whose route list is then already flat.
+    iter_contexts = getattr(fastapi_routing, "iter_route_contexts", None)
+    pairs: Iterator[tuple[Any, Any]]
+    if iter_contexts is None:  # pragma: no cover - FastAPI without included-router nodes
+        pairs = ((route, route) for route in routes)
+    else:
+        pairs = ((ctx.original_route, ctx) for ctx in iter_contexts(routes))
+    for original, effective in pairs:
+        if isinstance(original, fastapi_routing.APIWebSocketRoute):
+            yield prefix + effective.path, ("websocket",), effective.dependant
+        elif isinstance(original, fastapi_routing.APIRoute):
+            methods = tuple(sorted(effective.methods or ()))
+            yield prefix + effective.path, methods, effective.dependant
+        elif isinstance(original, Mount):
+            yield from _routes(original.routes, prefix + effective.path)
+
+
+def _dependencies(dependant: Any, chain: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """(parameter, call) of every dependency beneath ``dependant``, depth first."""
+    position = 0
+    for sub in dependant.dependencies:
+        if sub.name is None:  # from dependencies=[...]: only a route has those
+            label = f"dependencies[{position}]"
+            position += 1
+        else:
+            label = sub.name
+        here = (*chain, label)
+        if sub.call is not None:
+            yield ".".join(here), sub.call
+        yield from _dependencies(sub, here)
+
+
+# --- diagnosing one dependency ---------------------------------------------------------
+
+
+def _guard_info(obj: object) -> Optional[ProviderInfo]:
+    """The ProviderInfo of a provider guarded by @protoguard.provider, else None."""
+    info = getattr(obj, "__protoguard_provider__", None)
+    if isinstance(info, ProviderInfo):
+        return info
+    # A guarded function bound to an instance is a wrapt proxy whose parent is guarded.
+    parent = getattr(obj, "_self_parent", None)
+    info = getattr(parent, "__protoguard_provider__", None)
+    return info if isinstance(info, ProviderInfo) else None
+
+
+def _diagnose(call: Any) -> Optional[_Diagnosis]:
+    """Why ``call`` cannot give a session through Depends(), or None if it can (or if
+    there is no evidence that it cannot)."""
+    obj = call
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    if isinstance(obj, type):
+        return None  # a class: Depends() instantiates it
+    if (
+        _guard_info(obj) is None
+        and not isinstance(obj, (types.FunctionType, types.MethodType))
+        and callable(obj)
+    ):
+        obj = obj.__call__  # a callable instance: FastAPI classifies its __call__
+    seen: set[int] = set()
+    while obj is not None and id(obj) not in seen:
+        seen.add(id(obj))
+        info = _guard_info(obj)
+        if info is not None:
+            # Guarding makes context-manager functions work with Depends(); it cannot
+            # turn a returned context manager into a session.
+            if info.kind in (k.COROUTINE, k.FUNCTION):
+                return _returns_wrong(obj, info)
+            if info.kind in (k.ASYNC_CM, k.SYNC_CM) and not _driven_as_generator(call):
+                return _guarded_but_injected(info)
+            return None
+        kind = k.classify(obj)
+        if kind in (k.ASYNC_CM, k.SYNC_CM):
+            return _context_manager_function(obj, kind)
+        if kind not in (k.COROUTINE, k.FUNCTION):
+            return None  # (async) generators, session makers, non-providers
+        name, filename, lineno = k.definition_site(obj)
+        diagnosis = _returns_wrong(obj, ProviderInfo(name, kind, filename, lineno))
+        if diagnosis is not None or kind == k.COROUTINE:
+            return diagnosis
+        # A plain function with __wrapped__ is a transparent wrapper (functools.wraps):
+        # what it returns is what the function beneath returns.
+        obj = getattr(obj, "__wrapped__", None)
+    return None
+
+
+def _short(info: ProviderInfo) -> str:
+    return info.name.rpartition("<locals>.")[2]
+
+
+def _fastapi_injects() -> bool:
+    """Whether the installed FastAPI injects what a context-manager function returns
+    (0.123.4 and earlier) rather than failing to iterate it."""
+    parts = re.findall(r"\d+", fastapi.__version__)[:3]
+    return tuple(int(part) for part in parts) <= _LAST_INJECTING_FASTAPI
+
+
+def _driven_as_generator(call: Any) -> bool:
+    """Whether FastAPI iterates what ``call`` returns rather than injecting it.
+
+    FastAPI 0.123.5 and later also look beneath ``__wrapped__``, so they iterate a guarded
+    context-manager provider; earlier ones look at the callable (or its ``__call__``) alone.
+    """
+    if not _fastapi_injects():
+        return True
+    return any(
+        inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target)
+        # As FastAPI does: a callable instance is classified by its __call__.
+        for target in (call, getattr(call, "__call__", None))  # noqa: B004
+    )
+
+
+def _generator_fix(name: str, is_async: bool) -> str:
+    if is_async:
+        return f"async def {name}(): {render(k.ASYNC_WITH, '...', 'session')} yield session"
+    return f"def {name}(): {render(k.WITH, '...', 'session')} yield session"
+
+
+def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
+    name, filename, lineno = k.definition_site(obj)
+    info = ProviderInfo(name, kind, filename, lineno)
+    short = _short(info)
+    is_async = kind == k.ASYNC_CM
+    decorator = "@asynccontextmanager" if is_async else "@contextmanager"
+    returned = "_AsyncGeneratorContextManager" if is_async else "_GeneratorContextManager"
+    if _fastapi_injects():
+        outcome = (
+            f"FastAPI calls {short}() and injects the {returned} it returns, so the "
+            "endpoint's first use of it as a session fails with AttributeError."
+        )
+    else:
+        outcome = (
+            f"FastAPI calls {short}() and then fails to iterate the {returned} it returns, "
+            "before the endpoint runs."
+        )
+    message = f"{short} is an unguarded {decorator} function: {outcome}"
+    if current_mode() == OFF:
+        message += (
+            " protoguard's mode is 'off', in which @protoguard.provider leaves providers unguarded."
+        )
+    gen = "an async generator" if is_async else "a generator"
+    fix = (
+        f"decorate {short} with @protoguard.provider (above {decorator}), or make it "
+        f"{gen}: {_generator_fix(short, is_async)}"
+    )
+    return _Diagnosis(info, PG103, message, fix)
+
+
+def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
+    short = _short(info)
+    is_async = info.kind == k.ASYNC_CM
+    gen = "an async generator" if is_async else "a generator"
+    message = (
+        f"{short} is a guarded {info.kind}, but FastAPI {fastapi.__version__} does not look "
+        f"beneath @protoguard.provider: Depends() calls {short}() and injects the context "
+        "manager it returns, so the endpoint's first use of it as a session raises PG103."
+    )
+    fix = (
+        f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}: "
+        f"{_generator_fix(short, is_async)}"
+    )
+    return _Diagnosis(info, PG103, message, fix)
+
+
+def _returns_wrong(obj: Any, info: ProviderInfo) -> Optional[_Diagnosis]:
+    """PG103 if ``obj``'s return annotation is a session's context manager or iterator."""
+    try:
+        annotation = typing.get_type_hints(obj).get("return")
+    except Exception:  # names that do not resolve: no evidence
+        return None
+    found = _wrong_return_type(annotation)
+    if found is None:
+        return None
+    what, is_async, shown = found
+    short = _short(info)
+    does = "awaits it" if info.kind == k.COROUTINE else "calls it"
+    message = (
+        f"{short} is a {info.kind} that returns {_article(what)} {what} ({shown}): "
+        f"Depends() {does} and injects the {what}, not a session."
+    )
+    gen = "an async generator" if is_async else "a generator"
+    fix = f"make {short} {gen} that yields the session: {_generator_fix(short, is_async)}"
+    return _Diagnosis(info, PG103, message, fix)
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def _qualified_mro(tp: type) -> list[str]:
+    return [f"{base.__module__}.{base.__qualname__}" for base in getattr(tp, "__mro__", ())]
+
+
+def _wrong_return_type(annotation: Any) -> Optional[tuple[str, bool, str]]:
+    """(what it is, whether async, its readable name), or None if it may be a session."""
+    origin = typing.get_origin(annotation) or annotation
+    if not isinstance(origin, type):
+        return None  # Union, Optional, Any, a string that did not resolve
+    mro = _qualified_mro(origin)
+    for qualified, is_async in _SESSION_CONTEXT_TYPES.items():
+        if qualified in mro:
+            return "context manager", is_async, origin.__qualname__
+    args = typing.get_args(annotation)
+    session = args[0] if args else None
+    if not (isinstance(session, type) and callable(getattr(session, "execute", None))):
+        return None
+    shown = f"{origin.__qualname__} of {session.__qualname__}"
+    for qualified, is_async in _GENERIC_CONTEXT_TYPES.items():
+        if qualified in mro:
+            return "context manager", is_async, shown
+    for qualified, is_async in _GENERIC_ITERATOR_TYPES.items():
+        if qualified in mro:
+            return "iterator", is_async, shown
+    return None

@@ -1,0 +1,153 @@
+"""Strict-mode findings: count every one, then raise, warn or log it.
+
+A finding is a ProtocolError that strict mode made (PG2xx). Whatever the action, it is
+counted in a process-wide table keyed by (code, call site), which
+``protoguard.findings()`` returns, so a service can watch them without raising and a
+test can assert there are none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import os
+import sys
+import threading
+import warnings
+from typing import Any, Optional
+
+from .exceptions import CallSite, ConfigurationError, ProtocolError, ProtocolWarning
+
+RAISE = "raise"
+WARN = "warn"
+LOG = "log"
+ACTIONS = (RAISE, WARN, LOG)
+ENV_ACTION = "PROTOGUARD_ACTION"
+
+logger = logging.getLogger("protoguard")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One kind of strict-mode finding at one place, and how often it happened."""
+
+    #: The code, e.g. ``"PG201"``.
+    code: str
+    #: The user's file and line the finding names (``None`` if none could be found).
+    call_site: Optional[CallSite]
+    #: How many times it happened.
+    count: int
+    #: The message of its first occurrence.
+    message: str
+
+
+def check_action(value: object, where: str) -> str:
+    """Return ``value`` as an action, or raise one clear error naming the accepted ones."""
+    if isinstance(value, str) and value.strip().lower() in ACTIONS:
+        return value.strip().lower()
+    shown = repr(value[:20]) if isinstance(value, str) else f"a {type(value).__name__}"
+    raise ConfigurationError(
+        f"{where}: {shown} is not a protoguard action; use one of: {', '.join(ACTIONS)}."
+    )
+
+
+def _action_from_environment() -> str:
+    raw = os.environ.get(ENV_ACTION)
+    if raw is None or raw.strip() == "":
+        return RAISE
+    return check_action(raw, f"the environment variable {ENV_ACTION}")
+
+
+class _Table:
+    """The counted findings. A lock, because threads report too."""
+
+    def __init__(self) -> None:
+        self.action = _action_from_environment()
+        self.lock = threading.Lock()
+        self.entries: dict[tuple[str, Optional[CallSite]], Finding] = {}
+
+    def count(self, error: ProtocolError) -> None:
+        key = (error.code, error.call_site)
+        with self.lock:
+            seen = self.entries.get(key)
+            if seen is None:
+                self.entries[key] = Finding(error.code, error.call_site, 1, str(error))
+            else:
+                self.entries[key] = dataclasses.replace(seen, count=seen.count + 1)
+
+
+table = _Table()
+
+
+def findings() -> list[Finding]:
+    """Every strict-mode finding so far, one entry per (code, call site), oldest first."""
+    with table.lock:
+        return list(table.entries.values())
+
+
+def clear_findings() -> None:
+    """Forget every finding (tests call this between cases)."""
+    with table.lock:
+        table.entries.clear()
+
+
+def _hook_args_type() -> Any:
+    """``sys.UnraisableHookArgs``, which Python does not export: catch one to learn it."""
+    captured: list[Any] = []
+
+    class _Probe:
+        def __del__(self) -> None:
+            raise RuntimeError("protoguard probing sys.unraisablehook's argument type")
+
+    previous = sys.unraisablehook
+    sys.unraisablehook = captured.append
+    try:
+        _Probe()
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    return type(captured[0]) if captured else None
+
+
+_HOOK_ARGS: Any = None
+
+
+def _unraisable(error: ProtocolError) -> None:
+    """Hand ``error`` to ``sys.unraisablehook``, as Python does for errors in ``__del__``."""
+    global _HOOK_ARGS
+    if _HOOK_ARGS is None:
+        _HOOK_ARGS = _hook_args_type() or False
+    if _HOOK_ARGS:
+        message = f"protoguard strict-mode finding {error.code}, made at garbage collection"
+        sys.unraisablehook(_HOOK_ARGS((type(error), error, error.__traceback__, message, None)))
+        return
+
+    class _Reporter:  # pragma: no cover - only if the probe above found nothing
+        def __del__(self) -> None:
+            raise error
+
+    _Reporter()
+
+
+def report(error: ProtocolError, *, can_raise: bool) -> None:
+    """Count ``error``, then act on it as configured.
+
+    ``can_raise`` is False where there is no user call to raise into (a garbage
+    collector callback, a task's done callback): ``raise`` then goes to
+    ``sys.unraisablehook``, as Python does with exceptions in ``__del__``.
+    """
+    table.count(error)
+    action = table.action
+    if action == RAISE:
+        if can_raise:
+            raise error
+        _unraisable(error)
+    elif action == WARN:
+        site = error.call_site
+        if site is None:
+            warnings.warn(str(error), ProtocolWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(str(error), ProtocolWarning, site.filename, site.lineno)
+    else:
+        logger.warning("%s", error)

@@ -1,0 +1,888 @@
+"""Strict mode: lifecycle and isolation checks (PG201-PG206).
+
+Strict mode uses subclasses of the mode-``on`` result classes. They do what those do,
+and also record where a provider was called and iterated, watch the session the
+provider hands out, and report through ``_findings.report``:
+
+* PG201 an async generator provider left early, so its cleanup did not run;
+* PG202 one session used by two tasks at once;
+* PG203 a session used after its provider's scope exited;
+* PG204 a provider called and its result never entered or iterated;
+* PG205 a provider that yields zero times, more than once, or the wrong type;
+* PG206 a session opened in one task and used from another.
+
+All state is per object and held weakly where it points at tasks or other objects,
+so nothing here keeps a session, a task or a generator alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import linecache
+import sys
+import typing
+import weakref
+from contextvars import ContextVar, Token
+from types import FrameType
+from typing import Any, NoReturn, Optional
+
+from . import _kinds as k
+from ._findings import report
+from ._messages import DOCS_URL, definition_line, right_use, short_name, user_frame
+from ._proxies import (
+    AsyncGeneratorProxy,
+    CoroutineProxy,
+    GeneratorProxy,
+    GuardedAsyncContextManager,
+    GuardedContextManager,
+    SessionProxy,
+    _BaseProxy,
+)
+from .exceptions import CallSite, ProtocolError, ProviderInfo, ProviderRuntimeError
+
+# --- small helpers -----------------------------------------------------------------------
+
+
+def _site(frame: Optional[FrameType]) -> Optional[CallSite]:
+    if frame is None:
+        return None
+    return CallSite(frame.f_code.co_filename, frame.f_lineno)
+
+
+def caller_site() -> Optional[CallSite]:
+    """The user's file and line; only strict mode calls this on a correct path."""
+    return _site(user_frame(2))
+
+
+def _current_task() -> Optional[asyncio.Task[Any]]:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        return None
+
+
+def _task_name(task: Optional[asyncio.Task[Any]]) -> str:
+    return "no task" if task is None else f"task {task.get_name()!r}"
+
+
+def _line(site: Optional[CallSite]) -> str:
+    return "" if site is None else linecache.getline(site.filename, site.lineno).strip()
+
+
+_WHAT = {
+    "PG201": "an async generator provider was left before it finished",
+    "PG202": "one session used by two tasks at once",
+    "PG203": "a session used after its provider's scope exited",
+    "PG204": "a provider was called and its result never used",
+    "PG205": "a provider broke its own protocol",
+    "PG206": "a session used from a task other than the one that opened it",
+}
+
+
+def finding(
+    code: str,
+    info: ProviderInfo,
+    site: Optional[CallSite],
+    detail: str,
+    fix: str,
+    *,
+    error_class: type = ProtocolError,
+) -> ProtocolError:
+    """Build the ProtocolError for a strict-mode finding (PG2xx)."""
+    name = short_name(info)
+    parts = [f"[{code}] {_WHAT[code]}: {name}()"]
+    if site is not None:
+        parts.append(f"  at {site}")
+        source = _line(site)
+        if source:
+            parts.append(f"      {source}")
+    parts.append(f"  {definition_line(info)}")
+    parts.append(f"  {detail}")
+    parts.append(f"  fix: {fix}")
+    parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
+    error: ProtocolError = error_class(
+        "\n".join(parts),
+        code=code,
+        provider=info,
+        used=code,
+        supported=k.SUPPORTED.get(info.kind, ()),
+        call_site=site,
+        fix=fix,
+    )
+    return error
+
+
+# --- PG205: what a provider yields ---------------------------------------------------------
+
+
+def declared_type(obj: Any, yields: Optional[type]) -> Optional[type]:
+    """The session type a provider declares: ``yields=``, else its return annotation."""
+    if yields is not None:
+        return yields
+    func = k._innermost(obj)
+    func = inspect.unwrap(func) if inspect.isfunction(func) else func
+    try:
+        hint = typing.get_type_hints(func).get("return")
+    except Exception:  # annotations that do not resolve at run time: no check
+        return None
+    if hint is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is not None and args:
+        name = getattr(origin, "__name__", "")
+        if name in {
+            "AsyncIterator",
+            "AsyncGenerator",
+            "AsyncIterable",
+            "Iterator",
+            "Generator",
+            "Iterable",
+            "AbstractAsyncContextManager",
+            "AbstractContextManager",
+            "AsyncContextManager",
+            "ContextManager",
+        }:
+            hint = args[0]
+    if not isinstance(hint, type) or hint is object or hint is typing.Any:
+        return None  # (typing.Any is a class from Python 3.11 on)
+    return hint
+
+
+def yield_site(gen: Any) -> Optional[CallSite]:
+    """Where a suspended (async) generator is: the line of the ``yield`` it paused at."""
+    frame = getattr(gen, "ag_frame", None) or getattr(gen, "gi_frame", None)
+    return _site(frame)
+
+
+def check_type(
+    info: ProviderInfo, expected: Optional[type], value: Any, where: Optional[CallSite]
+) -> None:
+    """PG205 if the provider handed out something that is not ``expected``."""
+    try:
+        if expected is None or isinstance(value, expected):
+            return
+    except TypeError:  # a class that refuses isinstance(): nothing to check
+        return
+    report(
+        finding(
+            "PG205",
+            info,
+            where or _site_of_definition(info),
+            f"It declares that it yields {expected.__qualname__} but handed out "
+            f"{k.describe(value)}.",
+            f"hand out an instance of {expected.__qualname__} (or correct the annotation "
+            f"or yields=)",
+            error_class=ProviderRuntimeError,
+        ),
+        can_raise=True,
+    )
+
+
+def broke_protocol(info: ProviderInfo, where: Optional[CallSite], twice: bool) -> ProtocolError:
+    """PG205 for a provider that yielded twice (``twice``) or never."""
+    if twice:
+        return finding(
+            "PG205",
+            info,
+            where or _site_of_definition(info),
+            "It yielded a second time; a provider must yield exactly once.",
+            "remove the second 'yield' (loop over sessions outside the provider)",
+            error_class=ProviderRuntimeError,
+        )
+    return finding(
+        "PG205",
+        info,
+        where,
+        "It finished without yielding a session.",
+        "make every path of the provider reach its 'yield'",
+        error_class=ProviderRuntimeError,
+    )
+
+
+def report_broken(error: ProtocolError, original: BaseException) -> NoReturn:
+    """Count and act on a PG205; then, if the action let it pass, raise what Python
+    would have raised (contextlib's RuntimeError): there is no session to go on with."""
+    try:
+        report(error, can_raise=True)
+    except ProtocolError as raised:
+        raise raised from original
+    raise original
+
+
+def _site_of_definition(info: ProviderInfo) -> Optional[CallSite]:
+    if info.filename is None or info.lineno is None:
+        return None
+    return CallSite(info.filename, info.lineno)
+
+
+# --- the watched session -----------------------------------------------------------------
+
+
+# The sessions whose scope the current context is inside. A task copies its creator's
+# context, so tasks started inside a provider's block (asyncio.gather in an endpoint)
+# are inside the scope too; another request's task is not. That is PG206's test.
+_scopes: ContextVar[tuple[object, ...]] = ContextVar("protoguard_scopes", default=())
+
+
+class SessionState:
+    """What strict mode knows about one session a provider handed out."""
+
+    __slots__ = (
+        "__weakref__",
+        "busy",
+        "depth",
+        "info",
+        "open",
+        "opened_at",
+        "owner",
+        "token",
+        "waiters",
+    )
+
+    def __init__(self, info: ProviderInfo, opened_at: Optional[CallSite]) -> None:
+        self.info = info
+        self.opened_at = opened_at
+        self.open = True
+        self.owner: Optional[weakref.ref[asyncio.Task[Any]]] = None
+        self.token: Optional[Token[tuple[object, ...]]] = None
+        self.busy: Optional[weakref.ref[asyncio.Task[Any]]] = None
+        self.waiters: Optional[list[asyncio.Future[None]]] = None  # PG202: for busy to end
+        self.depth = 0
+
+    def enter_scope(self) -> None:
+        """The provider's block begins here, in the current task and context."""
+        task = _current_task()
+        if task is not None:
+            self.owner = weakref.ref(task)
+            self.token = _scopes.set((*_scopes.get(), self))
+
+    def exit_scope(self) -> None:
+        """The provider's block has ended: later uses are PG203."""
+        self.open = False
+        token, self.token = self.token, None
+        if token is not None:
+            # ValueError: left in another context (FastAPI's cleanup, say).
+            with contextlib.suppress(ValueError):
+                _scopes.reset(token)
+
+
+# Closing a session is the remedy for using it out of scope, never a misuse itself.
+_ALWAYS_ALLOWED = frozenset({"close"})
+
+
+def _check_use(state: SessionState, name: str, site: Optional[CallSite]) -> None:
+    """PG203 and PG206 at a use of the session."""
+    if name in _ALWAYS_ALLOWED:
+        return
+    info = state.info
+    if not state.open:
+        report(
+            finding(
+                "PG203",
+                info,
+                site,
+                f"'.{name}' on a session whose provider already closed it (the block "
+                f"opened at {state.opened_at or 'an unknown place'} has exited); the "
+                f"session quietly checks out a new connection outside the provider.",
+                "use the session only inside the 'async with'/'async for' block that gave it",
+            ),
+            can_raise=True,
+        )
+        return
+    if state.owner is None or state in _scopes.get():
+        return
+    task = _current_task()
+    if task is None:
+        return
+    owner = state.owner()
+    report(
+        finding(
+            "PG206",
+            info,
+            site,
+            f"'.{name}' from {_task_name(task)}, but the session was opened in "
+            f"{_task_name(owner)} at {state.opened_at or 'an unknown place'} and this task "
+            f"was not started inside that block: a session escaping its request can leak "
+            f"one user's data into another's.",
+            "open a session in the task that uses it (one provider call per task)",
+        ),
+        can_raise=True,
+    )
+
+
+def _async_method(state: SessionState, name: str, method: Any, site: Optional[CallSite]) -> Any:
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        _check_use(state, name, site)
+        task = _current_task()
+        if task is None:
+            state.depth += 1
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                state.depth -= 1
+        busy = state.busy() if state.busy is not None else None
+        if busy is not None and busy is not task:
+            # Another task is inside a call on this session. Wait for it to finish
+            # first, so that whatever the action, the two calls do not overlap and the
+            # session's own state stays sound; then report.
+            await _wait_idle(state)
+            report(
+                finding(
+                    "PG202",
+                    state.info,
+                    site,
+                    f"'.{name}' from {_task_name(task)} while {_task_name(busy)} was "
+                    f"still inside a call on the same session; a session is not safe for "
+                    f"concurrent use, and SQLAlchemy does not always notice. protoguard "
+                    f"let the first call finish before this one.",
+                    "give each task its own session (one provider call per task), or "
+                    "await the calls one after the other",
+                ),
+                can_raise=True,
+            )
+        if state.depth == 0:
+            state.busy = weakref.ref(task)
+        state.depth += 1
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            state.depth -= 1
+            if state.depth == 0:
+                state.busy = None
+                waiters, state.waiters = state.waiters, None
+                for waiter in waiters or ():
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+async def _wait_idle(state: SessionState) -> None:
+    """Until no other task is inside a call on the session (PG202's serialisation)."""
+    while state.busy is not None:
+        waiter = asyncio.get_running_loop().create_future()
+        if state.waiters is None:
+            state.waiters = []
+        state.waiters.append(waiter)
+        await asyncio.shield(waiter)
+
+
+def _sync_method(state: SessionState, name: str, method: Any, site: Optional[CallSite]) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        _check_use(state, name, site)
+        # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
+        state.depth += 1
+        try:
+            return method(*args, **kwargs)
+        finally:
+            state.depth -= 1
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def _is_session(value: object) -> bool:
+    return callable(getattr(type(value), "execute", None))
+
+
+def watch(value: Any, info: ProviderInfo, opened_at: Optional[CallSite]) -> Any:
+    """The session a provider handed out, watched; anything else as it is."""
+    if not _is_session(value) or isinstance(value, WatchedSession):
+        return value
+    state = SessionState(info, opened_at)
+    state.enter_scope()
+    if "sqlalchemy.orm" in sys.modules and _is_sqlalchemy_session(value):
+        from . import sqlalchemy as sqlalchemy_events
+
+        sqlalchemy_events.register(value, state)
+    return WatchedSession(value, state)
+
+
+def _is_sqlalchemy_session(value: object) -> bool:
+    orm = sys.modules.get("sqlalchemy.orm")
+    if orm is not None and isinstance(value, orm.Session):
+        return True
+    asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
+    return asyncio_ext is not None and isinstance(value, asyncio_ext.AsyncSession)
+
+
+def _outside_sqlalchemy() -> Optional[CallSite]:
+    """The innermost user frame that is neither protoguard's nor SQLAlchemy's."""
+    frame = user_frame(2)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        ("sqlalchemy.", "greenlet")
+    ):
+        frame = frame.f_back
+    return _site(frame)
+
+
+def report_connection_after_scope(state: SessionState) -> None:
+    """PG203 from SQLAlchemy's after_begin: the session took a new connection after
+    its provider's scope exited, by a path that did not call the session (a lazy load)."""
+    report(
+        finding(
+            "PG203",
+            state.info,
+            _outside_sqlalchemy(),
+            f"The session checked out a new connection after its provider's block "
+            f"(opened at {state.opened_at or 'an unknown place'}) exited: an object it "
+            f"loaded was used (a lazy-loaded attribute, say), outside the provider's "
+            f"control.",
+            "load what you need inside the block (selectinload/joinedload, or read the "
+            "attributes there), or expunge the objects before the block ends",
+        ),
+        can_raise=False,
+    )
+
+
+def close_scope(session: Any) -> None:
+    """The provider's scope for ``session`` has exited: later uses are PG203."""
+    if isinstance(session, WatchedSession):
+        session._self_state.exit_scope()
+
+
+# (session type, method name) -> whether the method is a coroutine function.
+_IS_ASYNC: dict[tuple[type, str], bool] = {}
+
+
+class WatchedSession(_BaseProxy):  # type: ignore[misc]
+    """A session in strict mode: each method call is checked for PG202/PG203/PG206."""
+
+    def __init__(self, wrapped: Any, state: SessionState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+
+    def __getattr__(self, name: str) -> Any:
+        wrapped = self.__wrapped__
+        value = getattr(wrapped, name)
+        if name.startswith("_") or not callable(value) or inspect.isclass(value):
+            return value
+        site = _site(user_frame(2))
+        key = (type(wrapped), name)
+        is_async = _IS_ASYNC.get(key)
+        if is_async is None:
+            is_async = _IS_ASYNC[key] = inspect.iscoroutinefunction(value)
+        if is_async:
+            return _async_method(self._self_state, name, value, site)
+        return _sync_method(self._self_state, name, value, site)
+
+    # `async with session:` on a watched AsyncSession keeps handing out the watched one.
+    async def __aenter__(self) -> Any:
+        await type(self.__wrapped__).__aenter__(self.__wrapped__)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await type(self.__wrapped__).__aexit__(self.__wrapped__, *exc_info)
+        finally:
+            self._self_state.exit_scope()
+
+    def __enter__(self) -> Any:
+        type(self.__wrapped__).__enter__(self.__wrapped__)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return type(self.__wrapped__).__exit__(self.__wrapped__, *exc_info)
+        finally:
+            self._self_state.exit_scope()
+
+    def __iter__(self) -> Any:
+        return iter(self.__wrapped__)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(f"cannot pickle a watched {type(self.__wrapped__).__name__}")
+
+
+# --- PG204: called and never used --------------------------------------------------------
+
+
+def _never_used(info: ProviderInfo, site: Optional[CallSite], what: str) -> None:
+    report(
+        finding(
+            "PG204",
+            info,
+            site,
+            f"The {what} it returned here was garbage-collected without being "
+            f"{'awaited' if info.kind == k.COROUTINE else 'entered or iterated'}; "
+            f"whatever it was meant to do did not happen.",
+            right_use(info, site),
+        ),
+        can_raise=False,
+    )
+
+
+# --- strict context managers ---------------------------------------------------------------
+
+
+class _StrictCM:
+    """Strict-mode state shared by both context-manager classes (a mixin)."""
+
+    _self_provider: ProviderInfo
+    _pg_expected: Optional[type] = None
+    _pg_site: Optional[CallSite] = None
+    _pg_session: Any = None
+
+    def _pg_after_enter(self, value: Any) -> Any:
+        gen = self.gen  # type: ignore[attr-defined]
+        check_type(self._self_provider, self._pg_expected, value, yield_site(gen))
+        self._pg_session = watch(value, self._self_provider, self._pg_site)
+        return self._pg_session
+
+    def _pg_enter_error(self, exc: RuntimeError) -> NoReturn:
+        if str(exc) == "generator didn't yield":
+            report_broken(broke_protocol(self._self_provider, self._pg_site, twice=False), exc)
+        raise exc
+
+    def __del__(self) -> None:
+        if "func" in self.__dict__ and not self.__dict__.get("_self_pg_reported"):
+            _never_used(self._self_provider, self._pg_site, "context manager")
+
+
+class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
+    """An ``@asynccontextmanager`` result in strict mode."""
+
+    def __init__(self, func: Any, args: Any, kwds: Any) -> None:
+        super().__init__(func, args, kwds)
+        self._pg_site = caller_site()
+
+    async def __aenter__(self) -> Any:
+        try:
+            value = await GuardedAsyncContextManager.__aenter__(self)
+        except RuntimeError as exc:
+            self._pg_enter_error(exc)
+        return self._pg_after_enter(value)
+
+    async def __aexit__(self, typ: Any, value: Any, tb: Any) -> Any:
+        try:
+            if typ is None:
+                # contextlib's normal exit, but with the second yield's line in hand
+                # before the generator is closed (contextlib closes it first on 3.10+).
+                try:
+                    await self.gen.__anext__()
+                except StopAsyncIteration:
+                    return False
+                where = yield_site(self.gen)
+                try:
+                    report_broken(
+                        broke_protocol(self._self_provider, where, twice=True),
+                        RuntimeError("generator didn't stop"),
+                    )
+                finally:
+                    await self.gen.aclose()
+            return await GuardedAsyncContextManager.__aexit__(self, typ, value, tb)
+        finally:
+            close_scope(self._pg_session)
+
+
+class StrictContextManager(_StrictCM, GuardedContextManager):
+    """A ``@contextmanager`` result in strict mode."""
+
+    def __init__(self, func: Any, args: Any, kwds: Any) -> None:
+        super().__init__(func, args, kwds)
+        self._pg_site = caller_site()
+
+    def __enter__(self) -> Any:
+        try:
+            value = GuardedContextManager.__enter__(self)
+        except RuntimeError as exc:
+            self._pg_enter_error(exc)
+        return self._pg_after_enter(value)
+
+    def __exit__(self, typ: Any, value: Any, tb: Any) -> Any:
+        try:
+            if typ is None:  # as in StrictAsyncContextManager.__aexit__
+                try:
+                    next(self.gen)
+                except StopIteration:
+                    return False
+                where = yield_site(self.gen)
+                try:
+                    report_broken(
+                        broke_protocol(self._self_provider, where, twice=True),
+                        RuntimeError("generator didn't stop"),
+                    )
+                finally:
+                    self.gen.close()
+            return GuardedContextManager.__exit__(self, typ, value, tb)
+        finally:
+            close_scope(self._pg_session)
+
+
+# --- strict generators -------------------------------------------------------------------
+
+
+class GeneratorState:
+    """Strict-mode state of one generator provider's result."""
+
+    __slots__ = (
+        "called_at",
+        "done",
+        "iterated_at",
+        "on_task_end",
+        "reported",
+        "sessions",
+        "started",
+        "task",
+    )
+
+    def __init__(self, called_at: Optional[CallSite]) -> None:
+        self.called_at = called_at
+        self.iterated_at: Optional[CallSite] = None
+        self.started = False
+        self.done = False
+        self.reported = False
+        self.sessions: list[Any] = []
+        # The task whose end is PG201's deadline, and the callback it would run.
+        self.task: Optional[weakref.ref[asyncio.Task[Any]]] = None
+        self.on_task_end: Any = None
+
+    def watch_task(self, task: asyncio.Task[Any], callback: Any) -> None:
+        self.task, self.on_task_end = weakref.ref(task), callback
+        task.add_done_callback(callback)
+
+    def finish(self) -> None:
+        self.done = True
+        for session in self.sessions:
+            close_scope(session)
+        self.sessions.clear()
+        # A long-lived task (a websocket handler) iterates many generators: take our
+        # callback off it again, or the task's callback list grows with every loop.
+        task = self.task() if self.task is not None else None
+        if task is not None:
+            task.remove_done_callback(self.on_task_end)
+        self.task = self.on_task_end = None
+
+
+def _left_early(info: ProviderInfo, state: GeneratorState) -> ProtocolError:
+    return finding(
+        "PG201",
+        info,
+        state.iterated_at,
+        "The loop was left (return/break/exception) before the generator finished, so "
+        "the provider's code after 'yield' (commit, close, returning the connection to "
+        "the pool) did not run when it should have; protoguard has scheduled the generator's "
+        "close on the event loop.",
+        f"decorate {short_name(info)} with @asynccontextmanager and use 'async with "
+        f"{short_name(info)}() as session:', or let the loop run to its end",
+    )
+
+
+def _close_later(gen: Any) -> None:
+    """Close an abandoned async generator on the running loop, if there is one."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop here: asyncio's own async-generator finaliser will close it
+    task = loop.create_task(gen.aclose())
+    _closing.add(task)  # the loop keeps only a weak reference to its tasks
+    task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[Any]] = set()
+
+
+def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
+    proxy = proxy_ref()
+    if proxy is None:
+        return
+    state: GeneratorState = proxy._self_state
+    if state.done or state.reported:
+        return
+    state.reported = True
+    report(_left_early(proxy._self_provider, state), can_raise=False)
+    _close_later(proxy.__wrapped__)
+
+
+class StrictAsyncGeneratorProxy(AsyncGeneratorProxy):
+    """An async generator provider's result in strict mode."""
+
+    _self_expected: Optional[type] = None
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_state = GeneratorState(caller_site())
+
+    def __aiter__(self) -> Any:
+        state = self._self_state
+        state.iterated_at = caller_site()
+        state.started = True
+        task = _current_task()
+        if task is not None and state.task is None:
+            state.watch_task(task, functools.partial(_task_ended, weakref.ref(self)))
+        return self
+
+    async def __anext__(self) -> Any:
+        state = self._self_state
+        state.started = True
+        try:
+            value = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            state.finish()
+            raise
+        except BaseException:
+            state.finish()
+            raise
+        if state.sessions:
+            where = yield_site(self.__wrapped__)
+            state.finish()
+            state.reported = True
+            _close_later(self.__wrapped__)
+            report(broke_protocol(self._self_provider, where, twice=True), can_raise=True)
+            raise RuntimeError("generator didn't stop")
+        try:
+            check_type(
+                self._self_provider, self._self_expected, value, yield_site(self.__wrapped__)
+            )
+        except ProtocolError:
+            state.reported = True  # PG205 said it all; no PG201 for the same generator
+            _close_later(self.__wrapped__)
+            raise
+        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
+        state.sessions.append(session)
+        return session
+
+    async def athrow(self, *args: Any) -> Any:
+        try:
+            return await self.__wrapped__.athrow(*args)
+        except BaseException:
+            self._self_state.finish()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._self_state.finish()
+
+    def __del__(self) -> None:
+        state = self._self_state
+        if getattr(self, "_self_pg_reported", False):
+            return  # a PG1xx misuse was already raised for it
+        if not state.started:
+            _never_used(self._self_provider, state.called_at, "async generator")
+        elif not state.done and not state.reported and state.iterated_at is not None:
+            state.reported = True
+            report(_left_early(self._self_provider, state), can_raise=False)
+            _close_later(self.__wrapped__)
+
+
+class StrictGeneratorProxy(GeneratorProxy):
+    """A generator provider's result in strict mode."""
+
+    _self_expected: Optional[type] = None
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_state = GeneratorState(caller_site())
+
+    def __iter__(self) -> Any:
+        self._self_state.iterated_at = caller_site()
+        self._self_state.started = True
+        return self
+
+    def __next__(self) -> Any:
+        state = self._self_state
+        state.started = True
+        try:
+            value = next(self.__wrapped__)
+        except BaseException:
+            state.finish()
+            raise
+        check_type(self._self_provider, self._self_expected, value, yield_site(self.__wrapped__))
+        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
+        state.sessions.append(session)
+        return session
+
+    def throw(self, *args: Any) -> Any:
+        try:
+            return self.__wrapped__.throw(*args)
+        except BaseException:
+            self._self_state.finish()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_state.finish()
+
+    def __del__(self) -> None:
+        if not self._self_state.started and not getattr(self, "_self_pg_reported", False):
+            _never_used(self._self_provider, self._self_state.called_at, "generator")
+
+
+class StrictCoroutineProxy(CoroutineProxy):
+    """A coroutine provider's result in strict mode: the session it returns is watched."""
+
+    _self_expected: Optional[type] = None
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_site = caller_site()
+
+    def __await__(self) -> Any:
+        value = yield from self.__wrapped__.__await__()
+        check_type(self._self_provider, self._self_expected, value, None)
+        return watch(value, self._self_provider, self._self_site)
+
+
+class StrictSessionProxy(SessionProxy):
+    """A session from a guarded session maker (or plain function) in strict mode."""
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_state = SessionState(self._self_provider, caller_site())
+
+    __getattr__ = WatchedSession.__getattr__
+
+    async def __aenter__(self) -> Any:
+        await SessionProxy.__aenter__(self)
+        self._self_state.enter_scope()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await SessionProxy.__aexit__(self, *exc_info)
+        finally:
+            self._self_state.exit_scope()
+
+    def __enter__(self) -> Any:
+        SessionProxy.__enter__(self)
+        self._self_state.enter_scope()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return SessionProxy.__exit__(self, *exc_info)
+        finally:
+            self._self_state.exit_scope()
+
+
+STRICT_BASE: dict[type, type] = {
+    GuardedAsyncContextManager: StrictAsyncContextManager,
+    GuardedContextManager: StrictContextManager,
+    AsyncGeneratorProxy: StrictAsyncGeneratorProxy,
+    GeneratorProxy: StrictGeneratorProxy,
+    CoroutineProxy: StrictCoroutineProxy,
+    SessionProxy: StrictSessionProxy,
+}
+
+
+def strict_class(result_class: type, expected: Optional[type]) -> type:
+    """The strict-mode twin of a provider's (specialised) result class."""
+    strict_base = STRICT_BASE[result_class.__mro__[1]]
+    attrs: dict[str, Any] = {
+        "_self_provider": result_class._self_provider,  # type: ignore[attr-defined]
+        "__module__": strict_base.__module__,
+    }
+    if expected is not None:
+        attrs["_pg_expected" if issubclass(strict_base, _StrictCM) else "_self_expected"] = expected
+    if issubclass(strict_base, _StrictCM):
+        attrs["__doc__"] = result_class.__doc__  # contextlib's, as in mode "on"
+    return type(strict_base)(strict_base.__name__, (strict_base,), attrs)
