@@ -1,0 +1,225 @@
+"""``protoguard check TARGET...``: import targets under the hook and list what it finds.
+
+Targets are importable names (``myapp``, ``myapp.api.routes``) or paths (a ``.py`` file,
+a package directory, or a directory holding modules and packages). A package is checked
+with every module beneath it. Exit status: 0 nothing found, 1 findings, 2 a usage error
+or a target that cannot be imported (the reason is printed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+from ._importhook import ImportHook
+from ._messages import DOCS_URL
+from ._scan import SourceFinding
+
+FORMATS = ("text", "json", "github")
+
+
+class TargetError(Exception):
+    """A target that is not a module, package or path, or that fails to import."""
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``check`` subcommand to ``protoguard``'s subparsers."""
+    parser = commands.add_parser(
+        "check",
+        help="import packages or modules and report every wrong protocol in their source",
+        description="Import each TARGET (a package, a module, or a path to either) under "
+        "protoguard's import hook and print one line per wrong protocol: "
+        "path:line:col: CODE message. Exit 0 if there are none, 1 if there are, "
+        "2 on a usage error or a target that cannot be imported.",
+    )
+    parser.add_argument("targets", nargs="+", metavar="TARGET", help="package, module or path")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default), json, or github (workflow annotations)",
+    )
+
+
+# --- targets ---------------------------------------------------------------------------
+
+
+def _module_for_path(path: str) -> tuple[str, str]:
+    """(sys.path entry, dotted name) for a .py file or a package directory."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        directory, parts = path, []
+    else:
+        directory, filename = os.path.split(path)
+        stem = filename[: -len(".py")]
+        parts = [] if stem == "__init__" else [stem]
+    while os.path.isfile(os.path.join(directory, "__init__.py")):
+        directory, package = os.path.split(directory)
+        parts.insert(0, package)
+    return directory, ".".join(parts)
+
+
+def resolve_targets(targets: Sequence[str]) -> list[str]:
+    """The dotted names to check, with sys.path made to reach the paths given."""
+    names: list[str] = []
+    for target in targets:
+        if target.endswith(".py") or os.sep in target or os.path.isdir(target):
+            if not os.path.exists(target):
+                raise TargetError(f"{target}: no such file or directory")
+            if target.endswith(".py") or os.path.isfile(os.path.join(target, "__init__.py")):
+                found = [_module_for_path(target)]
+            elif os.path.isdir(target):
+                # A plain directory (say, src/): each module and package in it.
+                found = [
+                    (os.path.abspath(target), info.name) for info in pkgutil.iter_modules([target])
+                ]
+            else:
+                raise TargetError(f"{target}: not a .py file or a directory")
+            for entry, name in found:
+                if not name:
+                    raise TargetError(f"{target}: not a module or package")
+                if entry not in sys.path:
+                    sys.path.insert(0, entry)
+                names.append(name)
+        else:
+            if not all(part.isidentifier() for part in target.split(".")):
+                raise TargetError(f"{target}: not a module name or a path")
+            names.append(target)
+    return names
+
+
+def _reason(exc: BaseException) -> str:
+    """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = os.path.dirname(os.path.abspath(__file__))
+    user = [
+        f
+        for f in frames
+        if not f.filename.startswith(("<frozen", ours)) and "importlib" not in f.filename
+    ]
+    if user:
+        where = f" (at {user[-1].filename}:{user[-1].lineno})"
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise TargetError(f"cannot import {name!r}: {_reason(exc)}") from exc
+
+
+def _walk(name: str) -> Iterator[str]:
+    """The target and, for a package, every module beneath it."""
+    module = _import(name)
+    yield name
+    path = getattr(module, "__path__", None)
+    if path is None:
+        return
+    for info in pkgutil.walk_packages(path, prefix=name + ".", onerror=lambda _name: None):
+        yield info.name
+
+
+def check(targets: Sequence[str]) -> list[SourceFinding]:
+    """Import every target (packages with all their modules) under the hook; its findings.
+
+    Raises TargetError for a target that does not exist or cannot be imported.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would
+    names = resolve_targets(targets)
+    # Mode "on" whatever the environment says; nothing is reported but the list.
+    hook = ImportHook(tuple(names), "on", report=False, thorough=True)
+    hook.install()
+    try:
+        for name in names:
+            for module in _walk(name):
+                _import(module)
+    finally:
+        hook.uninstall()
+    unique = {(f.path, f.line, f.col, f.code): f for f in hook.findings}
+    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.col))
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def _shown(path: str) -> str:
+    """The path relative to the working directory when it is beneath it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _escape(text: str, *, property_value: bool = False) -> str:
+    """Escape text for a GitHub workflow command."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render(found: Sequence[SourceFinding], fmt: str) -> str:
+    """The findings as text, json or GitHub annotations."""
+    if fmt == "json":
+        return json.dumps(
+            [
+                {
+                    "path": _shown(f.path),
+                    "line": f.line,
+                    "col": f.col,
+                    "code": f.code,
+                    "message": f.message,
+                    "fix": f.fix,
+                    "module": f.module,
+                    "provider": {
+                        "name": f.provider.name,
+                        "kind": f.provider.kind,
+                        "location": f.provider.location,
+                    },
+                    "docs": f"{DOCS_URL}#{f.code.lower()}",
+                }
+                for f in found
+            ],
+            indent=2,
+        )
+    lines = []
+    for f in found:
+        if fmt == "github":
+            properties = (
+                f"file={_escape(_shown(f.path), property_value=True)},line={f.line},"
+                f"col={f.col},title={_escape(f.code, property_value=True)}"
+            )
+            lines.append(f"::error {properties}::{_escape(f'{f.message}. fix: {f.fix}')}")
+        else:
+            lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {f.message}; fix: {f.fix}")
+    return "\n".join(lines)
+
+
+def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None) -> int:
+    """Run ``protoguard check``; returns the exit status."""
+    out = out if out is not None else sys.stdout
+    err = sys.stderr
+    try:
+        found = check(targets)
+    except TargetError as exc:
+        print(f"protoguard check: {exc}", file=err)
+        return 2
+    text = render(found, fmt)
+    if text:
+        print(text, file=out)
+    if fmt == "text":
+        summary = f"{len(found)} wrong protocol(s) found." if found else "No wrong protocols."
+        print(summary, file=err)
+    return 1 if found else 0

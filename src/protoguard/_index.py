@@ -1,0 +1,366 @@
+"""The text index: the calls in a module's source that might be uses, read from the text.
+
+Parsing a module costs more than compiling it, and almost no module has a finding, so
+the import hook reads the text first: the call just after ``await`` or after the ``in`` of
+a ``for``, the calls that start an item of a ``with`` header, and the argument of
+``Depends(``/``Security(``. These are a superset of the uses ``_scan.parse_uses`` finds
+(text in strings and comments included), found with ``str``-level searches, and cached per
+file. Once the module ran, ``_scan.needs_parse`` resolves each in its globals; only if
+one is a provider that may not speak the protocol is the source parsed, and the parser
+decides. When the text leaves any doubt about a protocol, the call is recorded as
+UNSURE, which any provider turns into a parse.
+
+A module of its own so that a module imported again, its index cached, costs no
+regular-expression compiling.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from . import _kinds as k
+from ._scan import _DEPENDS_NAMES, _MAX_CHAIN, DEPENDS, DEPENDS_UNSURE, UNSURE, IndexedCall
+
+_KEYWORD = re.compile(r"(?:await|with|in|Depends|Security)\b")
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+_IDENTIFIER_BEFORE = re.compile(r"[^\W\d]\w*$")
+# Whitespace, line continuations and comments: what may stand between two tokens.
+_GAP = re.compile(r"(?:[ \t\f\r\n]+|\\\r?\n|#[^\r\n]*)*")
+_DEPENDENCY_KEYWORD = re.compile(r"\bdependency\s*=(?!=)")
+# What the scan of a bracketed or header text stops at.
+_SIGNIFICANT = re.compile(r"[()\[\]{}:,'\"#\n\\]")
+_OPENING = {"(": ")", "[": "]", "{": "}"}
+# With headers and Depends() calls longer than this (strings and comments not counted)
+# are not read: the module is parsed.
+_MAX_SCAN = 4000
+_PARSE_ALWAYS: IndexedCall = (UNSURE, (), ())
+
+
+def _skip(source: str, pos: int) -> int:
+    return _GAP.match(source, pos).end()  # type: ignore[union-attr]
+
+
+def _at(source: str, pos: int, text: str) -> bool:
+    """``source.startswith(text, pos)``, false for a negative ``pos``."""
+    return pos >= 0 and source.startswith(text, pos)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _called_at(source: str, pos: int) -> Optional[tuple[str, ...]]:
+    """The chain called by the expression starting at ``pos``: ``f`` in ``f(...)``,
+    ``(f)(...)``, ``((a).b)(...)``; None if the expression does not start with a call of
+    a name or an attribute chain."""
+    pos = _skip(source, pos)
+    opened = 0
+    while source.startswith("(", pos):
+        opened += 1
+        pos = _skip(source, pos + 1)
+    match = _IDENTIFIER.match(source, pos)
+    if match is None:
+        return None
+    parts = [match.group()]
+    pos = match.end()
+    while len(parts) <= _MAX_CHAIN:
+        pos = _skip(source, pos)
+        char = source[pos : pos + 1]
+        if char == "(":
+            return tuple(parts)
+        if char == ".":
+            match = _IDENTIFIER.match(source, _skip(source, pos + 1))
+            if match is None:
+                return None
+            parts.append(match.group())
+            pos = match.end()
+        elif char == ")" and opened:
+            opened -= 1
+            pos += 1
+        else:
+            return None
+    return None  # longer than the parser follows
+
+
+def _string_end(source: str, pos: int) -> int:
+    """The end of the string literal whose quote is at ``pos`` (its line's end if it is
+    not closed there, the text's end for an unclosed triple-quoted one)."""
+    quote = source[pos]
+    if source.startswith(quote * 3, pos):
+        delimiter = quote * 3
+        cursor = pos + 3
+        while True:
+            end = source.find(delimiter, cursor)
+            if end < 0:
+                return len(source)
+            escapes = 0
+            while source[end - 1 - escapes] == "\\":
+                escapes += 1
+            if escapes % 2 == 0:
+                return end + 3
+            cursor = end + 1
+    cursor = pos + 1
+    size = len(source)
+    while cursor < size:
+        char = source[cursor]
+        if char == "\\":
+            cursor += 2
+            continue
+        if char == quote:
+            return cursor + 1
+        if char == "\n":
+            return cursor
+        cursor += 1
+    return size
+
+
+def _scan_region(source: str, pos: int, *, header: bool) -> tuple[Optional[int], list[int]]:
+    """Scan from ``pos`` (just after ``with``, or just after a call's ``(``), skipping
+    strings and comments, to the end of the ``with`` header (a ``:`` or a line end outside
+    brackets) or to the call's closing ``)``. Returns that end (None if the text is too
+    long or never ends) and the positions just after each comma outside inner brackets
+    (a with header's own parentheses count as outside)."""
+    stack: list[str] = []
+    commas: list[int] = []
+    budget = _MAX_SCAN  # characters outside strings and comments
+    cursor = pos
+    while True:
+        match = _SIGNIFICANT.search(source, cursor)
+        if match is None:
+            return (len(source) if header else None), commas
+        index = match.start()
+        budget -= index - cursor + 1
+        if budget < 0:
+            return None, commas
+        char = source[index]
+        cursor = index + 1
+        if char in _OPENING:
+            stack.append(_OPENING[char])
+        elif char in ")]}":
+            if stack and stack[-1] == char:
+                stack.pop()
+            elif not header and not stack:
+                return index, commas  # the call's closing parenthesis
+            elif not stack:
+                return index, commas  # a stray closer ends a with header too
+        elif char == ",":
+            if len(stack) <= (1 if header else 0):
+                commas.append(cursor)
+        elif char in "'\"":
+            cursor = _string_end(source, index)
+        elif char == "#":
+            end = source.find("\n", index)
+            cursor = len(source) if end < 0 else end
+        elif char == "\\":  # a continuation line, or a backslash in odd places
+            cursor = index + (3 if source.startswith("\\\r\n", index) else 2)
+        elif header and not stack and (char == "\n" or not source.startswith(":=", index)):
+            return index, commas  # the header's ':' or its end of line
+
+
+def _async_before(source: str, pos: int) -> bool:
+    """Whether the word before ``pos`` (across spaces and continuation lines) is async."""
+    while True:
+        while pos > 0 and source[pos - 1] in " \t\f":
+            pos -= 1
+        if _at(source, pos - 2, "\\\n"):
+            pos -= 2
+        elif _at(source, pos - 3, "\\\r\n"):
+            pos -= 3
+        else:
+            break
+    if pos < 5 or not source.startswith("async", pos - 5):
+        return False
+    return pos == 5 or not _is_word_char(source[pos - 6])
+
+
+_FOR = re.compile(r"(\basync\s+)?\bfor\b")
+
+
+def _line_start(source: str, pos: int) -> int:
+    return source.rfind("\n", 0, pos) + 1
+
+
+def _for_protocol(source: str, pos: int) -> str:
+    """``for`` or ``async for``, for the ``in`` at ``pos``: the nearest ``for`` before it,
+    up to a few lines back (a target may span lines); UNSURE if the text cannot tell."""
+    before_in = pos
+    while before_in > 0 and source[before_in - 1] in " \t\f\r\n\\":
+        before_in -= 1
+    if before_in > 0 and source[before_in - 1] in ")]":
+        # A bracketed target, perhaps over many lines: is there a for before its bracket?
+        opener = _opening_bracket(source, before_in - 1)
+        if opener is not None:
+            word_end = opener
+            while word_end > 0 and source[word_end - 1] in " \t\f":
+                word_end -= 1
+            if _at(source, word_end - 3, "for") and (
+                word_end == 3 or not _is_word_char(source[word_end - 4])
+            ):
+                return _for_at(source, word_end - 3)
+    window = _line_start(source, pos)
+    for _ in range(4):
+        if window == 0:
+            break
+        window = _line_start(source, window - 1)
+    last = None
+    for last in _FOR.finditer(source, window, pos):  # noqa: B007 - the last one counts
+        pass
+    if last is None:
+        return UNSURE
+    if "#" in source[_line_start(source, last.start()) : last.start()]:
+        return UNSURE  # perhaps a comment's "for"
+    if last.group(1):
+        return k.ASYNC_FOR
+    return _for_at(source, last.start())
+
+
+def _for_at(source: str, start: int) -> str:
+    """The protocol of the ``for`` keyword at ``start``."""
+    if _async_before(source, start):
+        return k.ASYNC_FOR
+    line_start = _line_start(source, start)
+    if not source[line_start:start].strip():
+        # The for starts its line: an async may end the line before (in brackets, or
+        # before a backslash).
+        previous = source[_line_start(source, max(line_start - 1, 0)) : max(line_start - 1, 0)]
+        code = previous.split("#", 1)[0].rstrip(" \t\r\\")
+        if code.endswith("async") and (len(code) == 5 or not _is_word_char(code[-6])):
+            return UNSURE
+    return k.FOR
+
+
+def _opening_bracket(source: str, closer: int) -> Optional[int]:
+    """The position of the bracket that the ``)`` or ``]`` at ``closer`` closes, looking
+    back over a target's names, commas and brackets; None if anything else is there."""
+    depth = 0
+    lowest = max(0, closer - _MAX_SCAN)
+    for index in range(closer, lowest - 1, -1):
+        char = source[index]
+        if char in ")]":
+            depth += 1
+        elif char in "([":
+            depth -= 1
+            if depth == 0:
+                return index
+        elif char in "'\"#{}":
+            return None  # a string, a comment or a dict: not a plain target
+    return None
+
+
+def _statement_start(source: str, pos: int) -> bool:
+    """Whether the keyword at ``pos`` starts its line, or follows an ``async`` that does
+    (a with statement always does)."""
+    line_start = _line_start(source, pos)
+    before = source[line_start:pos].strip(" \t\f")
+    if not before:
+        return True
+    return before == "async"
+
+
+def _depends_calls(source: str, start: int, word_end: int) -> list[IndexedCall]:
+    """The indexed calls of ``Depends(``/``Security(`` whose name spans start..word_end."""
+    opening = _skip(source, word_end)
+    if not source.startswith("(", opening):
+        return []
+    word_before = _IDENTIFIER_BEFORE.search(source[max(0, start - 100) : start].rstrip())
+    if word_before is not None and word_before.group() in ("def", "class"):
+        return []  # its definition, not a call
+    via = [source[start:word_end]]
+    cursor = start
+    while len(via) < _MAX_CHAIN:
+        dot = cursor
+        while dot > 0 and source[dot - 1] in " \t\f\r\n":
+            dot -= 1
+        if not _at(source, dot - 1, "."):
+            break
+        end = dot - 1
+        while end > 0 and source[end - 1] in " \t\f\r\n":
+            end -= 1
+        match = _IDENTIFIER_BEFORE.search(source, max(0, end - 100), end)
+        if match is None:
+            break
+        via.append(match.group())
+        cursor = match.start()
+    via.reverse()
+    closing, _ = _scan_region(source, opening + 1, header=False)
+    if closing is None:
+        return [(DEPENDS_UNSURE, (), tuple(via))]
+    found: list[IndexedCall] = []
+    # A dependency= keyword wins over the positional argument: take both (and any
+    # keyword of that name in a nested call: more than needed, never less).
+    for keyword in _DEPENDENCY_KEYWORD.finditer(source, opening, closing):
+        chain = _argument_chain(source, _skip(source, keyword.end()))
+        if chain is not None:
+            found.append((DEPENDS, chain, tuple(via)))
+    chain = _argument_chain(source, _skip(source, opening + 1))
+    if chain is not None:
+        found.append((DEPENDS, chain, tuple(via)))
+    return found
+
+
+def _argument_chain(source: str, pos: int) -> Optional[tuple[str, ...]]:
+    """The name or attribute chain that is the whole argument at ``pos`` (parentheses
+    allowed around it), or None for anything else (a call, an expression, a keyword)."""
+    opened = 0
+    while source.startswith("(", pos):
+        opened += 1
+        pos = _skip(source, pos + 1)
+    match = _IDENTIFIER.match(source, pos)
+    if match is None:
+        return None
+    parts = [match.group()]
+    pos = match.end()
+    while True:
+        pos = _skip(source, pos)
+        char = source[pos : pos + 1]
+        if char == ".":
+            match = _IDENTIFIER.match(source, _skip(source, pos + 1))
+            if match is None:
+                return None
+            parts.append(match.group())
+            pos = match.end()
+        elif char == ")" and opened:
+            opened -= 1
+            pos += 1
+        elif char in ",)" and not opened:
+            return tuple(parts) if len(parts) <= _MAX_CHAIN else None
+        else:
+            return None  # a keyword argument, or more than a chain
+
+
+def index_calls(source: str) -> list[IndexedCall]:
+    """Every call in ``source`` that might be a use, as the text shows it (a superset of
+    what :func:`parse_uses` finds, strings and comments included)."""
+    found: dict[IndexedCall, None] = {}
+    for match in _KEYWORD.finditer(source):
+        start = match.start()
+        if start and _is_word_char(source[start - 1]):
+            continue
+        word = match.group()
+        end = match.end()
+        if word in _DEPENDS_NAMES:
+            for depends in _depends_calls(source, start, end):
+                found[depends] = None
+            continue
+        if source[start - 1 : start] == ".":
+            continue  # an attribute of that name
+        if word == "with":
+            if not _statement_start(source, start):
+                continue  # not a with statement ("with" in text, or an identifier)
+            protocol = k.ASYNC_WITH if _async_before(source, start) else k.WITH
+            header_end, commas = _scan_region(source, end, header=True)
+            if header_end is None:
+                found[_PARSE_ALWAYS] = None
+                continue
+            for item in (end, *commas):
+                chain = _called_at(source, item)
+                if chain is not None and chain[0] != "await":
+                    found[(protocol, chain, ())] = None
+            continue
+        chain = _called_at(source, end)
+        if chain is None:
+            continue
+        protocol = k.AWAIT if word == "await" else _for_protocol(source, start)
+        found[(protocol, chain, ())] = None
+    return list(found)

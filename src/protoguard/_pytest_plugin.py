@@ -1,0 +1,142 @@
+"""The pytest plugin, registered through the ``pytest11`` entry point ``protoguard``.
+
+``--protoguard-packages=a,b`` (ini: ``protoguard_packages``) installs the import hook for
+those packages before collection, and ``--protoguard-mode=off|on|strict`` (ini:
+``protoguard_mode``) sets protoguard's mode for the session: the import hook's, and the
+global mode of guarded providers. Findings are listed in the terminal summary; in strict
+mode they fail the session. ``@pytest.mark.protoguard(mode=...)`` and the
+``protoguard_mode`` fixture give one test another mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import pytest
+
+from . import _config
+from ._importhook import ImportHook
+
+_HOOK = pytest.StashKey[Optional[ImportHook]]()
+_SAVED_MODE = pytest.StashKey[Optional[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("protoguard", "protoguard: wrong protocols of session providers")
+    group.addoption(
+        "--protoguard-mode",
+        choices=_config.MODES,
+        default=None,
+        help="protoguard's mode for the session and its import hook (ini: protoguard_mode)",
+    )
+    group.addoption(
+        "--protoguard-packages",
+        default=None,
+        metavar="PACKAGES",
+        help="comma-separated packages to check as they are imported (ini: protoguard_packages)",
+    )
+    parser.addini("protoguard_mode", "protoguard's mode: off, on or strict", default="")
+    parser.addini(
+        "protoguard_packages",
+        "packages to check as they are imported (comma- or whitespace-separated)",
+        default="",
+    )
+
+
+def _setting(config: pytest.Config, option: str, ini: str) -> str:
+    value = config.getoption(option)
+    if value is None:
+        value = config.getini(ini)
+    return str(value or "").strip()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "protoguard(mode): run this test with protoguard in the given mode "
+        "('off', 'on' or 'strict'), imports included",
+    )
+    raw_mode = _setting(config, "protoguard_mode", "protoguard_mode")
+    mode = _config.check_mode(raw_mode, "protoguard_mode") if raw_mode else None
+    packages = _setting(config, "protoguard_packages", "protoguard_packages")
+    names = tuple(p for p in packages.replace(",", " ").split() if p)
+    config.stash[_SAVED_MODE] = _config.settings.mode
+    if mode is not None:
+        _config.configure(mode=mode)
+    hook = None
+    if names:
+        # Collects only: the summary reports, strict mode fails the session at the end.
+        hook = ImportHook(names, mode, report=False).install()
+    config.stash[_HOOK] = hook
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    hook = config.stash.get(_HOOK, None)
+    if hook is not None:
+        hook.uninstall()
+    saved = config.stash.get(_SAVED_MODE, None)
+    if saved is not None:
+        _config.settings.mode = saved
+
+
+def _strict(config: pytest.Config, hook: ImportHook) -> bool:
+    return (hook.mode or _config.settings.mode) == _config.STRICT
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    hook = session.config.stash.get(_HOOK, None)
+    if (
+        hook is not None
+        and hook.findings
+        and _strict(session.config, hook)
+        and session.exitstatus == pytest.ExitCode.OK
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    hook = config.stash.get(_HOOK, None)
+    if hook is None or not hook.findings:
+        return
+    strict = _strict(config, hook)
+    count = len(hook.findings)
+    title = f"protoguard: {count} wrong protocol(s)" + (" (strict: failing)" if strict else "")
+    terminalreporter.write_sep("=", title, red=strict, yellow=not strict)
+    for finding in hook.findings:
+        terminalreporter.write_line(str(finding))
+
+
+@pytest.fixture(autouse=True)
+def _protoguard_marker(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Apply @pytest.mark.protoguard(mode=...) to the test, its fixtures' teardown too."""
+    marker = request.node.get_closest_marker("protoguard")
+    if marker is None:
+        yield
+        return
+    mode = marker.kwargs.get("mode", marker.args[0] if marker.args else None)
+    checked = _config.check_mode(mode, "@pytest.mark.protoguard(mode=...)")
+    token = _config.set_override(checked)
+    try:
+        yield
+    finally:
+        _config.override_mode.reset(token)
+
+
+@pytest.fixture
+def protoguard_mode() -> Iterator[Callable[[str], None]]:
+    """Call it with a mode to run the rest of the test in that mode::
+
+    def test_strict(protoguard_mode):
+        protoguard_mode("strict")
+    """
+    tokens: list[Any] = []
+
+    def set_mode(mode: str) -> None:
+        checked = _config.check_mode(mode, "protoguard_mode(...)")
+        tokens.append(_config.set_override(checked))
+
+    yield set_mode
+    for token in reversed(tokens):
+        _config.override_mode.reset(token)

@@ -1,0 +1,561 @@
+"""Find wrong protocols in a module's source, once the module has executed.
+
+A *use* is a provider called in one of the places where its protocol matters::
+
+    async for x in f(...)      async with f(...)      with f(...)      for x in f(...)
+    await f(...)               Depends(f)  (plain, in Annotated[...], in dependencies=[...])
+
+``f`` is a name or a dotted attribute chain. The source is parsed once with :mod:`ast`;
+``f`` is then resolved against the module's real globals, so imports and aliases
+(``from .deps import get_db as db``, ``import app.deps as deps``) are followed exactly as
+Python followed them. Resolution never runs user code: attributes are looked up with
+``inspect.getattr_static``. A name bound inside the enclosing function (a parameter, a
+local) is not the global of that name, and is skipped, as is anything that does not
+resolve.
+
+The import hook reads the text first (``_index.index_calls``): the calls that might be
+uses, a superset of what the parser finds, cached per file. Once the module ran, only
+those names are resolved (:func:`needs_parse`); the source is parsed only if one of them
+is a provider that may not speak the protocol it is used with, and the parser decides.
+When the text leaves any doubt, it parses.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, NamedTuple, Optional
+
+from . import _decorator, _messages
+from . import _kinds as k
+from .exceptions import ProviderInfo
+
+#: The protocol of a ``Depends(f)`` use.
+DEPENDS = "Depends"
+
+# The protocols a use can have, as the user wrote them.
+_STATEMENT_PROTOCOLS = (k.ASYNC_FOR, k.ASYNC_WITH, k.WITH, k.FOR, k.AWAIT)
+_DEPENDS_NAMES = frozenset({"Depends", "Security"})
+# Attribute chains longer than this are not followed (nor worth following).
+_MAX_CHAIN = 6
+
+_Span = tuple[int, int, int, int]  # lineno, col_offset, end_lineno, end_col_offset
+
+
+class Use(NamedTuple):
+    """One place where a provider's protocol matters, as found in the source."""
+
+    #: ``"async for"``, ``"async with"``, ``"with"``, ``"for"``, ``"await"`` or
+    #: ``"Depends"``.
+    protocol: str
+    #: The name or attribute chain that is called (or handed to ``Depends``).
+    chain: tuple[str, ...]
+    #: Where the call (or the ``Depends`` argument) is: line, col, end line, end col
+    #: (1-based lines, 0-based UTF-8 byte columns, as in :mod:`ast`).
+    span: _Span
+    #: Where the name the result is bound to is (``db`` in ``async for db in ...``).
+    target: Optional[_Span]
+    #: For ``Depends``: the chain of the ``Depends``/``Security`` callable itself.
+    via: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFinding:
+    """A misuse found in source: where, which code, what, and the fix."""
+
+    #: The file, as the module's ``__file__`` names it.
+    path: str
+    #: The line (1-based).
+    line: int
+    #: The column (1-based, in characters).
+    col: int
+    #: The misuse code, e.g. ``"PG101"``.
+    code: str
+    #: What is wrong, in one sentence.
+    message: str
+    #: The user's statement rewritten, or what to change.
+    fix: str
+    #: The provider that is misused.
+    provider: ProviderInfo
+    #: The module's name.
+    module: str = ""
+    #: The protocol the code used: ``"async for"``, ..., or ``"Depends"``.
+    used: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}; fix: {self.fix}"
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+class _Scope:
+    """The names bound in one function, class or comprehension scope."""
+
+    __slots__ = ("bound", "declared_global", "is_class", "is_comprehension", "parent")
+
+    def __init__(
+        self,
+        parent: Optional[_Scope],
+        *,
+        is_class: bool = False,
+        is_comprehension: bool = False,
+    ) -> None:
+        self.parent = parent
+        self.is_class = is_class
+        self.is_comprehension = is_comprehension
+        self.bound: set[str] = set()
+        self.declared_global: set[str] = set()
+
+
+def _chain(node: ast.AST) -> Optional[tuple[str, ...]]:
+    """``("a", "b", "c")`` for ``a.b.c``; None for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or len(parts) >= _MAX_CHAIN:
+        return None
+    parts.append(node.id)
+    parts.reverse()
+    return tuple(parts)
+
+
+def _span(node: ast.AST) -> _Span:
+    return (
+        node.lineno,  # type: ignore[attr-defined]
+        node.col_offset,  # type: ignore[attr-defined]
+        getattr(node, "end_lineno", None) or node.lineno,  # type: ignore[attr-defined]
+        getattr(node, "end_col_offset", None) or node.col_offset,  # type: ignore[attr-defined]
+    )
+
+
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_STORE = (ast.Store, ast.Del)
+# Pattern-matching captures (3.10+): looked up by name so 3.9 works.
+_CAPTURES = tuple(getattr(ast, name) for name in ("MatchAs", "MatchStar") if hasattr(ast, name))
+_MATCH_MAPPING = getattr(ast, "MatchMapping", None)
+
+
+class _Collector:
+    """One walk over a module's tree: the uses, and the names bound in each scope."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[Use, _Scope]] = []
+        self.await_targets: dict[int, ast.AST] = {}
+
+    # The walk is recursive; a pathological tree raises RecursionError, which the caller
+    # treats as a module it cannot read.
+    def visit(self, node: ast.AST, scope: _Scope) -> None:
+        if isinstance(node, _FUNCTIONS):
+            scope.bound.add(node.name)
+            for decorator in node.decorator_list:
+                self.visit(decorator, scope)
+            inner = _Scope(scope)
+            self._arguments(node.args, scope, inner)
+            if node.returns is not None:
+                self.visit(node.returns, scope)
+            for statement in node.body:
+                self.visit(statement, inner)
+            return
+        if isinstance(node, ast.Lambda):
+            inner = _Scope(scope)
+            self._arguments(node.args, scope, inner)
+            self.visit(node.body, inner)
+            return
+        if isinstance(node, ast.ClassDef):
+            scope.bound.add(node.name)
+            for child in (*node.decorator_list, *node.bases, *node.keywords):
+                self.visit(child, scope)
+            inner = _Scope(scope, is_class=True)
+            for statement in node.body:
+                self.visit(statement, inner)
+            return
+        if isinstance(node, _COMPREHENSIONS):
+            self._comprehension(node, scope)
+            return
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, _STORE):
+                scope.bound.add(node.id)
+            return
+        if isinstance(node, ast.NamedExpr):
+            # A walrus in a comprehension binds in the enclosing function.
+            owner = scope
+            while owner.is_comprehension and owner.parent is not None:
+                owner = owner.parent
+            if isinstance(node.target, ast.Name):
+                owner.bound.add(node.target.id)
+            self.visit(node.value, scope)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    scope.bound.add(alias.asname or alias.name.partition(".")[0])
+            return
+        if isinstance(node, ast.Global):
+            scope.declared_global.update(node.names)
+            return
+        if isinstance(node, ast.Nonlocal):
+            scope.bound.update(node.names)
+            return
+        if isinstance(node, ast.ExceptHandler) and node.name:
+            scope.bound.add(node.name)
+        elif _CAPTURES and isinstance(node, _CAPTURES):
+            name = getattr(node, "name", None)
+            if name:
+                scope.bound.add(name)
+        elif _MATCH_MAPPING is not None and isinstance(node, _MATCH_MAPPING):
+            rest = getattr(node, "rest", None)
+            if rest:
+                scope.bound.add(rest)
+        self._uses(node, scope)
+        for child in ast.iter_child_nodes(node):
+            self.visit(child, scope)
+
+    def _arguments(self, args: ast.arguments, outer: _Scope, inner: _Scope) -> None:
+        for default in (*args.defaults, *args.kw_defaults):
+            if default is not None:
+                self.visit(default, outer)
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+        every.extend(a for a in (args.vararg, args.kwarg) if a is not None)
+        for arg in every:
+            inner.bound.add(arg.arg)
+            if arg.annotation is not None:
+                self.visit(arg.annotation, outer)
+
+    def _comprehension(self, node: ast.AST, scope: _Scope) -> None:
+        generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+        inner = _Scope(scope, is_comprehension=True)
+        for position, generator in enumerate(generators):
+            # The first iterable is evaluated in the enclosing scope.
+            where = scope if position == 0 else inner
+            self._use_call(
+                k.ASYNC_FOR if generator.is_async else k.FOR,
+                generator.iter,
+                generator.target,
+                where,
+            )
+            self.visit(generator.iter, where)
+            self.visit(generator.target, inner)
+            for condition in generator.ifs:
+                self.visit(condition, inner)
+        if isinstance(node, ast.DictComp):
+            self.visit(node.key, inner)
+            self.visit(node.value, inner)
+        else:
+            self.visit(node.elt, inner)  # type: ignore[attr-defined]
+
+    def _use_call(
+        self, protocol: str, call: ast.AST, target: Optional[ast.AST], scope: _Scope
+    ) -> None:
+        if not isinstance(call, ast.Call):
+            return
+        chain = _chain(call.func)
+        if chain is None:
+            return
+        use = Use(protocol, chain, _span(call), _span(target) if target is not None else None)
+        self.found.append((use, scope))
+
+    def _uses(self, node: ast.AST, scope: _Scope) -> None:
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            protocol = k.ASYNC_FOR if isinstance(node, ast.AsyncFor) else k.FOR
+            self._use_call(protocol, node.iter, node.target, scope)
+        elif isinstance(node, (ast.With, ast.AsyncWith)):
+            protocol = k.ASYNC_WITH if isinstance(node, ast.AsyncWith) else k.WITH
+            for item in node.items:
+                self._use_call(protocol, item.context_expr, item.optional_vars, scope)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            value = node.value
+            if isinstance(value, ast.Await):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if len(targets) == 1:
+                    self.await_targets[id(value)] = targets[0]
+        elif isinstance(node, ast.Await):
+            self._use_call(k.AWAIT, node.value, self.await_targets.pop(id(node), None), scope)
+        elif isinstance(node, ast.Call):
+            self._depends(node, scope)
+
+    def _depends(self, node: ast.Call, scope: _Scope) -> None:
+        via = _chain(node.func)
+        if via is None or via[-1] not in _DEPENDS_NAMES:
+            return
+        argument: Optional[ast.AST] = node.args[0] if node.args else None
+        for keyword in node.keywords:
+            if keyword.arg == "dependency":
+                argument = keyword.value
+        chain = _chain(argument) if argument is not None else None
+        if chain is None:
+            return
+        assert argument is not None
+        self.found.append((Use(DEPENDS, chain, _span(argument), None, via), scope))
+
+
+def _is_global(root: str, scope: _Scope) -> bool:
+    """Whether ``root``, used in ``scope``, is the module's global of that name."""
+    current: Optional[_Scope] = scope
+    innermost = True
+    while current is not None and current.parent is not None:  # the module has no parent
+        if current.is_class and not innermost:
+            pass  # a class body's names are not visible in the functions inside it
+        elif root in current.declared_global:
+            return True
+        elif root in current.bound:
+            return False
+        innermost = False
+        current = current.parent
+    return True
+
+
+def parse_uses(source: str, filename: str = "<unknown>") -> list[Use]:
+    """Every use in ``source`` whose callable is a module global (or a chain from one).
+
+    Raises SyntaxError, ValueError or RecursionError for source it cannot read.
+    """
+    tree = ast.parse(source, filename)
+    module_scope = _Scope(None)
+    collector = _Collector()
+    for statement in tree.body:
+        collector.visit(statement, module_scope)
+    return [
+        use
+        for use, scope in collector.found
+        if _is_global(use.chain[0], scope) and (not use.via or _is_global(use.via[0], scope))
+    ]
+
+
+# --- resolving -------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def resolve(chain: Iterable[str], namespace: Mapping[str, Any]) -> Any:
+    """The object ``chain`` names in ``namespace``, or ``None``; never runs user code."""
+    parts = iter(chain)
+    obj = namespace.get(next(parts), _MISSING)
+    for part in parts:
+        if obj is _MISSING:
+            return None
+        try:
+            obj = inspect.getattr_static(obj, part, _MISSING)
+        except Exception:  # a broken __mro__ or __dict__: not resolvable
+            return None
+        if isinstance(obj, (classmethod, staticmethod)):
+            obj = obj.__func__
+    return None if obj is _MISSING else obj
+
+
+_CO_COROUTINE = inspect.CO_COROUTINE
+_CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
+_PROVIDER_KINDS = frozenset(k.SUPPORTED)
+
+
+def provider_kind(obj: object) -> Optional[tuple[str, Optional[ProviderInfo]]]:
+    """(kind, ProviderInfo if guarded) of a provider; None for anything else.
+
+    Plain functions are not reported (what they return is unknown), nor are functions
+    that only *claim* to be coroutine functions (``inspect.markcoroutinefunction``) or
+    generator-based coroutines (``@types.coroutine``), which ``await`` accepts.
+    """
+    try:
+        info = _decorator._guarded_info(obj)
+        if info is not None:
+            return (info.kind, info) if info.kind in _PROVIDER_KINDS else None
+        kind = k.classify(obj)
+    except Exception:  # an object that breaks isinstance(): not a provider we know
+        return None
+    if kind not in _PROVIDER_KINDS:
+        return None
+    if kind in (k.COROUTINE, k.SYNC_GEN):
+        code = getattr(k._innermost(obj), "__code__", None)
+        flags = code.co_flags if isinstance(code, types.CodeType) else 0
+        if kind == k.COROUTINE and not flags & _CO_COROUTINE:
+            return None
+        if kind == k.SYNC_GEN and flags & _CO_ITERABLE_COROUTINE:
+            return None
+    assert kind is not None
+    return kind, None
+
+
+def _is_fastapi_depends(obj: object) -> bool:
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__name__", None)
+    return (
+        isinstance(module, str)
+        and (module == "fastapi" or module.startswith("fastapi."))
+        and name in _DEPENDS_NAMES
+    )
+
+
+class _Source:
+    """A module's source lines, for the text of a span; read only when a finding needs it."""
+
+    def __init__(self, source: str) -> None:
+        self.lines = source.splitlines(keepends=True)
+
+    def text(self, span: _Span) -> str:
+        line, col, end_line, end_col = span
+        if not 0 < line <= end_line <= len(self.lines):
+            return ""
+        chunk = [self.lines[i].encode("utf-8") for i in range(line - 1, end_line)]
+        if len(chunk) == 1:
+            piece = chunk[0][col:end_col]
+        else:
+            piece = chunk[0][col:] + b"".join(chunk[1:-1]) + chunk[-1][:end_col]
+        return " ".join(piece.decode("utf-8", "replace").split())
+
+    def column(self, line: int, col: int) -> int:
+        """The 1-based character column of a UTF-8 byte offset."""
+        if not 0 < line <= len(self.lines):
+            return col + 1
+        return len(self.lines[line - 1].encode("utf-8")[:col].decode("utf-8", "replace")) + 1
+
+
+def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
+    if guarded is not None:
+        return guarded
+    name, filename, lineno = k.definition_site(obj)
+    return ProviderInfo(name, kind, filename, lineno)
+
+
+def _diagnose_depends(obj: object) -> Optional[tuple[ProviderInfo, str, str, str]]:
+    """What FastAPI makes of ``Depends(obj)``: _fastapi_check's diagnosis, if any."""
+    if "fastapi" not in sys.modules:  # pragma: no cover - Depends resolved, so it is there
+        return None
+    from . import _fastapi_check
+
+    diagnosis = _fastapi_check._diagnose(obj)
+    if diagnosis is None:
+        return None
+    return diagnosis.provider, diagnosis.code, diagnosis.message, diagnosis.fix
+
+
+_USED = {
+    k.ASYNC_FOR: "'async for' over",
+    k.ASYNC_WITH: "'async with' on",
+    k.WITH: "'with' on",
+    k.FOR: "'for' over",
+    k.AWAIT: "'await' on",
+}
+_IS = {
+    k.ASYNC_CM: "an async context manager",
+    k.SYNC_CM: "a context manager",
+    k.ASYNC_GEN: "an async generator",
+    k.SYNC_GEN: "a generator",
+    k.COROUTINE: "a coroutine function",
+    k.ASYNC_SESSIONMAKER: "an async_sessionmaker",
+    k.SESSIONMAKER: "a sessionmaker",
+}
+
+
+def _fix_line(kind: str, used: str, expr: str, target: Optional[str]) -> str:
+    """The user's statement, rewritten to the protocol a provider of ``kind`` speaks."""
+    if kind == k.COROUTINE and used == k.ASYNC_WITH:
+        return _messages.render(k.ASYNC_WITH, f"await {expr}", target)  # a forgotten await
+    return _messages.render(_messages._right_protocol(kind, used), expr, target)
+
+
+def findings(
+    uses: Iterable[Use],
+    namespace: Mapping[str, Any],
+    path: str,
+    source: Optional[str],
+    module: str = "",
+    *,
+    read_source: Optional[Callable[[], Optional[str]]] = None,
+) -> list[SourceFinding]:
+    """The uses whose resolved callable does not speak the protocol used.
+
+    The source is needed only for a finding's text; without ``source``, it is read
+    with ``read_source`` when a first finding needs it.
+    """
+    found: list[SourceFinding] = []
+    text: Optional[_Source] = None
+
+    def load() -> _Source:
+        if source is not None:
+            return _Source(source)
+        return _Source((read_source() if read_source is not None else None) or "")
+
+    for use in uses:
+        obj = resolve(use.chain, namespace)
+        if obj is None:
+            continue
+        if use.protocol == DEPENDS:
+            if not _is_fastapi_depends(resolve(use.via, namespace)):
+                continue
+            diagnosed = _diagnose_depends(obj)
+            if diagnosed is None:
+                continue
+            info, code, message, fix = diagnosed
+            message = message.rstrip(".")
+        else:
+            classified = provider_kind(obj)
+            if classified is None:
+                continue
+            kind, guarded = classified
+            if use.protocol in k.SUPPORTED[kind]:
+                continue
+            text = text or load()
+            info = _info(obj, kind, guarded)
+            code = k.misuse_code(kind, use.protocol)
+            call = text.text(use.span) or ".".join(use.chain) + "(...)"
+            target = text.text(use.target) if use.target is not None else None
+            message = (
+                f"{_USED[use.protocol]} {'.'.join(use.chain)}(), which is {_IS[kind]} "
+                f"(defined at {info.location})"
+            )
+            fix = _fix_line(kind, use.protocol, call, target or None)
+        text = text or load()
+        line, col = use.span[0], use.span[1]
+        found.append(
+            SourceFinding(
+                path, line, text.column(line, col), code, message, fix, info, module, use.protocol
+            )
+        )
+    found.sort(key=lambda f: (f.line, f.col))
+    return found
+
+
+# --- after the text index ---------------------------------------------------------------
+
+#: A call the text index (``_index.index_calls``) says might be a use: (protocol, chain,
+#: via). The protocol is one of the statement protocols, :data:`UNSURE` (a call whose
+#: protocol the text cannot tell), :data:`DEPENDS` (``via`` is the callable the chain is
+#: handed to) or :data:`DEPENDS_UNSURE` (a Depends argument the text cannot tell).
+#: ``(UNSURE, (), ())`` means: parse whatever the module resolves to.
+IndexedCall = tuple[str, tuple[str, ...], tuple[str, ...]]
+
+UNSURE = "?"
+DEPENDS_UNSURE = "Depends?"
+
+
+def needs_parse(calls: Iterable[IndexedCall], namespace: Mapping[str, Any]) -> bool:
+    """Whether some indexed call resolves, in the executed module's globals, to a
+    provider that may not speak its protocol (or to FastAPI's Depends with an argument
+    it would not take as written): then only the parser can tell."""
+    for protocol, chain, via in calls:
+        if via:
+            if not _is_fastapi_depends(resolve(via, namespace)):
+                continue
+            if protocol == DEPENDS_UNSURE:
+                return True
+            obj = resolve(chain, namespace)
+            if obj is not None and _diagnose_depends(obj) is not None:
+                return True
+            continue
+        if not chain:
+            return True
+        obj = resolve(chain, namespace)
+        if obj is None:
+            continue
+        classified = provider_kind(obj)
+        if classified is None:
+            continue
+        if protocol == UNSURE or protocol not in k.SUPPORTED[classified[0]]:
+            return True
+    return False
