@@ -1,0 +1,181 @@
+"""``protoguard check``: real packages written to tmp_path, checked in a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+DEPS = """
+from contextlib import asynccontextmanager
+
+
+@asynccontextmanager
+async def get_db():
+    yield "session"
+
+
+async def gen_db():
+    yield "session"
+"""
+
+BROKEN = """
+from .deps import get_db, gen_db
+
+
+async def handler():
+    async for db in get_db():
+        pass
+    async with gen_db() as db:
+        pass
+"""
+
+FIXED = """
+from .deps import get_db, gen_db
+
+
+async def handler():
+    async with get_db() as db:
+        pass
+    async for db in gen_db():
+        pass
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A working directory with a broken package ``shop`` and a clean one ``clean``."""
+    for name, body in (("shop", BROKEN), ("clean", FIXED)):
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "deps.py").write_text(DEPS)
+        (package / "handlers.py").write_text(textwrap.dedent(body))
+    return tmp_path
+
+
+def protoguard(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PROTOGUARD_CACHE_DIR=str(cwd / ".cache"))
+    return subprocess.run(
+        [sys.executable, "-m", "protoguard", "check", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+class TestExitCodes:
+    """0 clean, 1 findings, 2 a usage error or a target that cannot be imported."""
+
+    def test_findings(self, project: Path) -> None:
+        """A package with misuses: exit 1, one line per finding, path:line:col: CODE."""
+        result = protoguard(project, "shop")
+        assert result.returncode == 1, result.stderr
+        lines = result.stdout.splitlines()
+        handlers = os.path.join("shop", "handlers.py")
+        assert lines[0].startswith(f"{handlers}:6:21: PG101 'async for' over get_db()")
+        assert lines[0].endswith("fix: async with get_db() as db:")
+        assert lines[1].startswith(f"{handlers}:8:16: PG102 'async with' on gen_db()")
+        assert len(lines) == 2
+        assert "2 wrong protocol(s) found." in result.stderr
+
+    def test_clean(self, project: Path) -> None:
+        """A clean package: exit 0, nothing on stdout."""
+        result = protoguard(project, "clean")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ""
+
+    def test_paths_and_modules(self, project: Path) -> None:
+        """A module name, a file path and a package directory all work."""
+        for target in ("shop.handlers", "shop/handlers.py", "shop", str(project / "shop")):
+            result = protoguard(project, target)
+            assert result.returncode == 1, (target, result.stderr)
+            assert len(result.stdout.splitlines()) == 2
+
+    def test_plain_directory(self, project: Path) -> None:
+        """A directory that is not a package: every package in it."""
+        result = protoguard(project, ".")
+        assert result.returncode == 1, result.stderr
+        assert len(result.stdout.splitlines()) == 2
+
+    def test_unimportable_target(self, project: Path) -> None:
+        """A module that does not exist, or fails on import: exit 2 with the reason."""
+        result = protoguard(project, "nosuchmodule")
+        assert result.returncode == 2
+        assert "cannot import 'nosuchmodule': ModuleNotFoundError" in result.stderr
+        (project / "shop" / "bad.py").write_text("x = 1\nraise RuntimeError('no database')\n")
+        result = protoguard(project, "shop")
+        assert result.returncode == 2
+        assert "cannot import 'shop.bad': RuntimeError: no database" in result.stderr
+        assert "bad.py:2" in result.stderr
+
+    def test_usage_errors(self, project: Path) -> None:
+        """No target, a missing path, an unknown format: exit 2."""
+        assert protoguard(project).returncode == 2
+        missing = protoguard(project, "missing/dir/")
+        assert missing.returncode == 2
+        assert "no such file or directory" in missing.stderr
+        assert protoguard(project, "shop", "--format", "xml").returncode == 2
+        assert protoguard(project, "not a name").returncode == 2
+
+    def test_mode_off_in_the_environment(self, project: Path) -> None:
+        """PROTOGUARD_MODE=off turns the runtime guard off, not the check."""
+        env = dict(os.environ, PROTOGUARD_MODE="off", PROTOGUARD_CACHE_DIR=str(project / "c"))
+        result = subprocess.run(
+            [sys.executable, "-m", "protoguard", "check", "shop"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1
+
+
+class TestFormats:
+    """text, json and github."""
+
+    def test_json(self, project: Path) -> None:
+        """A JSON list with path, line, col, code, message, fix and the provider."""
+        result = protoguard(project, "shop", "--format", "json")
+        assert result.returncode == 1
+        found = json.loads(result.stdout)
+        positions = [(f["line"], f["col"], f["code"]) for f in found]
+        assert positions == [(6, 21, "PG101"), (8, 16, "PG102")]
+        assert found[0]["fix"] == "async with get_db() as db:"
+        assert found[0]["provider"]["name"] == "get_db"
+        assert found[0]["provider"]["kind"] == "async context manager"
+        assert found[0]["docs"].endswith("#pg101")
+        clean = protoguard(project, "clean", "--format", "json")
+        assert clean.returncode == 0
+        assert json.loads(clean.stdout or "[]") == []
+
+    def test_github(self, project: Path) -> None:
+        """GitHub workflow annotations, one per finding."""
+        result = protoguard(project, "shop", "--format", "github")
+        assert result.returncode == 1
+        lines = result.stdout.splitlines()
+        handlers = os.path.join("shop", "handlers.py")
+        assert lines[0].startswith(f"::error file={handlers},line=6,col=21,title=PG101::")
+        assert lines[0].endswith(". fix: async with get_db() as db:")
+        assert len(lines) == 2
+
+    def test_console_script(self, project: Path) -> None:
+        """The installed `protoguard` command is the same command."""
+        script = Path(sys.executable).with_name("protoguard")
+        if not script.exists():
+            pytest.skip("no console script next to this interpreter")
+        result = subprocess.run(
+            [str(script), "check", "shop"],
+            cwd=project,
+            env=dict(os.environ, PROTOGUARD_CACHE_DIR=str(project / ".cache")),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1
+        assert len(result.stdout.splitlines()) == 2

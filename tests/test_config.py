@@ -1,0 +1,166 @@
+"""Modes: the environment variable, configure(), @provider(mode=...) and override()."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+import protoguard
+from protoguard import ConfigurationError, ProtocolError
+
+
+@contextlib.asynccontextmanager
+async def _plain_cm():
+    yield "session"
+
+
+def _pg101(provider) -> None:
+    async def main() -> None:
+        async for _ in provider():
+            pass
+
+    asyncio.run(main())
+
+
+def _run_python(code: str, mode: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PROTOGUARD_MODE"}
+    if mode is not None:
+        env["PROTOGUARD_MODE"] = mode
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+
+
+class TestEnvironment:
+    """PROTOGUARD_MODE sets the global mode when protoguard is imported."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [(None, "on"), ("", "on"), ("off", "off"), ("ON", "on"), (" strict ", "strict")],
+    )
+    def test_valid_values(self, value: str | None, expected: str) -> None:
+        """Valid values are accepted case-insensitively; unset or empty means "on"."""
+        result = _run_python("import protoguard; print(protoguard.current_mode())", value)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected
+
+    def test_invalid_value_is_one_clear_error(self) -> None:
+        """An invalid value fails the import with one message naming the accepted values."""
+        result = _run_python("import protoguard", "loud")
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last == (
+            "protoguard.ConfigurationError: the environment variable PROTOGUARD_MODE: "
+            "'loud' is not a protoguard mode; use one of: off, on, strict."
+        )
+
+    def test_off_returns_the_function_unchanged(self) -> None:
+        """With PROTOGUARD_MODE=off the decorator is the identity: zero cost."""
+        code = (
+            "import contextlib, protoguard\n"
+            "@contextlib.asynccontextmanager\n"
+            "async def f():\n    yield 1\n"
+            "print(protoguard.provider(f) is f)\n"
+        )
+        result = _run_python(code, "off")
+        assert result.stdout.strip() == "True", result.stderr
+
+
+class TestConfigure:
+    """configure(mode=...) changes the global mode at run time."""
+
+    def test_configure_off_then_on(self) -> None:
+        """A provider guarded while "on" is unguarded while the global mode is "off"."""
+        guarded = protoguard.provider(_plain_cm)
+        protoguard.configure(mode="off")
+        assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+        protoguard.configure(mode="on")
+        with pytest.raises(ProtocolError):
+            _pg101(guarded)
+
+    def test_decorated_while_off_stays_unguarded(self) -> None:
+        """Decorating in mode "off" returns the function itself, whatever comes later."""
+        protoguard.configure(mode="off")
+        assert protoguard.provider(_plain_cm) is _plain_cm
+
+    @pytest.mark.parametrize("bad", ["loud", 1, None.__class__])
+    def test_invalid_mode(self, bad: object) -> None:
+        """A bad mode is a ConfigurationError (a ValueError) naming the accepted values."""
+        with pytest.raises(ConfigurationError, match="use one of: off, on, strict") as info:
+            protoguard.configure(mode=bad)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError)
+        assert protoguard.current_mode() == "on"
+
+
+class TestProviderMode:
+    """@provider(mode=...) sets one provider's mode."""
+
+    def test_provider_mode_off_is_identity(self) -> None:
+        """mode="off" on the decorator returns the provider unchanged."""
+        assert protoguard.provider(mode="off")(_plain_cm) is _plain_cm
+
+    def test_provider_mode_beats_global(self) -> None:
+        """A provider's own mode="on" keeps guarding while the global mode is "off"."""
+        guarded = protoguard.provider(mode="on")(_plain_cm)
+        protoguard.configure(mode="off")
+        with pytest.raises(ProtocolError):
+            _pg101(guarded)
+
+    def test_invalid_provider_mode(self) -> None:
+        """An invalid mode on the decorator fails at decoration, not at the first call."""
+        with pytest.raises(ConfigurationError, match=r"provider\(mode=\.\.\.\)"):
+            protoguard.provider(mode="sometimes")
+
+
+class TestOverride:
+    """override(mode=...) is context-local and wins over everything else."""
+
+    def test_override_off_unguards_within_the_block(self) -> None:
+        """Inside override(mode="off") calls return contextlib's own object."""
+        guarded = protoguard.provider(mode="on")(_plain_cm)
+        with protoguard.override(mode="off"):
+            assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+            assert protoguard.current_mode() == "off"
+        assert protoguard.current_mode() == "on"
+        with pytest.raises(ProtocolError):
+            _pg101(guarded)
+
+    def test_override_is_restored_after_an_exception(self) -> None:
+        """Leaving the block by an exception restores the previous mode."""
+        with pytest.raises(KeyError), protoguard.override(mode="off"):
+            raise KeyError("x")
+        assert protoguard.current_mode() == "on"
+
+    def test_override_is_task_local(self) -> None:
+        """Another task started outside the block does not see the override."""
+        guarded = protoguard.provider(_plain_cm)
+        seen: dict[str, str] = {}
+
+        async def other(started: asyncio.Event, release: asyncio.Event) -> None:
+            started.set()
+            await release.wait()
+            seen["other"] = protoguard.current_mode()
+
+        async def main() -> None:
+            started, release = asyncio.Event(), asyncio.Event()
+            task = asyncio.ensure_future(other(started, release))
+            await started.wait()
+            with protoguard.override(mode="off"):
+                seen["inside"] = protoguard.current_mode()
+                assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+                release.set()
+                await task
+
+        asyncio.run(main())
+        assert seen == {"inside": "off", "other": "on"}
+
+    def test_override_invalid(self) -> None:
+        """An invalid override mode raises before the block runs."""
+        with pytest.raises(ConfigurationError, match=r"override\(mode=\.\.\.\)"):  # noqa: SIM117
+            with protoguard.override(mode="never"):
+                pytest.fail("the block must not run")

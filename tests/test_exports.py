@@ -1,0 +1,57 @@
+"""The public surface: every export once, documented, and nothing private leaking."""
+
+from __future__ import annotations
+
+import inspect
+
+import protoguard
+import protoguard.exceptions
+
+
+def test_all_is_exact() -> None:
+    """__all__ lists each public name once, and every public module attribute is in it."""
+    assert len(set(protoguard.__all__)) == len(protoguard.__all__)
+    public = {
+        name
+        for name, value in vars(protoguard).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert public == set(protoguard.__all__)
+
+
+def test_exports_claim_the_package() -> None:
+    """Classes and functions show up as protoguard.X in tracebacks and reprs."""
+    for name in protoguard.__all__:
+        value = getattr(protoguard, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__module__ == "protoguard", name
+
+
+def test_exports_are_documented() -> None:
+    """Every exported class and function has a docstring."""
+    for name in protoguard.__all__:
+        value = getattr(protoguard, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), name
+
+
+def test_exceptions_module_matches() -> None:
+    """protoguard.exceptions exports the same exception classes as the package."""
+    for name in protoguard.exceptions.__all__:
+        assert getattr(protoguard, name) is getattr(protoguard.exceptions, name)
+
+
+def test_error_hierarchy() -> None:
+    """Errors subclass the builtins that Python raises for the same mistakes."""
+    assert issubclass(protoguard.ProtocolError, TypeError)
+    assert issubclass(protoguard.ProtocolAttributeError, protoguard.ProtocolError)
+    assert issubclass(protoguard.ProtocolAttributeError, AttributeError)
+    assert issubclass(protoguard.ProtocolWarning, UserWarning)
+    assert issubclass(protoguard.ConfigurationError, ValueError)
+
+
+def test_version() -> None:
+    """The package has a version string that matches the installed metadata."""
+    from importlib.metadata import version
+
+    assert protoguard.__version__ == version("protoguard")

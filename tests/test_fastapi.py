@@ -1,0 +1,263 @@
+"""Guarded providers behind FastAPI's Depends(), through a real app and its TestClient.
+
+No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
+run time, and the providers are local to a fixture.
+"""
+
+import contextlib
+import linecache
+from typing import Annotated, Any
+
+import fastapi
+import pytest
+from fastapi import Depends, FastAPI, WebSocket
+from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import protoguard
+
+from .conftest import COUNT
+
+# FastAPI 0.123.5 started to look through __wrapped__ when it decides how to drive a
+# dependency; before that, Depends() on a context-manager provider injected what the
+# provider returned. Both are tested: nox runs this file on FastAPI 0.123.4 too.
+FASTAPI_UNWRAPS = tuple(int(part) for part in fastapi.__version__.split(".")[:3]) >= (0, 123, 5)
+
+
+@pytest.fixture
+def app_and_log(async_maker, sync_maker):
+    """An app whose endpoints take sessions from guarded providers of each Depends() kind."""
+    log: list[str] = []
+
+    @protoguard.provider
+    async def get_db():
+        async with async_maker() as session:
+            log.append("agen: open")
+            try:
+                yield session
+            finally:
+                log.append("agen: closed")
+
+    @protoguard.provider
+    def get_sync_db():
+        with sync_maker() as session:
+            log.append("gen: open")
+            try:
+                yield session
+            finally:
+                log.append("gen: closed")
+
+    @protoguard.provider
+    async def make_session() -> AsyncSession:
+        log.append("coroutine: made")
+        return async_maker()
+
+    @protoguard.provider
+    @contextlib.asynccontextmanager
+    async def get_request_scoped_db_session():
+        async with async_maker() as session:
+            log.append("acm: open")
+            try:
+                yield session
+            finally:
+                log.append("acm: closed")
+
+    @protoguard.provider
+    @contextlib.contextmanager
+    def sync_session_scope():
+        with sync_maker() as session:
+            log.append("cm: open")
+            try:
+                yield session
+            except LookupError:
+                log.append("cm: rolled back")
+                raise
+            finally:
+                log.append("cm: closed")
+
+    app = FastAPI()
+
+    @app.get("/acm")
+    async def acm_route(
+        db: Annotated[AsyncSession, Depends(get_request_scoped_db_session)],
+    ) -> dict[str, Any]:
+        # The incidents' report 003: Depends() on an @asynccontextmanager provider.
+        return {"count": (await db.execute(COUNT)).scalar_one(), "type": db.__class__.__name__}
+
+    @app.get("/cm")
+    def cm_route(db=Depends(sync_session_scope)) -> dict[str, Any]:  # noqa: B008
+        return {"count": db.execute(COUNT).scalar_one(), "type": db.__class__.__name__}
+
+    @app.get("/cm-raises")
+    def cm_raising_route(db=Depends(sync_session_scope)) -> None:  # noqa: B008
+        raise LookupError("boom")
+
+    @app.get("/acm-raises")
+    async def acm_raising_route(
+        db: Annotated[AsyncSession, Depends(get_request_scoped_db_session)],
+    ) -> None:
+        raise LookupError("boom")
+
+    @app.get("/agen")
+    async def agen_route(db: Annotated[AsyncSession, Depends(get_db)]) -> dict[str, Any]:
+        return {"count": (await db.execute(COUNT)).scalar_one(), "type": db.__class__.__name__}
+
+    @app.get("/gen")
+    def gen_route(db=Depends(get_sync_db)) -> dict[str, Any]:  # noqa: B008
+        return {"count": db.execute(COUNT).scalar_one(), "type": db.__class__.__name__}
+
+    @app.get("/coroutine")
+    async def coroutine_route(db: AsyncSession = Depends(make_session)) -> dict[str, Any]:  # noqa: B008
+        async with db:
+            return {"count": (await db.execute(COUNT)).scalar_one(), "type": db.__class__.__name__}
+
+    @app.get("/raises")
+    async def raising_route(db: Annotated[AsyncSession, Depends(get_db)]) -> None:
+        raise LookupError("boom")
+
+    @app.websocket("/chat")
+    async def chat(websocket: WebSocket) -> None:
+        # The chat path of the incidents: one session per message, through the
+        # @asynccontextmanager provider, used the right way.
+        await websocket.accept()
+        while True:
+            message = await websocket.receive_text()
+            if message == "bye":
+                break
+            async with get_request_scoped_db_session() as db_session:
+                count = (await db_session.execute(COUNT)).scalar_one()
+            await websocket.send_json({"message": message, "count": count})
+        await websocket.close()
+
+    @app.websocket("/chat-wrong")
+    async def chat_wrong(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.receive_text()
+        try:
+            async for db_session in get_request_scoped_db_session():  # the incident's line
+                await db_session.execute(COUNT)
+        except protoguard.ProtocolError as exc:
+            await websocket.send_json({"code": exc.code, "fix": exc.fix})
+        await websocket.close()
+
+    return app, log
+
+
+class TestDepends:
+    """Depends() on a guarded provider behaves as on the unguarded one."""
+
+    @pytest.mark.parametrize(
+        ("path", "kind"),
+        [
+            ("/agen", "agen"),
+            ("/gen", "gen"),
+            ("/coroutine", "coroutine"),
+            ("/acm", "acm"),
+            ("/cm", "cm"),
+        ],
+    )
+    def test_endpoint_gets_a_real_session(self, app_and_log, path: str, kind: str) -> None:
+        """The endpoint receives the real session and the provider's cleanup runs."""
+        app, log = app_and_log
+        if kind in ("acm", "cm") and not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects the context manager: see test_old_fastapi_*")
+        with TestClient(app) as client:
+            response = client.get(path)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["count"] == 2
+        assert body["type"] in ("AsyncSession", "Session")
+        if kind == "coroutine":
+            assert log == ["coroutine: made"]
+        else:
+            assert log == [f"{kind}: open", f"{kind}: closed"]
+
+    def test_exception_in_endpoint_reaches_provider(self, app_and_log) -> None:
+        """An exception in the endpoint reaches the provider (its finally runs) and the app."""
+        app, log = app_and_log
+        with TestClient(app, raise_server_exceptions=True) as client, pytest.raises(LookupError):
+            client.get("/raises")
+        assert log == ["agen: open", "agen: closed"]
+
+    @pytest.mark.parametrize(
+        ("path", "expected"),
+        [
+            ("/acm-raises", ["acm: open", "acm: closed"]),
+            ("/cm-raises", ["cm: open", "cm: rolled back", "cm: closed"]),
+        ],
+    )
+    def test_exception_reaches_context_manager_provider(
+        self, app_and_log, path: str, expected: list[str]
+    ) -> None:
+        """Through Depends(), the endpoint's exception reaches a context-manager provider."""
+        if not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects the context manager: see test_old_fastapi_*")
+        app, log = app_and_log
+        with TestClient(app) as client, pytest.raises(LookupError):
+            client.get(path)
+        assert log == expected
+
+    @pytest.mark.parametrize(
+        ("path", "provider"),
+        [("/acm", "get_request_scoped_db_session"), ("/cm", "sync_session_scope")],
+    )
+    def test_old_fastapi_names_depends(self, app_and_log, path: str, provider: str) -> None:
+        """On FastAPI < 0.123.5 the endpoint's first use is PG103 naming Depends and the fix."""
+        if FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI gives the endpoint the session")
+        app, log = app_and_log
+        with TestClient(app) as client, pytest.raises(protoguard.ProtocolAttributeError) as info:
+            client.get(path)
+        error = info.value
+        assert error.code == "PG103"
+        assert error.call_site is not None
+        assert error.call_site.filename == __file__
+        assert "db.execute(COUNT)" in linecache.getline(__file__, error.call_site.lineno)
+        assert f"on what Depends({provider}) injected" in str(error)
+        assert error.fix.startswith("upgrade FastAPI to 0.123.5 or later")
+        assert log == []
+
+
+class TestWebSocket:
+    """A websocket handler that takes a session per message, like the incidents' chat."""
+
+    def test_session_per_message(self, app_and_log) -> None:
+        """Each message opens and closes its own session through the guarded provider."""
+        app, log = app_and_log
+        with TestClient(app) as client, client.websocket_connect("/chat") as ws:
+            for text in ("hello", "again"):
+                ws.send_text(text)
+                assert ws.receive_json() == {"message": text, "count": 2}
+            ws.send_text("bye")
+        assert log == ["acm: open", "acm: closed"] * 2
+
+    def test_incident_line_is_named(self, app_and_log) -> None:
+        """The incidents' `async for` over the @asynccontextmanager provider is PG101, fixed."""
+        app, _ = app_and_log
+        with TestClient(app) as client, client.websocket_connect("/chat-wrong") as ws:
+            ws.send_text("hi")
+            assert ws.receive_json() == {
+                "code": "PG101",
+                "fix": "async with get_request_scoped_db_session() as db_session:",
+            }
+
+
+def test_unguarded_asynccontextmanager_fails_in_depends(async_maker) -> None:
+    """Without protoguard, the same Depends() fails inside FastAPI (what the guard fixes)."""
+
+    @contextlib.asynccontextmanager
+    async def get_db():
+        async with async_maker() as session:
+            yield session
+
+    app = FastAPI()
+
+    @app.get("/")
+    async def route(db=Depends(get_db)) -> None:  # noqa: B008
+        await db.execute(COUNT)
+
+    with TestClient(app) as client, pytest.raises((TypeError, AttributeError)) as info:
+        client.get("/")
+    # FastAPI >= 0.123.5 fails resolving the dependency; older ones inject the context
+    # manager and the endpoint fails on .execute: either way, nothing names the user's line.
+    assert "_AsyncGeneratorContextManager" in str(info.value)

@@ -1,0 +1,741 @@
+"""protoguard.fastapi.check_app(): the dependencies that cannot give a session, at startup.
+
+No `from __future__ import annotations` here: FastAPI and check_app read the annotations
+at run time.
+"""
+
+import contextlib
+import functools
+import importlib
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from pathlib import Path
+from typing import Annotated, Any
+
+import fastapi
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
+from fastapi.security import OAuth2PasswordBearer
+from fastapi.testclient import TestClient
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.orm import Session
+
+import protoguard
+import protoguard.fastapi
+from protoguard import ProviderInfo
+from protoguard.fastapi import DependencyProblem, check_app
+
+from .conftest import COUNT
+
+HERE = str(Path(__file__))
+SOURCE = Path(__file__).read_text().splitlines()
+# FastAPI >= 0.123.5 fails with a TypeError ("... is not an async iterator"), or on older
+# Pythons and FastAPIs with an AttributeError ("... has no attribute '__anext__'").
+FAILS_TO_ITERATE = (TypeError, AttributeError)
+# FastAPI 0.123.4 and earlier inject what a context-manager function returns.
+INJECTS = tuple(int(part) for part in fastapi.__version__.split(".")[:3]) <= (0, 123, 4)
+DOCS = "https://protoguard.readthedocs.io/en/latest/errors/#pg103"
+
+
+def line_of(marker: str) -> int:
+    """The line of this file that ends with the comment ``# <marker>``."""
+    return next(i for i, line in enumerate(SOURCE, 1) if line.endswith(f"# {marker}"))
+
+
+# --- the app under test: each provider as a user would write it ----------------------
+
+
+def make_app(async_maker: Any, sync_maker: Any) -> FastAPI:
+    """An app with HTTP and websocket routes, routers and nested dependencies, some of
+    whose dependencies cannot give a session."""
+
+    async def verify_key() -> None:
+        """A clean app-level dependency that is no session provider at all."""
+
+    @contextlib.asynccontextmanager  # get_db
+    async def get_db():
+        async with async_maker() as session:
+            yield session
+
+    @contextlib.contextmanager  # get_sync_db
+    def get_sync_db():
+        with sync_maker() as session:
+            yield session
+
+    async def open_db() -> AbstractAsyncContextManager[AsyncSession]:  # open_db
+        return async_maker.begin()
+
+    async def begin_transaction() -> AsyncSessionTransaction:  # begin_transaction
+        return async_maker().begin()
+
+    def sync_scope() -> AbstractContextManager[Session]:  # sync_scope
+        return sync_maker.begin()
+
+    async def get_user(db=Depends(get_db)) -> str:  # noqa: B008
+        await db.execute(COUNT)
+        return "ada"
+
+    class DbFactory:
+        @contextlib.asynccontextmanager  # DbFactory.__call__
+        async def __call__(self):
+            async with async_maker() as session:
+                yield session
+
+    app = FastAPI(dependencies=[Depends(verify_key)])
+
+    @app.get("/items")
+    async def list_items(db: Annotated[AsyncSession, Depends(get_db)]) -> int:
+        return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+    @app.post("/items")
+    async def add_item(db=Depends(open_db)) -> int:  # noqa: B008
+        return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+    @app.get("/me")
+    async def me(user: Annotated[str, Depends(get_user)]) -> str:
+        return user
+
+    @app.api_route("/sync", methods=["GET", "PUT"])
+    def sync_route(db=Depends(sync_scope), other=Depends(get_sync_db)) -> int:  # noqa: B008
+        return db.execute(COUNT).scalar_one()  # type: ignore[no-any-return]
+
+    @app.delete("/items")
+    def delete_items(db=Depends(sync_scope)) -> int:  # noqa: B008
+        return db.execute(COUNT).scalar_one()  # type: ignore[no-any-return]
+
+    @app.websocket("/chat")
+    async def chat(websocket: WebSocket, db=Depends(get_db)) -> None:  # noqa: B008
+        await websocket.accept()
+        await websocket.send_json((await db.execute(COUNT)).scalar_one())
+        await websocket.close()
+
+    admin = APIRouter(prefix="/admin", dependencies=[Depends(begin_transaction)])
+
+    @admin.get("/stats", dependencies=[Depends(verify_key)])
+    async def stats(db=Security(functools.partial(get_db))) -> None:  # noqa: B008
+        pass
+
+    @admin.websocket("/feed")
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    reports = APIRouter(prefix="/reports")
+
+    @reports.get("/daily")
+    async def daily(db=Depends(DbFactory())) -> None:  # noqa: B008
+        pass
+
+    admin.include_router(reports)
+    app.include_router(admin)
+    return app
+
+
+def _short(name: str) -> str:
+    return name.rpartition("<locals>.")[2]
+
+
+def outcome(returned: str) -> str:
+    """What the installed FastAPI does with a context manager a dependency returns."""
+    if INJECTS:
+        return (
+            f"and injects the {returned} it returns, so the endpoint's first use of it as a "
+            "session fails with AttributeError."
+        )
+    return f"and then fails to iterate the {returned} it returns, before the endpoint runs."
+
+
+def acm_problem(path: str, methods: tuple[str, ...], parameter: str, name: str) -> Any:
+    short = name.rpartition("<locals>.")[2]
+    return DependencyProblem(
+        path=path,
+        methods=methods,
+        parameter=parameter,
+        provider=ProviderInfo(name, "async context manager", HERE, line_of(short)),
+        code="PG103",
+        message=(
+            f"{short} is an unguarded @asynccontextmanager function: FastAPI calls {short}() "
+            + outcome("_AsyncGeneratorContextManager")
+        ),
+        fix=(
+            f"decorate {short} with @protoguard.provider (above @asynccontextmanager), or "
+            f"make it an async generator: async def {short}(): async with ... as session: "
+            "yield session"
+        ),
+    )
+
+
+def cm_problem(path: str, methods: tuple[str, ...], parameter: str) -> Any:
+    return DependencyProblem(
+        path=path,
+        methods=methods,
+        parameter=parameter,
+        provider=ProviderInfo(
+            "make_app.<locals>.get_sync_db", "context manager", HERE, line_of("get_sync_db")
+        ),
+        code="PG103",
+        message=(
+            "get_sync_db is an unguarded @contextmanager function: FastAPI calls get_sync_db() "
+            + outcome("_GeneratorContextManager")
+        ),
+        fix=(
+            "decorate get_sync_db with @protoguard.provider (above @contextmanager), or make "
+            "it a generator: def get_sync_db(): with ... as session: yield session"
+        ),
+    )
+
+
+def sync_scope_problem(path: str, methods: tuple[str, ...]) -> Any:
+    return DependencyProblem(
+        path=path,
+        methods=methods,
+        parameter="db",
+        provider=ProviderInfo(
+            "make_app.<locals>.sync_scope", "function", HERE, line_of("sync_scope")
+        ),
+        code="PG103",
+        message=(
+            "sync_scope is a function that returns a context manager "
+            "(AbstractContextManager of Session): Depends() calls it and injects the "
+            "context manager, not a session."
+        ),
+        fix=(
+            "make sync_scope a generator that yields the session: "
+            "def sync_scope(): with ... as session: yield session"
+        ),
+    )
+
+
+def begin_transaction_problem(path: str, methods: tuple[str, ...]) -> Any:
+    return DependencyProblem(
+        path=path,
+        methods=methods,
+        parameter="dependencies[1]",
+        provider=ProviderInfo(
+            "make_app.<locals>.begin_transaction",
+            "coroutine function",
+            HERE,
+            line_of("begin_transaction"),
+        ),
+        code="PG103",
+        message=(
+            "begin_transaction is a coroutine function that returns a context manager "
+            "(AsyncSessionTransaction): Depends() awaits it and injects the context manager, "
+            "not a session."
+        ),
+        fix=(
+            "make begin_transaction an async generator that yields the session: "
+            "async def begin_transaction(): async with ... as session: yield session"
+        ),
+    )
+
+
+@pytest.fixture
+def app(async_maker: Any, sync_maker: Any) -> FastAPI:
+    return make_app(async_maker, sync_maker)
+
+
+class TestFindings:
+    """Each dependency that cannot give a session is reported, once per route and parameter."""
+
+    def test_every_record(self, app: FastAPI) -> None:
+        """The exact records, in route order, then in parameter order within a route."""
+        get_db = "make_app.<locals>.get_db"
+        assert check_app(app) == [
+            acm_problem("/items", ("GET",), "db", get_db),
+            DependencyProblem(
+                path="/items",
+                methods=("POST",),
+                parameter="db",
+                provider=ProviderInfo(
+                    "make_app.<locals>.open_db", "coroutine function", HERE, line_of("open_db")
+                ),
+                code="PG103",
+                message=(
+                    "open_db is a coroutine function that returns a context manager "
+                    "(AbstractAsyncContextManager of AsyncSession): Depends() awaits it and "
+                    "injects the context manager, not a session."
+                ),
+                fix=(
+                    "make open_db an async generator that yields the session: "
+                    "async def open_db(): async with ... as session: yield session"
+                ),
+            ),
+            acm_problem("/me", ("GET",), "user.db", get_db),
+            sync_scope_problem("/sync", ("GET", "PUT")),
+            cm_problem("/sync", ("GET", "PUT"), "other"),
+            sync_scope_problem("/items", ("DELETE",)),
+            acm_problem("/chat", ("websocket",), "db", get_db),
+            begin_transaction_problem("/admin/stats", ("GET",)),
+            acm_problem("/admin/stats", ("GET",), "db", get_db),
+            begin_transaction_problem("/admin/feed", ("websocket",)),
+            begin_transaction_problem("/admin/reports/daily", ("GET",)),
+            acm_problem(
+                "/admin/reports/daily",
+                ("GET",),
+                "db",
+                "make_app.<locals>.DbFactory.__call__",
+            ),
+        ]
+
+    def test_str(self, app: FastAPI) -> None:
+        """A record reads as the code, the route and parameter, the why, the site and the fix."""
+        problem = check_app(app)[2]
+        if INJECTS:
+            pytest.skip("the wording for FastAPI >= 0.123.5")
+        assert str(problem) == (
+            "[PG103] GET /me, parameter user.db: get_db is an unguarded @asynccontextmanager "
+            "function: FastAPI calls get_db() and then fails to iterate the "
+            "_AsyncGeneratorContextManager it returns, before the endpoint runs.\n"
+            f"  get_db: an @asynccontextmanager function, defined at {HERE}:{line_of('get_db')}\n"
+            "  fix: decorate get_db with @protoguard.provider (above @asynccontextmanager), "
+            "or make it an async generator: async def get_db(): async with ... as session: "
+            "yield session\n"
+            f"  docs: {DOCS}"
+        )
+        assert problem.route == "GET /me"
+        assert str(check_app(app)[7]).startswith(
+            "[PG103] GET /admin/stats, dependencies[1]: begin_transaction is"
+        )
+
+    def test_app_level_dependency_is_reported_per_route(self, sync_maker: Any) -> None:
+        """A bad app-level dependency gives one record per route, websockets included."""
+
+        @contextlib.contextmanager  # get_sync_db
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+
+        async def verify_key() -> None:
+            pass
+
+        app = FastAPI(dependencies=[Depends(verify_key), Depends(get_sync_db)])
+
+        @app.get("/a")
+        def a() -> None:
+            pass
+
+        @app.websocket("/ws")
+        async def ws(websocket: WebSocket) -> None:
+            pass
+
+        router = APIRouter(prefix="/r")
+
+        @router.delete("/b")
+        def b() -> None:
+            pass
+
+        app.include_router(router)
+        found = check_app(app)
+        assert [(p.route, p.parameter, p.provider.name) for p in found] == [
+            ("GET /a", "dependencies[1]", get_sync_db.__qualname__),
+            ("websocket /ws", "dependencies[1]", get_sync_db.__qualname__),
+            ("DELETE /r/b", "dependencies[1]", get_sync_db.__qualname__),
+        ]
+
+    def test_router_included_twice_is_reported_at_each_prefix(self, sync_maker: Any) -> None:
+        """A router included at two prefixes gives a record at each; at one prefix, one."""
+
+        @contextlib.contextmanager
+        def get_sync_db():
+            yield sync_maker()
+
+        router = APIRouter()
+
+        @router.get("/x")
+        def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
+            pass
+
+        app = FastAPI()
+        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v2")
+        assert [p.route for p in check_app(app)] == ["GET /v1/x", "GET /v2/x"]
+
+    def test_mounted_app(self, sync_maker: Any) -> None:
+        """Routes of a mounted FastAPI sub-application are checked under the mount's path."""
+
+        @contextlib.contextmanager
+        def get_sync_db():
+            yield sync_maker()
+
+        sub = FastAPI()
+
+        @sub.get("/x")
+        def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
+            pass
+
+        app = FastAPI()
+        app.mount("/sub", sub)
+        assert [(p.route, p.parameter) for p in check_app(app)] == [("GET /sub/x", "db")]
+
+    def test_an_apirouter_can_be_checked(self, sync_maker: Any) -> None:
+        """check_app() also takes an APIRouter on its own."""
+
+        @contextlib.contextmanager
+        def get_sync_db():
+            yield sync_maker()
+
+        router = APIRouter(prefix="/r")
+
+        @router.get("/x")
+        def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
+            pass
+
+        assert [(p.route, p.parameter) for p in check_app(router)] == [("GET /r/x", "db")]
+
+    def test_bound_method(self, sync_maker: Any) -> None:
+        """An unguarded @contextmanager method, given bound to Depends(), is reported."""
+
+        class Repo:
+            @contextlib.contextmanager
+            def session(self):
+                with sync_maker() as session:
+                    yield session
+
+        app = FastAPI()
+
+        @app.get("/x")
+        def x(db=Depends(Repo().session)) -> None:  # noqa: B008
+            pass
+
+        (problem,) = check_app(app)
+        assert problem.provider.name.endswith("<locals>.Repo.session")
+        assert problem.fix.startswith("decorate Repo.session with @protoguard.provider")
+
+    def test_mode_off_is_named(self, sync_maker: Any) -> None:
+        """With mode off, @protoguard.provider leaves the provider as it was, and says so."""
+        with protoguard.override(mode="off"):
+
+            @protoguard.provider
+            @contextlib.contextmanager
+            def get_sync_db():
+                yield sync_maker()
+
+            app = FastAPI()
+
+            @app.get("/x")
+            def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
+                pass
+
+            (problem,) = check_app(app)
+        assert problem.message.endswith(
+            "protoguard's mode is 'off', in which @protoguard.provider leaves providers unguarded."
+        )
+
+    def test_older_fastapi_wording(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On FastAPI 0.123.4 and earlier, the message says the context manager is injected."""
+        monkeypatch.setattr(fastapi, "__version__", "0.123.4")
+        assert check_app(app)[0].message == (
+            "get_db is an unguarded @asynccontextmanager function: FastAPI calls get_db() and "
+            "injects the _AsyncGeneratorContextManager it returns, so the endpoint's first use "
+            "of it as a session fails with AttributeError."
+        )
+
+    def test_what_a_function_returns(self, async_maker: Any) -> None:
+        """Return annotations: a session's iterator or context manager is reported, guarded
+        or not, and through a functools.wraps wrapper; a session is not."""
+
+        async def sessions() -> AsyncIterator[AsyncSession]:
+            async with async_maker() as session:
+                yield session
+
+        async def iterate() -> AsyncIterator[AsyncSession]:
+            return sessions()
+
+        @protoguard.provider
+        async def guarded() -> AbstractAsyncContextManager[AsyncSession]:
+            return async_maker.begin()  # type: ignore[no-any-return]
+
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @functools.wraps(get_db)
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            return get_db(*args, **kwargs)
+
+        async def make_session() -> AsyncSession:
+            return async_maker()  # type: ignore[no-any-return]
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def route(
+            one=Depends(iterate),  # noqa: B008
+            two=Depends(guarded),  # noqa: B008
+            three=Depends(logged),  # noqa: B008
+            four=Depends(make_session),  # noqa: B008
+        ) -> None:
+            pass
+
+        found = [(p.parameter, _short(p.provider.name), p.provider.kind) for p in check_app(app)]
+        assert found == [
+            ("one", "iterate", "coroutine function"),
+            ("two", "guarded", "coroutine function"),
+            ("three", "get_db", "async context manager"),
+        ]
+        assert check_app(app)[0].message == (
+            "iterate is a coroutine function that returns an iterator (AsyncIterator of "
+            "AsyncSession): Depends() awaits it and injects the iterator, not a session."
+        )
+
+
+class TestFindingsAreTrue:
+    """What check_app() reports is what FastAPI really does with those dependencies."""
+
+    def test_reported_http_routes_fail(self, app: FastAPI) -> None:
+        """The context-manager functions fail inside FastAPI; the injected context manager
+        is not a session."""
+        with TestClient(app) as client:
+            with pytest.raises(FAILS_TO_ITERATE, match="_AsyncGeneratorContextManager"):
+                client.get("/items")
+            with pytest.raises(FAILS_TO_ITERATE, match="_AsyncGeneratorContextManager"):
+                client.get("/me")
+            with pytest.raises(AttributeError, match="_AsyncSessionContextManager"):
+                client.post("/items")
+            with pytest.raises(AttributeError, match="_GeneratorContextManager"):
+                client.delete("/items")
+            with pytest.raises(FAILS_TO_ITERATE, match="_GeneratorContextManager"):
+                client.get("/sync")
+
+    def test_reported_websocket_route_fails(self, app: FastAPI) -> None:
+        """The websocket route fails while FastAPI resolves its dependency."""
+        client, fails = (
+            TestClient(app),
+            pytest.raises(FAILS_TO_ITERATE, match="_AsyncGeneratorContextManager"),
+        )
+        with client, fails, client.websocket_connect("/chat"):
+            pass  # pragma: no cover - the connection fails before it opens
+
+
+# --- a clean app: every kind that gives a session --------------------------------------
+
+
+def make_clean_app(async_maker: Any, sync_maker: Any) -> FastAPI:
+    """Guarded providers of every kind, plain generators, and what is no evidence."""
+
+    @protoguard.provider
+    @contextlib.asynccontextmanager
+    async def guarded_acm():
+        async with async_maker() as session:
+            yield session
+
+    @protoguard.provider
+    @contextlib.contextmanager
+    def guarded_cm():
+        with sync_maker() as session:
+            yield session
+
+    @protoguard.provider
+    async def guarded_agen():
+        async with async_maker() as session:
+            yield session
+
+    @protoguard.provider
+    def guarded_gen():
+        with sync_maker() as session:
+            yield session
+
+    @protoguard.provider
+    async def guarded_coroutine() -> AsyncSession:
+        return async_maker()
+
+    async def get_db() -> AsyncIterator[AsyncSession]:
+        async with async_maker() as session:
+            yield session
+
+    def get_sync_db() -> Iterator[Session]:
+        with sync_maker() as session:
+            yield session
+
+    async def make_session() -> AsyncSession:
+        return async_maker()  # type: ignore[no-any-return]
+
+    def make_sync_session() -> Session:
+        return sync_maker()  # type: ignore[no-any-return]
+
+    class Throttle:
+        async def __aenter__(self) -> None:
+            pass
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            pass
+
+    async def get_lock() -> AbstractAsyncContextManager[None]:
+        # A context manager that is no session's: not evidence of anything.
+        return Throttle()
+
+    async def unannotated():
+        # Returns a context manager, but nothing says so before it runs.
+        return async_maker.begin()
+
+    class Repo:
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def session(self):
+            async with async_maker() as session:
+                yield session
+
+    class Settings:
+        def __init__(self, debug: bool = False) -> None:
+            self.debug = debug
+
+    guarded_maker = protoguard.provider(async_maker)
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+
+    app = FastAPI(dependencies=[Depends(guarded_cm)])
+
+    @app.get("/a")
+    async def a(
+        one: Annotated[AsyncSession, Depends(guarded_acm)],
+        two: Annotated[AsyncSession, Depends(guarded_agen)],
+        three: Annotated[AsyncSession, Depends(guarded_coroutine)],
+        four: Annotated[AsyncSession, Depends(get_db)],
+        five: Annotated[AsyncSession, Depends(make_session)],
+        six: Annotated[AsyncSession, Depends(guarded_maker)],
+        seven: Annotated[AsyncSession, Depends(async_maker)],
+        eight: Annotated[AsyncSession, Depends(Repo().session)],
+        nine: Annotated[AsyncSession, Depends(functools.partial(guarded_acm))],
+    ) -> None:
+        pass
+
+    @app.get("/b")
+    def b(
+        one: Session = Depends(guarded_gen),  # noqa: B008
+        two: Session = Depends(get_sync_db),  # noqa: B008
+        three: Session = Depends(make_sync_session),  # noqa: B008
+        settings: Settings = Depends(),  # noqa: B008
+        token: str = Security(oauth2),
+    ) -> None:
+        pass
+
+    @app.websocket("/ws")
+    async def ws(
+        websocket: WebSocket,
+        lock: Any = Depends(get_lock),  # noqa: B008
+        other: Any = Depends(unannotated),  # noqa: B008
+    ) -> None:
+        pass
+
+    router = APIRouter(prefix="/r", dependencies=[Depends(guarded_acm)])
+
+    @router.get("/c")
+    async def c(db=Depends(guarded_agen)) -> None:  # noqa: B008
+        pass
+
+    app.include_router(router)
+    return app
+
+
+class TestClean:
+    """Dependencies that give a session, or where there is no evidence, give no record."""
+
+    def test_clean_app(self, async_maker: Any, sync_maker: Any) -> None:
+        """Guarded providers of every kind and plain (async) generators give []."""
+        found = check_app(make_clean_app(async_maker, sync_maker))
+        if INJECTS:
+            # Only FastAPI >= 0.123.5 looks beneath @protoguard.provider.
+            assert {_short(p.provider.name) for p in found} == {
+                "guarded_cm",
+                "guarded_acm",
+                "Repo.session",
+            }
+        else:
+            assert found == []
+
+    def test_guarded_on_older_fastapi(
+        self, async_maker: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """FastAPI 0.123.4 and earlier inject what a guarded context-manager provider
+        returns, and the record says so."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def count(db: Annotated[AsyncSession, Depends(get_db)]) -> None:
+            pass
+
+        monkeypatch.setattr(fastapi, "__version__", "0.123.4")
+        (problem,) = check_app(app)
+        assert (problem.route, problem.parameter, problem.code) == ("GET /", "db", "PG103")
+        assert problem.message == (
+            "get_db is a guarded async context manager, but FastAPI 0.123.4 does not look "
+            "beneath @protoguard.provider: Depends() calls get_db() and injects the context "
+            "manager it returns, so the endpoint's first use of it as a session raises PG103."
+        )
+        assert problem.fix == (
+            "upgrade FastAPI to 0.123.5 or later, or make get_db an async generator: "
+            "async def get_db(): async with ... as session: yield session"
+        )
+
+    def test_clean_app_really_serves_sessions(self, async_maker: Any, sync_maker: Any) -> None:
+        """The guarded context-manager providers give the endpoint a real session."""
+        if INJECTS:
+            pytest.skip("FastAPI 0.123.4 and earlier inject the context manager")
+        app = FastAPI()
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @app.get("/")
+        async def count(db: Annotated[AsyncSession, Depends(get_db)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        assert check_app(app) == []
+        with TestClient(app) as client:
+            assert client.get("/").json() == 2
+
+    def test_empty_app(self) -> None:
+        """An app without routes of its own has nothing to report."""
+        assert check_app(FastAPI()) == []
+
+
+class TestDocs:
+    """The example in docs/fastapi-check.md runs and prints what the page shows."""
+
+    def test_example(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """The page's first Python block, run as app.py, prints its first text block."""
+        if INJECTS:
+            pytest.skip("the page shows the output of FastAPI >= 0.123.5")
+        page = (Path(__file__).parents[1] / "docs" / "fastapi-check.md").read_text()
+        code = page.split("```python\n", 1)[1].split("```", 1)[0]
+        shown = page.split("```text\n", 1)[1].split("```", 1)[0]
+        exec(compile(code, "app.py", "exec"), {"__name__": "app"})
+        assert capsys.readouterr().out == shown
+
+
+class TestModule:
+    """The public module: its surface, its argument check, its missing-FastAPI error."""
+
+    def test_public_surface(self) -> None:
+        """protoguard.fastapi exports check_app and DependencyProblem, under its own name."""
+        assert protoguard.fastapi.__all__ == ["DependencyProblem", "check_app"]
+        assert check_app.__module__ == "protoguard.fastapi"
+        assert DependencyProblem.__module__ == "protoguard.fastapi"
+        assert not hasattr(protoguard, "DependencyProblem")
+
+    def test_not_an_app(self) -> None:
+        """Anything without routes is refused by type, not value."""
+        with pytest.raises(
+            TypeError, match=r"takes a FastAPI app or an APIRouter, not an instance of str"
+        ):
+            check_app("secret")
+
+    def test_without_fastapi(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without FastAPI, importing protoguard.fastapi names the extra to install."""
+        monkeypatch.setitem(sys.modules, "fastapi", None)
+        monkeypatch.delitem(sys.modules, "protoguard.fastapi")
+        monkeypatch.delitem(sys.modules, "protoguard._fastapi_check")
+        with pytest.raises(ImportError, match=r"pip install 'protoguard\[fastapi\]'"):
+            importlib.import_module("protoguard.fastapi")

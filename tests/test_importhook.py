@@ -1,0 +1,912 @@
+"""The import-time guard: real modules written to tmp_path, imported under the hook."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import types
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+import protoguard
+from protoguard import _importhook, _index, _scan
+
+PROVIDERS = """
+from contextlib import asynccontextmanager, contextmanager
+
+import protoguard
+
+
+@asynccontextmanager
+async def get_db():
+    yield "session"
+
+
+@contextmanager
+def sync_db():
+    yield "session"
+
+
+async def gen_db():
+    yield "session"
+
+
+def sync_gen_db():
+    yield "session"
+
+
+async def make_session():
+    return "session"
+
+
+@protoguard.provider
+@asynccontextmanager
+async def guarded_db():
+    yield "session"
+
+
+@protoguard.provider
+async def guarded_gen():
+    yield "session"
+
+
+class Repo:
+    @classmethod
+    @asynccontextmanager
+    async def session(cls):
+        yield "session"
+
+    @staticmethod
+    async def gen():
+        yield "session"
+
+
+class Manager:
+    @asynccontextmanager
+    async def session(self):
+        yield "session"
+
+
+manager = Manager()
+"""
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh package ``pgapp_<n>`` on sys.path with a providers module; yields its dir."""
+    name = f"pgapp_{abs(hash(str(tmp_path))) % 10**8}"
+    root = tmp_path / name
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "deps.py").write_text(PROVIDERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PROTOGUARD_CACHE_DIR", str(tmp_path / "cache"))
+    yield root
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+def write(package: Path, name: str, body: str) -> str:
+    """Write module ``name`` into the package; return its dotted name."""
+    (package / f"{name}.py").write_text(textwrap.dedent(body))
+    importlib.invalidate_caches()
+    return f"{package.name}.{name}"
+
+
+def check(package: Path, name: str, body: str, mode: str = "on") -> list[_scan.SourceFinding]:
+    """Import the module under a hook that only collects, and return its findings."""
+    module = write(package, name, body)
+    hook = _importhook.ImportHook((package.name,), mode, report=False)
+    hook.install()
+    try:
+        importlib.import_module(module)
+    finally:
+        hook.uninstall()
+    return [f for f in hook.findings if f.module == module]
+
+
+def line_of(package: Path, name: str, text: str) -> int:
+    lines = (package / f"{name}.py").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+class TestForms:
+    """Every syntactic form, with the code of each misuse and the line it is on."""
+
+    CASES: ClassVar[list[tuple[str, str, str]]] = [
+        ("async for s in get_db():", "PG101", "async with get_db() as s:"),
+        ("async with gen_db() as s:", "PG102", "async for s in gen_db():"),
+        ("s = await get_db()", "PG104", "async with get_db() as s:"),
+        ("with get_db() as s:", "PG105", "async with get_db() as s:"),
+        ("async with sync_db() as s:", "PG105", "with sync_db() as s:"),
+        ("for s in gen_db():", "PG105", "async for s in gen_db():"),
+        ("async with make_session() as s:", "PG106", "async with await make_session() as s:"),
+        ("async for s in make_session():", "PG106", "s = await make_session()"),
+        ("for s in sync_db():", "PG101", "with sync_db() as s:"),
+        ("with sync_gen_db() as s:", "PG102", "for s in sync_gen_db():"),
+        ("s = await sync_db()", "PG104", "with sync_db() as s:"),
+    ]
+
+    @pytest.mark.parametrize(("statement", "code", "fix"), CASES)
+    def test_misuse(self, package: Path, statement: str, code: str, fix: str) -> None:
+        """Each wrong protocol is reported with its code, line, column and fix."""
+        body = f"""
+        from .deps import *
+
+        async def handler():
+            {statement}
+                pass
+        """
+        if not statement.endswith(":"):
+            body = body.replace("                pass\n", "")
+        found = check(package, "mod", body)
+        assert [(f.code, f.fix) for f in found] == [(code, fix)]
+        assert found[0].line == line_of(package, "mod", statement)
+        line = (package / "mod.py").read_text().splitlines()[found[0].line - 1]
+        provider = re.search(r"([\w.]+)\(", statement)
+        assert provider is not None
+        assert line[found[0].col - 1 :].startswith(provider.group(1) + "(")
+
+    @pytest.mark.parametrize(
+        "statement",
+        [
+            "async with get_db() as s:",
+            "async for s in gen_db():",
+            "s = await make_session()",
+            "with sync_db() as s:",
+            "for s in sync_gen_db():",
+            "async with await make_session() as s:",
+            "async with guarded_db() as s:",
+            "async for s in guarded_gen():",
+        ],
+    )
+    def test_correct_use(self, package: Path, statement: str) -> None:
+        """The right protocol is never a finding."""
+        body = f"""
+        from .deps import *
+
+        async def handler():
+            {statement}
+                pass
+        """
+        if not statement.endswith(":"):
+            body = body.replace("                pass\n", "")
+        assert check(package, "mod", body) == []
+
+    def test_comprehensions(self, package: Path) -> None:
+        """Comprehensions iterate too: `[... async for ... in cm()]` is PG101."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db, sync_db
+
+            async def handler():
+                a = [s async for s in get_db()]
+                b = {s for s in sync_db()}
+                return a, b
+            """,
+        )
+        assert [f.code for f in found] == ["PG101", "PG101"]
+
+    def test_with_several_items(self, package: Path) -> None:
+        """Each item of a with statement is a use of its own, on its own line."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db, gen_db
+
+            async def handler():
+                async with (
+                    get_db() as a,
+                    gen_db() as b,
+                ):
+                    pass
+            """,
+        )
+        expected = [("PG102", line_of(package, "mod", "gen_db() as b"))]
+        assert [(f.code, f.line) for f in found] == expected
+
+    def test_guarded_providers_are_known(self, package: Path) -> None:
+        """A guarded provider is classified by its own kind, not as the wrapper."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import guarded_db, guarded_gen
+
+            async def handler():
+                async for s in guarded_db():
+                    pass
+                async with guarded_gen() as s:
+                    pass
+            """,
+        )
+        assert [f.code for f in found] == ["PG101", "PG102"]
+
+    def test_session_makers(self, package: Path) -> None:
+        """async_sessionmaker instances are providers: `async for` and `await` are wrong."""
+        found = check(
+            package,
+            "mod",
+            """
+            from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+            Session = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"))
+
+            async def handler():
+                async with Session() as ok:
+                    pass
+                async for s in Session():
+                    pass
+                s = await Session()
+                with Session() as s:
+                    pass
+            """,
+        )
+        assert [f.code for f in found] == ["PG101", "PG104", "PG105"]
+
+
+class TestDepends:
+    """Depends(f): plain, in Annotated[...], and in dependencies=[...]."""
+
+    def test_every_place(self, package: Path) -> None:
+        """An unguarded context-manager function given to Depends is PG103 wherever it is."""
+        found = check(
+            package,
+            "mod",
+            """
+            from typing import Annotated
+
+            from fastapi import APIRouter, Depends, FastAPI
+            import fastapi
+
+            from . import deps
+            from .deps import get_db, gen_db, guarded_db
+
+            app = FastAPI()
+            router = APIRouter(dependencies=[Depends(deps.sync_db)])
+
+            @app.get("/a")
+            async def a(db=Depends(get_db)):
+                return None
+
+            @app.get("/b")
+            async def b(db: Annotated[str, fastapi.Depends(get_db)]):
+                return None
+
+            @app.get("/c", dependencies=[Depends(get_db)])
+            async def c():
+                return None
+
+            @app.get("/ok")
+            async def ok(db=Depends(gen_db), g=Depends(guarded_db)):
+                return None
+            """,
+        )
+        assert [f.code for f in found] == ["PG103"] * 4
+        assert {f.provider.name for f in found} == {"get_db", "sync_db"}
+
+    def test_other_depends_is_not_fastapis(self, package: Path) -> None:
+        """A function of the user's that happens to be called Depends is not FastAPI's."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db
+
+            def Depends(dependency):
+                return dependency
+
+            x = Depends(get_db)
+            """,
+        )
+        assert found == []
+
+
+class TestResolution:
+    """Names resolve against the module's real globals, through imports and aliases."""
+
+    def test_aliases_and_chains(self, package: Path) -> None:
+        """`import ... as`, `from ... import ... as`, module attributes, classes, instances."""
+        found = check(
+            package,
+            "mod",
+            f"""
+            import {package.name}.deps as get_db_module
+            from . import deps as d
+            from .deps import get_db as database, Repo, manager
+
+            async def handler():
+                async for s in database():
+                    pass
+                async for s in d.get_db():
+                    pass
+                async for s in get_db_module.get_db():
+                    pass
+                async for s in Repo.session():
+                    pass
+                async with Repo.gen() as s:
+                    pass
+                async for s in manager.session():
+                    pass
+                async for s in d.manager.session():
+                    pass
+            """,
+        )
+        assert [f.code for f in found] == ["PG101"] * 4 + ["PG102"] + ["PG101"] * 2
+        assert "d.get_db()" in found[1].message
+        assert found[1].fix == "async with d.get_db() as s:"
+
+    def test_unresolvable_names(self, package: Path) -> None:
+        """Locals, parameters, undefined names and computed callables are skipped."""
+        found = check(
+            package,
+            "mod",
+            """
+            from typing import TYPE_CHECKING
+            from .deps import get_db
+
+            if TYPE_CHECKING:
+                from .deps import gen_db as hidden
+
+            async def param(get_db):
+                async for s in get_db():
+                    pass
+
+            async def local():
+                get_db = None
+                async for s in get_db():
+                    pass
+
+            async def others(self, providers):
+                async for s in hidden():
+                    pass
+                async for s in undefined_name():
+                    pass
+                async for s in providers["db"]():
+                    pass
+                async for s in self.get_db():
+                    pass
+                async for s in (lambda: get_db)()():
+                    pass
+
+            class Holder:
+                get_db = staticmethod(lambda: None)
+                async def method(self):
+                    async for s in get_db():   # the global: PG101
+                        pass
+            """,
+        )
+        assert [(f.code, f.line) for f in found] == [
+            ("PG101", line_of(package, "mod", "# the global"))
+        ]
+
+    def test_global_declaration(self, package: Path) -> None:
+        """`global name` makes the function's name the module's."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db
+
+            async def handler():
+                global get_db
+                async for s in get_db():
+                    pass
+                get_db = get_db
+            """,
+        )
+        assert [f.code for f in found] == ["PG101"]
+
+
+class TestModes:
+    """on: a ProtocolWarning per finding; strict: ProtocolError at import; off: nothing."""
+
+    BODY = """
+    from .deps import get_db, gen_db
+
+    async def handler():
+        async for s in get_db():
+            pass
+        async with gen_db() as s:
+            pass
+    """
+
+    def test_on_warns_at_the_users_line(self, package: Path) -> None:
+        """One warning per finding, with the user's file and line."""
+        module = write(package, "mod", self.BODY)
+        with (
+            protoguard.install_import_hook(package.name, mode="on"),
+            pytest.warns(protoguard.ProtocolWarning) as record,
+        ):
+            importlib.import_module(module)
+        assert [(Path(w.filename).name, w.lineno) for w in record] == [
+            ("mod.py", line_of(package, "mod", "async for")),
+            ("mod.py", line_of(package, "mod", "async with")),
+        ]
+        assert str(record[0].message).startswith("[PG101] 'async for' over get_db()")
+        assert "fix: async with get_db() as s:" in str(record[0].message)
+
+    def test_strict_refuses_the_import(self, package: Path) -> None:
+        """Strict mode raises ProtocolError from the import statement itself."""
+        module = write(package, "mod", self.BODY)
+        with (
+            protoguard.install_import_hook(package.name, mode="strict"),
+            pytest.raises(protoguard.ProtocolError) as info,
+        ):
+            importlib.import_module(module)
+        assert info.value.code == "PG101"
+        assert info.value.call_site is not None
+        assert info.value.call_site.lineno == line_of(package, "mod", "async for")
+        assert "PG102" in str(info.value)
+        assert module not in sys.modules
+
+    def test_strict_at_install_leaves_nothing_installed(self, package: Path) -> None:
+        """A misuse in a module imported before a strict hook: the error, and no hook."""
+        importlib.import_module(write(package, "mod", self.BODY))
+        with pytest.raises(protoguard.ProtocolError) as info:
+            protoguard.install_import_hook(package.name, mode="strict")
+        assert info.value.code == "PG101"
+        assert _importhook._registry.hooks == []
+        assert _importhook._registry.finder not in sys.meta_path
+
+    def test_off_does_nothing(self, package: Path) -> None:
+        """Mode off: no warning, no finding."""
+        module = write(package, "mod", self.BODY)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with protoguard.install_import_hook(package.name, mode="off") as hook:
+                importlib.import_module(module)
+        assert hook.findings == []
+
+    def test_override_wins(self, package: Path) -> None:
+        """An override() block around the import wins over the hook's mode."""
+        module = write(package, "mod", self.BODY)
+        with (
+            protoguard.install_import_hook(package.name, mode="strict") as hook,
+            protoguard.override(mode="off"),
+        ):
+            importlib.import_module(module)
+        assert hook.findings == []
+
+    def test_invalid_arguments(self) -> None:
+        """A bad mode or no package at all is a clear error."""
+        with pytest.raises(protoguard.ConfigurationError, match="not a protoguard mode"):
+            protoguard.install_import_hook("x", mode="loud")
+        with pytest.raises(TypeError, match="at least one package"):
+            protoguard.install_import_hook()
+        with pytest.raises(TypeError, match="package names"):
+            protoguard.install_import_hook(".relative")
+
+
+class TestHandle:
+    """The handle: uninstall(), the context manager, modules imported before."""
+
+    def test_uninstall(self, package: Path) -> None:
+        """After uninstall() the finder is gone and imports are not checked."""
+        hook = protoguard.install_import_hook(package.name)
+        assert any(type(f).__name__ == "_Finder" for f in sys.meta_path)
+        hook.uninstall()
+        hook.uninstall()  # harmless twice
+        assert not any(type(f).__name__ == "_Finder" for f in sys.meta_path)
+        module = write(package, "mod", TestModes.BODY)
+        importlib.import_module(module)
+        assert hook.findings == []
+
+    def test_already_imported_modules_are_checked(self, package: Path) -> None:
+        """Installing the hook checks the package's modules that are already imported."""
+        module = write(package, "mod", TestModes.BODY)
+        importlib.import_module(module)
+        with (
+            pytest.warns(protoguard.ProtocolWarning),
+            protoguard.install_import_hook(package.name) as hook,
+        ):
+            pass
+        assert [f.code for f in hook.findings] == ["PG101", "PG102"]
+
+    def test_module_keeps_its_real_loader(self, package: Path) -> None:
+        """The module's __loader__ and __spec__.loader are the real loader, during and after."""
+        module = write(
+            package,
+            "mod",
+            """
+            LOADER_WHILE_RUNNING = type(__loader__).__name__
+            """,
+        )
+        with protoguard.install_import_hook(package.name):
+            imported = importlib.import_module(module)
+        assert imported.LOADER_WHILE_RUNNING == "SourceFileLoader"
+        assert type(imported.__loader__).__name__ == "SourceFileLoader"
+        assert imported.__spec__.loader is imported.__loader__
+
+    def test_guard_this_package(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """guard_this_package() in __init__.py checks the submodules and __init__ itself."""
+        root = tmp_path / "pgguarded"
+        root.mkdir()
+        (root / "deps.py").write_text(PROVIDERS)
+        (root / "__init__.py").write_text(
+            textwrap.dedent(
+                """
+                import protoguard
+                HOOK = protoguard.guard_this_package(mode="on")
+                from .deps import get_db
+                from . import handlers
+
+                async def in_init():
+                    async for s in get_db():
+                        pass
+                """
+            )
+        )
+        (root / "handlers.py").write_text(
+            "from .deps import gen_db\n\n"
+            "async def h():\n    async with gen_db() as s:\n        pass\n"
+        )
+        (root / "later.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("PROTOGUARD_CACHE_DIR", str(tmp_path / "cache"))
+        try:
+
+            def import_package_then_a_module() -> types.ModuleType:
+                package = importlib.import_module("pgguarded")
+                importlib.import_module("pgguarded.later")
+                return package
+
+            with pytest.warns(protoguard.ProtocolWarning):
+                package = import_package_then_a_module()
+            assert sorted((Path(f.path).name, f.code) for f in package.HOOK.findings) == [
+                ("__init__.py", "PG101"),
+                ("handlers.py", "PG102"),
+            ]
+        finally:
+            package.HOOK.uninstall()
+            for name in [m for m in sys.modules if m.startswith("pgguarded")]:
+                del sys.modules[name]
+
+    def test_guard_this_package_outside_a_package(self) -> None:
+        """Called from a script's __main__, it says what to use instead."""
+        namespace = {"__name__": "__main__"}
+        with pytest.raises(TypeError, match="install_import_hook"):
+            exec("import protoguard; protoguard.guard_this_package()", namespace)
+
+
+class TestRobustness:
+    """It never breaks an import."""
+
+    def test_source_that_cannot_be_read(self, package: Path) -> None:
+        """A module whose source vanished or cannot be decoded after it ran: no finding."""
+        module = write(package, "mod", TestModes.BODY)
+        imported = importlib.import_module(module)
+        Path(imported.__file__).write_bytes(b"\xff\xfe not utf-8 \x00")
+        assert _importhook.scan_module(imported, thorough=True) == []
+        Path(imported.__file__).unlink()
+        assert _importhook.scan_module(imported, thorough=True) == []
+
+    def test_source_that_does_not_parse_any_more(self, package: Path) -> None:
+        """Source changed on disk into something that does not parse: skipped."""
+        module = write(package, "mod", TestModes.BODY)
+        imported = importlib.import_module(module)
+        Path(imported.__file__).write_text("def broken(:\n")
+        assert _importhook.scan_module(imported, thorough=True) == []
+
+    def test_module_that_raises(self, package: Path) -> None:
+        """A module whose own code fails fails as it would without protoguard."""
+        module = write(package, "mod", "raise ValueError('boom')\n")
+        with protoguard.install_import_hook(package.name), pytest.raises(ValueError, match="boom"):
+            importlib.import_module(module)
+
+    def test_internal_failure_is_one_warning(
+        self, package: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If the scanner itself fails, one warning, and the module is imported."""
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("scanner bug")
+
+        module = write(package, "mod", TestModes.BODY)
+        importlib.import_module(f"{package.name}.deps")
+        monkeypatch.setattr(_importhook, "scan_module", broken)  # a fault injected
+        with (
+            protoguard.install_import_hook(module),
+            pytest.warns(protoguard.ProtocolWarning, match="could not check module") as record,
+        ):
+            imported = importlib.import_module(module)
+        assert len(record) == 1
+        assert repr(module) in str(record[0].message)
+        assert imported.handler
+
+    def test_sqlalchemy_fastapi_and_friends(self, tmp_path: Path) -> None:
+        """The hook on sqlalchemy, fastapi, starlette, pydantic, httpx and anyio at once, in
+        strict mode, with every warning an error: no crash and no finding."""
+        code = textwrap.dedent(
+            """
+            import warnings
+            warnings.simplefilter("error")
+            import protoguard
+            hook = protoguard.install_import_hook(
+                "sqlalchemy", "fastapi", "starlette", "pydantic", "httpx", "anyio",
+                mode="strict",
+            )
+            import sqlalchemy, sqlalchemy.orm, sqlalchemy.ext.asyncio
+            import fastapi, fastapi.testclient, starlette.applications
+            import pydantic, httpx, anyio
+            print(len(hook.findings))
+            """
+        )
+        env = dict(os.environ, PROTOGUARD_CACHE_DIR=str(tmp_path / "cache"))
+        env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pyc")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for _ in range(2):  # cold, then from the caches
+            result = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.strip() == "0"
+            assert result.stderr == ""
+
+
+class TestBytecode:
+    """The .pyc files are byte for byte what Python alone writes."""
+
+    def test_pyc_identical(self, tmp_path: Path) -> None:
+        """Import a package with and without the hook into two pycache trees; compare."""
+        package = tmp_path / "pgbytes"
+        package.mkdir()
+        (package / "__init__.py").write_text("from . import deps, mod\n")
+        (package / "deps.py").write_text(PROVIDERS)
+        (package / "mod.py").write_text(textwrap.dedent(TestModes.BODY))
+        trees = {}
+        for side in ("plain", "hook"):
+            prefix = tmp_path / f"pyc-{side}"
+            # Both sides import the same modules first: before Python 3.11, marshal's
+            # output depends on reference counts, so the two processes must be alike.
+            install = "protoguard.install_import_hook('pgbytes')" if side == "hook" else ""
+            code = (
+                "import protoguard, sqlalchemy, warnings\n"
+                "warnings.simplefilter('ignore')\n"
+                f"{install}\n"
+                "import pgbytes"
+            )
+            env = dict(os.environ, PYTHONPYCACHEPREFIX=str(prefix))
+            env["PROTOGUARD_CACHE_DIR"] = str(tmp_path / "cache")
+            env["PYTHONPATH"] = str(tmp_path)
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            trees[side] = {
+                path.relative_to(prefix): path.read_bytes()
+                for path in prefix.rglob("*.pyc")
+                if "pgbytes" in str(path)
+            }
+        assert len(trees["plain"]) == 3
+        assert trees["plain"] == trees["hook"]
+
+    def test_no_pyc_of_our_own(self, package: Path, tmp_path: Path) -> None:
+        """The hook writes into its cache directory only, never next to the sources."""
+        module = write(package, "mod", TestModes.BODY)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with protoguard.install_import_hook(package.name):
+                importlib.import_module(module)
+        written = sorted(p.name for p in (tmp_path / "cache").iterdir())
+        assert written
+        assert all(name.endswith(".pgscan") for name in written)
+        pycache = package / "__pycache__"
+        if pycache.exists():
+            tags = {p.name.split(".")[1] for p in pycache.iterdir()}
+            assert tags == {sys.implementation.cache_tag}
+
+
+def covered(use: _scan.Use, calls: list[_scan.IndexedCall]) -> bool:
+    """Whether the text index has the parser's use (or something that makes it parse)."""
+    if (_scan.UNSURE, (), ()) in calls:
+        return True
+    if use.protocol == _scan.DEPENDS:
+        return (_scan.DEPENDS, use.chain, use.via) in calls or (
+            _scan.DEPENDS_UNSURE,
+            (),
+            use.via,
+        ) in calls
+    return (use.protocol, use.chain, ()) in calls or (_scan.UNSURE, use.chain, ()) in calls
+
+
+class TestIndex:
+    """The text index the hook reads first finds every use the parser finds."""
+
+    LAYOUTS: ClassVar[list[str]] = [
+        "async for s in get_db():\n    pass",
+        "async for (a,\n           b) in get_db():\n    pass",
+        "async for (\n    a,\n    b,\n) in get_db():\n    pass",
+        "for s in \\\n        sync_db():\n    pass",
+        "async \\\n    for s in sync_gen_db():\n    pass",
+        "x = [s\n     async\n     for s in sync_gen_db()]",
+        "x = [s async for s in gen_db() for t in sync_gen_db()]",
+        "x = {s: t for s in sync_db() for t in (get_db)()}",
+        "async with get_db() as a, gen_db() as b:\n    pass",
+        "async with (\n    get_db() as a,  # a comment, with (\n    gen_db() as b,\n):\n    pass",
+        "async with open('a:b', 'r') as f, gen_db() as b:\n    pass",
+        "async \\\n    with sync_db() as s:\n    pass",
+        "with (sync_db)() as s, (deps.get_db)() as t:\n    pass",
+        "async with await make_session() as s:\n    pass",
+        "s = await (get_db)()",
+        "s = await (\n    deps .\n    get_db\n)()",
+        "s = await ((deps).get_db)()",
+        "s = await deps.Repo.session()",
+        "s = await d.manager.session()",
+        'async with conn("""\n  long: SQL ( with\n""") as r, get_db() as s:\n    pass',
+        "f(Depends(get_db), Depends(\n    deps.sync_db\n))",
+        "f(fastapi.Depends(dependency=get_db), x=Depends(use_cache=False, dependency=sync_db))",
+        "f(Depends((get_db)), Security(get_db, scopes=['a']))",
+        "f(Depends(lambda: 1, dependency=get_db))",
+        "async for s in get_db(): pass  # with a comment: for x in y",
+        "if x in get_db():\n    pass",
+    ]
+
+    @pytest.mark.parametrize("body", LAYOUTS)
+    def test_layouts(self, body: str) -> None:
+        """Each layout's parsed uses are all in the index."""
+        source = "async def handler():\n" + textwrap.indent(body, "    ") + "\n"
+        uses = _scan.parse_uses(source)
+        assert uses or "x in get_db" in body
+        calls = _index.index_calls(source)
+        assert [use for use in uses if not covered(use, calls)] == []
+
+    @pytest.mark.parametrize("package_name", ["fastapi", "starlette", "asyncio", "sqlalchemy"])
+    def test_real_packages(self, package_name: str) -> None:
+        """Every use the parser finds in a real package's files is in the index."""
+        package_path = Path(importlib.import_module(package_name).__file__).parent
+        missed = []
+        for path in sorted(package_path.rglob("*.py")):
+            source = _importhook._read_source(str(path))
+            try:
+                uses = _scan.parse_uses(source or "", str(path))
+            except SyntaxError:
+                continue
+            calls = _index.index_calls(source or "")
+            missed.extend((path.name, use) for use in uses if not covered(use, calls))
+        assert missed == []
+
+    def test_long_chain_alone(self, package: Path) -> None:
+        """A three-part chain is found even when nothing else in the module is a use."""
+        found = check(
+            package,
+            "mod",
+            """
+            from . import deps as d
+
+            async def handler():
+                async for s in d.manager.session():
+                    pass
+            """,
+        )
+        assert [f.code for f in found] == ["PG101"]
+
+    def test_cached_index_then_parse(self, package: Path) -> None:
+        """A module imported again with its index cached, after its provider changed kind,
+        is parsed then, and the misuse found."""
+        module = write(
+            package,
+            "mod",
+            """
+            from .prov import get_db
+
+            async def handler():
+                async with get_db() as s:
+                    pass
+            """,
+        )
+        providers = (
+            "from contextlib import asynccontextmanager\n\n"
+            "@asynccontextmanager\nasync def get_db():\n    yield 1\n",
+            "async def get_db():\n    yield 1\n",
+        )
+        codes = []
+        for provider in providers:  # an async context manager, then an async generator
+            write(package, "prov", provider)
+            for name in (module, f"{package.name}.prov"):
+                sys.modules.pop(name, None)
+            hook = _importhook.ImportHook((package.name,), "on", report=False)
+            with hook.install():
+                importlib.import_module(module)
+            codes.append([f.code for f in hook.findings if f.module == module])
+        assert codes == [[], ["PG102"]]
+
+    def test_no_parse_without_a_provider(
+        self, package: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A module whose indexed calls resolve to no provider is not parsed at all."""
+
+        def no_parse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("parsed")
+
+        monkeypatch.setattr(_scan, "parse_uses", no_parse)
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db
+
+            def helper():
+                return []
+
+            async def handler():
+                async with get_db() as s:
+                    for x in helper():
+                        await other()
+            """,
+        )
+        assert found == []
+
+
+class TestCache:
+    """Per source file, keyed by path, size, mtime and protoguard's version."""
+
+    def test_round_trip_and_invalidation(self, tmp_path: Path) -> None:
+        """A stored entry comes back; a changed file or version misses."""
+        source = tmp_path / "m.py"
+        source.write_text("x = 1\n")
+        cache = _importhook.ScanCache(str(tmp_path / "cache"))
+        use = _scan.Use("async for", ("get_db",), (1, 2, 1, 10), (1, 0, 1, 1))
+        stat = os.stat(source)
+        assert cache.get(str(source), stat) is None
+        cache.put(str(source), stat, [use])
+        assert cache.get(str(source), stat) == [use]
+        source.write_text("x = 22\n")
+        assert cache.get(str(source), os.stat(source)) is None
+
+    def test_corrupt_entry_is_a_miss(self, tmp_path: Path) -> None:
+        """A truncated or foreign cache file is ignored, not an error."""
+        source = tmp_path / "m.py"
+        source.write_text("x = 1\n")
+        cache = _importhook.ScanCache(str(tmp_path / "cache"))
+        stat = os.stat(source)
+        cache.put(str(source), stat, [])
+        (entry,) = (tmp_path / "cache").iterdir()
+        entry.write_bytes(b"\x00garbage")
+        assert cache.get(str(source), stat) is None
+
+    def test_unwritable_cache_is_not_used(self, tmp_path: Path) -> None:
+        """A cache directory that cannot be created leaves scanning working."""
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        cache = _importhook.ScanCache(str(blocker / "cache"))
+        source = tmp_path / "m.py"
+        source.write_text("x = 1\n")
+        cache.put(str(source), os.stat(source), [])
+        assert cache.get(str(source), os.stat(source)) is None
+
+    def test_bundle(self, tmp_path: Path) -> None:
+        """With a group, entries also go to the group's bundle (written by flush()), which
+        answers later lookups in one read, and a stale bundle entry is not used."""
+        source = tmp_path / "m.py"
+        source.write_text("x = 1\n")
+        use = _scan.Use("async for", ("get_db",), (1, 2, 1, 10), (1, 0, 1, 1))
+        cache = _importhook.ScanCache(str(tmp_path / "cache"))
+        cache.put(str(source), os.stat(source), [use], "pkg")
+        cache.flush()
+        for entry in (tmp_path / "cache").iterdir():
+            if "bundle" not in entry.name:
+                entry.unlink()  # only the bundle is left
+        later = _importhook.ScanCache(str(tmp_path / "cache"))
+        assert later.lookup(str(source), os.stat(source), "pkg") == ([use], None)
+        assert later.get(str(source), os.stat(source)) is None  # no group: no bundle
+        source.write_text("x = 22\n")
+        assert later.lookup(str(source), os.stat(source), "pkg") == (None, None)
+
+    def test_default_directory(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """PROTOGUARD_CACHE_DIR wins; otherwise the platform's cache directory."""
+        monkeypatch.setenv("PROTOGUARD_CACHE_DIR", "/somewhere")
+        assert _importhook.default_cache_dir() == "/somewhere"
+        monkeypatch.delenv("PROTOGUARD_CACHE_DIR")
+        monkeypatch.setenv("XDG_CACHE_HOME", "/xdg")
+        if sys.platform.startswith("linux"):
+            assert _importhook.default_cache_dir() == os.path.join("/xdg", "protoguard")

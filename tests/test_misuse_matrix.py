@@ -1,0 +1,827 @@
+"""The misuse matrix: every provider kind x every protocol, on real SQLAlchemy sessions.
+
+Each provider is built in the ``providers`` fixture over the real ``async_maker`` /
+``sync_maker``, and the line protoguard reports as its definition (the first decorator
+line, as ``co_firstlineno`` and ``inspect.getsourcelines`` have it; for a session maker,
+the line that guards it) carries a ``# def: <kind id>`` marker. Each protocol is one
+small driver function below, whose using line carries a ``# <- misuse: <name>`` marker:
+a wrong cell expects the error's call site on that line and the fix to be that very
+line rewritten; a correct cell runs the same driver, a real ``SELECT count(*)``, and
+checks the provider's cleanup. Every call passes a secret-looking value, which no
+message may contain.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import gc
+import types
+import warnings
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import pytest
+
+import protoguard
+from protoguard import ProtocolAttributeError, ProtocolError
+
+from .conftest import COUNT
+
+SECRET = "hunter2-secret"
+DOCS = "https://protoguard.readthedocs.io/en/latest/errors/"
+MISUSE = "# <- misuse: "
+DEF = "# def: "
+
+# --- the drivers: one per protocol, each the way a user writes it ---------------------
+
+
+async def use_async_with(get_db: Any) -> int:
+    async with get_db(info={"password": SECRET}) as db_session:  # <- misuse: async-with
+        count = (await db_session.execute(COUNT)).scalar_one()
+    return count
+
+
+async def use_async_for(get_db: Any) -> int:
+    counts = []
+    async for db_session in get_db(info={"password": SECRET}):  # <- misuse: async-for
+        counts.append((await db_session.execute(COUNT)).scalar_one())
+    (count,) = counts
+    return count
+
+
+def use_with(get_db: Any) -> int:
+    with get_db(info={"password": SECRET}) as db_session:  # <- misuse: with
+        count = db_session.execute(COUNT).scalar_one()
+    return count
+
+
+def use_for(get_db: Any) -> int:
+    counts = []
+    for db_session in get_db(info={"password": SECRET}):  # <- misuse: for
+        counts.append(db_session.execute(COUNT).scalar_one())
+    (count,) = counts
+    return count
+
+
+async def use_await(get_db: Any) -> int:
+    db_session = await get_db(info={"password": SECRET})  # <- misuse: await
+    count = (await db_session.execute(COUNT)).scalar_one()
+    await db_session.close()
+    return count
+
+
+async def use_as_session_async(get_db: Any) -> int:
+    db_session = get_db(info={"password": SECRET})
+    result = await db_session.execute(COUNT)  # <- misuse: attribute-async
+    count = result.scalar_one()
+    await db_session.close()
+    return count
+
+
+def use_as_session_sync(get_db: Any) -> int:
+    db_session = get_db(info={"password": SECRET})
+    count = db_session.execute(COUNT).scalar_one()  # <- misuse: attribute-sync
+    db_session.close()
+    return count
+
+
+async def reenter_async(get_db: Any) -> int:
+    cm = get_db(info={"password": SECRET})
+    async with cm as db_session:
+        count = (await db_session.execute(COUNT)).scalar_one()
+    async with cm as db_session:  # <- misuse: reenter-async
+        count = (await db_session.execute(COUNT)).scalar_one()
+    return count
+
+
+def reenter_sync(get_db: Any) -> int:
+    cm = get_db(info={"password": SECRET})
+    with cm as db_session:
+        count = db_session.execute(COUNT).scalar_one()
+    with cm as db_session:  # <- misuse: reenter-sync
+        count = db_session.execute(COUNT).scalar_one()
+    return count
+
+
+@dataclass(frozen=True)
+class Driver:
+    func: Callable[[Any], Any]
+    marker: str
+    is_async: bool
+
+
+ASYNC_DRIVERS = {
+    "async with": Driver(use_async_with, "async-with", True),
+    "async for": Driver(use_async_for, "async-for", True),
+    "with": Driver(use_with, "with", False),
+    "for": Driver(use_for, "for", False),
+    "await": Driver(use_await, "await", True),
+    "attribute": Driver(use_as_session_async, "attribute-async", True),
+    "re-enter": Driver(reenter_async, "reenter-async", True),
+}
+# A sync provider's session is used without await, and re-entered with `with`.
+SYNC_DRIVERS = {
+    **ASYNC_DRIVERS,
+    "attribute": Driver(use_as_session_sync, "attribute-sync", False),
+    "re-enter": Driver(reenter_sync, "reenter-sync", False),
+}
+
+# --- what each family of providers is, speaks, and gets told --------------------------
+
+# The provider expression as every driver writes it; a fix keeps it exactly.
+EXPR = 'get_db(info={"password": SECRET})'
+AS_ASYNC_CM = f"async with {EXPR} as db_session:"
+AS_CM = f"with {EXPR} as db_session:"
+AS_ASYNC_GEN = f"async for db_session in {EXPR}:"
+AS_GEN = f"for db_session in {EXPR}:"
+AS_COROUTINE = f"db_session = await {EXPR}"
+
+
+@dataclass(frozen=True)
+class Family:
+    kind: str  # protoguard's name for it (ProviderInfo.kind)
+    is_async: bool
+    definition: str  # what the definition line calls it
+    supported: tuple[str, ...]
+    correct: tuple[str, ...]
+    wrong: dict[str, tuple[str, str]]  # protocol -> (code, fix)
+    # Protocols that are neither: the object really speaks them (a Session is iterable
+    # over its objects and can be entered again), so protoguard must stay out of the way.
+    not_applicable: tuple[str, ...] = ()
+
+
+FAMILIES = {
+    "acm": Family(
+        kind="async context manager",
+        is_async=True,
+        definition="an @asynccontextmanager function",
+        supported=("async with",),
+        correct=("async with",),
+        wrong={
+            "async for": ("PG101", AS_ASYNC_CM),
+            "with": ("PG105", AS_ASYNC_CM),
+            "for": ("PG105", AS_ASYNC_CM),
+            "await": ("PG104", AS_ASYNC_CM),
+            "attribute": ("PG103", AS_ASYNC_CM),
+            "re-enter": ("PG107", AS_ASYNC_CM),
+        },
+    ),
+    "cm": Family(
+        kind="context manager",
+        is_async=False,
+        definition="a @contextmanager function",
+        supported=("with",),
+        correct=("with",),
+        wrong={
+            "async with": ("PG105", AS_CM),
+            "async for": ("PG105", AS_CM),
+            "for": ("PG101", AS_CM),
+            "await": ("PG104", AS_CM),
+            "attribute": ("PG103", AS_CM),
+            "re-enter": ("PG107", AS_CM),
+        },
+    ),
+    "agen": Family(
+        kind="async generator",
+        is_async=True,
+        definition="an async generator function",
+        supported=("async for", "Depends"),
+        correct=("async for",),
+        wrong={
+            "async with": ("PG102", AS_ASYNC_GEN),
+            "with": ("PG105", AS_ASYNC_GEN),
+            "for": ("PG105", AS_ASYNC_GEN),
+            "await": ("PG104", AS_ASYNC_GEN),
+            "attribute": ("PG103", AS_ASYNC_GEN),
+        },
+        # Never entered at all, so never entered twice.
+        not_applicable=("re-enter",),
+    ),
+    "gen": Family(
+        kind="generator",
+        is_async=False,
+        definition="a generator function",
+        supported=("for", "Depends"),
+        correct=("for",),
+        wrong={
+            "with": ("PG102", AS_GEN),
+            "async with": ("PG105", AS_GEN),
+            "async for": ("PG105", AS_GEN),
+            "await": ("PG104", AS_GEN),
+            "attribute": ("PG103", AS_GEN),
+        },
+        # Never entered at all, so never entered twice.
+        not_applicable=("re-enter",),
+    ),
+    "coroutine": Family(
+        kind="coroutine function",
+        is_async=True,
+        definition="a coroutine function",
+        supported=("await",),
+        correct=("await",),
+        wrong={
+            "async with": ("PG106", f"async with await {EXPR} as db_session:"),
+            "async for": ("PG106", AS_COROUTINE),
+            "with": ("PG105", AS_COROUTINE),
+            "for": ("PG105", AS_COROUTINE),
+            "attribute": ("PG103", AS_COROUTINE),
+        },
+        # Never entered at all, so never entered twice.
+        not_applicable=("re-enter",),
+    ),
+    "async_sessionmaker": Family(
+        kind="async_sessionmaker",
+        is_async=True,
+        definition="an async_sessionmaker",
+        supported=("async with", "call"),
+        correct=("async with", "attribute"),
+        wrong={
+            "async for": ("PG101", AS_ASYNC_CM),
+            "with": ("PG105", AS_ASYNC_CM),
+            "await": ("PG104", AS_ASYNC_CM),
+        },
+        not_applicable=("for", "re-enter"),
+    ),
+    "sessionmaker": Family(
+        kind="sessionmaker",
+        is_async=False,
+        definition="a sessionmaker",
+        supported=("with", "call"),
+        correct=("with", "attribute"),
+        wrong={
+            "async with": ("PG105", AS_CM),
+            "async for": ("PG105", AS_CM),
+            "await": ("PG104", AS_CM),
+        },
+        not_applicable=("for", "re-enter"),
+    ),
+    # A plain function returning a Session hands out exactly what a sessionmaker does,
+    # so it speaks the same two protocols: `with` and the session used directly.
+    "function": Family(
+        kind="function",
+        is_async=False,
+        definition="a function",
+        supported=("with", "call"),
+        correct=("with", "attribute"),
+        wrong={
+            "async with": ("PG105", AS_CM),
+            "async for": ("PG105", AS_CM),
+            "await": ("PG104", AS_CM),
+        },
+        not_applicable=("for", "re-enter"),
+    ),
+}
+
+ALL_PROTOCOLS = ("async with", "async for", "with", "for", "await", "attribute", "re-enter")
+
+# Kind id -> (family, the provider's qualified name). Every kind id has a `# def:` line
+# in the providers fixture, and the fixture's log gets the kind id when it cleans up.
+LOCALS = "providers.<locals>."
+KINDS: dict[str, tuple[str, str]] = {
+    "acm": ("acm", LOCALS + "get_acm"),
+    "cm": ("cm", LOCALS + "get_cm"),
+    "agen": ("agen", LOCALS + "get_agen"),
+    "gen": ("gen", LOCALS + "get_gen"),
+    "coroutine": ("coroutine", LOCALS + "make_session"),
+    "function": ("function", LOCALS + "make_sync_session"),
+    "async_sessionmaker": ("async_sessionmaker", "AsyncSessionLocal"),
+    "sessionmaker": ("sessionmaker", "SessionLocal"),
+    "acm-method": ("acm", LOCALS + "Repo.acm_method"),
+    "acm-bound": ("acm", LOCALS + "Repo.raw_acm"),
+    "acm-classmethod": ("acm", LOCALS + "Repo.acm_classmethod"),
+    "acm-staticmethod": ("acm", LOCALS + "Repo.acm_staticmethod"),
+    "acm-partial": ("acm", LOCALS + "raw_acm"),
+    "agen-method": ("agen", LOCALS + "Repo.agen_method"),
+    "agen-bound": ("agen", LOCALS + "Repo.raw_agen"),
+    "agen-classmethod": ("agen", LOCALS + "Repo.agen_classmethod"),
+    "agen-staticmethod": ("agen", LOCALS + "Repo.agen_staticmethod"),
+    "agen-partial": ("agen", LOCALS + "raw_agen"),
+}
+# Kinds whose own code runs a cleanup (after the yield) that the log records.
+CLEANS_UP = {kind for kind, (family, _) in KINDS.items() if family in ("acm", "cm", "agen", "gen")}
+
+
+def _family(kind: str) -> Family:
+    return FAMILIES[KINDS[kind][0]]
+
+
+def _driver(kind: str, protocol: str) -> Driver:
+    return (ASYNC_DRIVERS if _family(kind).is_async else SYNC_DRIVERS)[protocol]
+
+
+def _line_of(marker: str) -> int:
+    """The one line of this file that ends with ``marker``."""
+    with open(__file__, encoding="utf-8") as source:
+        found = [n for n, line in enumerate(source, 1) if line.rstrip().endswith(marker)]
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
+def _source_line(lineno: int) -> str:
+    with open(__file__, encoding="utf-8") as source:
+        return source.read().splitlines()[lineno - 1].strip()
+
+
+def _short(name: str) -> str:
+    return name.rpartition("<locals>.")[2]
+
+
+WRONG = [
+    pytest.param(kind, protocol, code, fix, id=f"{kind}-{protocol.replace(' ', '_')}")
+    for kind, (family, _) in KINDS.items()
+    for protocol, (code, fix) in FAMILIES[family].wrong.items()
+]
+CORRECT = [
+    pytest.param(kind, protocol, id=f"{kind}-{protocol.replace(' ', '_')}")
+    for kind, (family, _) in KINDS.items()
+    for protocol in FAMILIES[family].correct
+]
+
+# --- the providers ---------------------------------------------------------------------
+
+
+@dataclass
+class Providers:
+    by_kind: dict[str, Any]
+    log: list[str]
+    engines: tuple[Any, Any]
+
+    def connections_out(self) -> int:
+        total = 0
+        for engine in self.engines:
+            try:
+                total += engine.pool.checkedout()
+            except RuntimeError:
+                # Python 3.9: an async pool that was never used has no queue yet, and
+                # cannot make one outside an event loop. Never used: nothing out.
+                continue
+        return total
+
+
+@pytest.fixture
+def providers(async_maker, sync_maker) -> Iterator[Providers]:
+    """One guarded provider of every kind, over the real makers; each logs its cleanup."""
+    log: list[str] = []
+
+    @protoguard.provider  # def: acm
+    @asynccontextmanager
+    async def get_acm(info: dict[str, str]):
+        async with async_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append("acm")
+
+    @protoguard.provider  # def: cm
+    @contextmanager
+    def get_cm(info: dict[str, str]):
+        with sync_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append("cm")
+
+    @protoguard.provider  # def: agen
+    async def get_agen(info: dict[str, str]):
+        async with async_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append("agen")
+
+    @protoguard.provider  # def: gen
+    def get_gen(info: dict[str, str]):
+        with sync_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append("gen")
+
+    @protoguard.provider  # def: coroutine
+    async def make_session(info: dict[str, str]):
+        return async_maker(info=info)
+
+    @protoguard.provider  # def: function
+    def make_sync_session(info: dict[str, str]):
+        return sync_maker(info=info)
+
+    AsyncSessionLocal = protoguard.provider(async_maker)  # def: async_sessionmaker
+    SessionLocal = protoguard.provider(sync_maker)  # def: sessionmaker
+
+    @asynccontextmanager  # def: acm-partial
+    async def raw_acm(tag: str, info: dict[str, str]):
+        async with async_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append(tag)
+
+    async def raw_agen(tag: str, info: dict[str, str]):  # def: agen-partial
+        async with async_maker(info=info) as session:
+            try:
+                yield session
+            finally:
+                log.append(tag)
+
+    class Repo:
+        @protoguard.provider  # def: acm-method
+        @asynccontextmanager
+        async def acm_method(self, info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("acm-method")
+
+        @asynccontextmanager  # def: acm-bound
+        async def raw_acm(self, info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("acm-bound")
+
+        @protoguard.provider  # def: acm-classmethod
+        @classmethod
+        @asynccontextmanager
+        async def acm_classmethod(cls, info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("acm-classmethod")
+
+        @protoguard.provider  # def: acm-staticmethod
+        @staticmethod
+        @asynccontextmanager
+        async def acm_staticmethod(info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("acm-staticmethod")
+
+        @protoguard.provider  # def: agen-method
+        async def agen_method(self, info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("agen-method")
+
+        async def raw_agen(self, info: dict[str, str]):  # def: agen-bound
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("agen-bound")
+
+        @protoguard.provider  # def: agen-classmethod
+        @classmethod
+        async def agen_classmethod(cls, info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("agen-classmethod")
+
+        @protoguard.provider  # def: agen-staticmethod
+        @staticmethod
+        async def agen_staticmethod(info: dict[str, str]):
+            async with async_maker(info=info) as session:
+                try:
+                    yield session
+                finally:
+                    log.append("agen-staticmethod")
+
+    repo = Repo()
+    yield Providers(
+        by_kind={
+            "acm": get_acm,
+            "cm": get_cm,
+            "agen": get_agen,
+            "gen": get_gen,
+            "coroutine": make_session,
+            "function": make_sync_session,
+            "async_sessionmaker": AsyncSessionLocal,
+            "sessionmaker": SessionLocal,
+            "acm-method": repo.acm_method,
+            "acm-bound": protoguard.provider(repo.raw_acm),
+            "acm-classmethod": Repo.acm_classmethod,
+            "acm-staticmethod": Repo.acm_staticmethod,
+            "acm-partial": protoguard.provider(functools.partial(raw_acm, "acm-partial")),
+            "agen-method": repo.agen_method,
+            "agen-bound": protoguard.provider(repo.raw_agen),
+            "agen-classmethod": Repo.agen_classmethod,
+            "agen-staticmethod": Repo.agen_staticmethod,
+            "agen-partial": protoguard.provider(functools.partial(raw_agen, "agen-partial")),
+        },
+        log=log,
+        engines=(async_maker.kw["bind"], sync_maker.kw["bind"]),
+    )
+    # Whatever a test left for the garbage collector (a never-awaited coroutine, say)
+    # is reported at this test's teardown, not in some later test.
+    gc.collect()
+
+
+def _use(run: Any, providers: Providers, kind: str, protocol: str) -> Any:
+    driver = _driver(kind, protocol)
+    provider = providers.by_kind[kind]
+    if driver.is_async:
+        return run(driver.func(provider))
+    return driver.func(provider)
+
+
+def _misuse(run: Any, providers: Providers, kind: str, protocol: str) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        _use(run, providers, kind, protocol)
+    _close_unawaited(info.value)
+    return info.value
+
+
+def _close_unawaited(error: ProtocolError) -> None:
+    """After PG103 on a coroutine (`make_session().execute`) the coroutine is still the
+    user's: protoguard does not close it, because hasattr() takes the same path and the
+    caller may still await it. `.obj` is that coroutine; a program that gives up on it
+    closes it, as these tests do (or Python warns that it was never awaited)."""
+    obj = getattr(error, "obj", None)
+    if isinstance(obj, types.CoroutineType):
+        obj.close()
+
+
+# --- the matrix ------------------------------------------------------------------------
+
+
+def test_matrix_is_complete() -> None:
+    """Every family sorts every protocol into exactly one of correct, wrong, not applicable."""
+    assert {family.kind for family in FAMILIES.values()} == set(protoguard.KINDS)
+    for name, family in FAMILIES.items():
+        cells = [*family.correct, *family.wrong, *family.not_applicable]
+        assert sorted(cells) == sorted(ALL_PROTOCOLS), name
+
+
+class TestCorrectProtocol:
+    """Each kind used with its own protocol: a real query, and the provider cleaned up."""
+
+    @pytest.mark.parametrize(("kind", "protocol"), CORRECT)
+    def test_query_and_cleanup(self, run, providers, kind: str, protocol: str) -> None:
+        """The query sees both rows, the provider's cleanup ran, the connection is back."""
+        assert _use(run, providers, kind, protocol) == 2
+        assert providers.log == ([kind] if kind in CLEANS_UP else [])
+        assert providers.connections_out() == 0
+
+    @pytest.mark.parametrize("kind", ["acm", "cm", "acm-method", "acm-partial"])
+    def test_reentry_after_a_fresh_call(self, run, providers, kind: str) -> None:
+        """Calling the provider again (the PG107 fix) gives a context manager that works."""
+        provider = providers.by_kind[kind]
+
+        async def twice() -> None:
+            for _ in range(2):
+                async with provider(info={"password": SECRET}) as db_session:
+                    assert (await db_session.execute(COUNT)).scalar_one() == 2
+
+        if _family(kind).is_async:
+            run(twice())
+        else:
+            for _ in range(2):
+                with provider(info={"password": SECRET}) as db_session:
+                    assert db_session.execute(COUNT).scalar_one() == 2
+        assert providers.log == [kind, kind]
+
+
+class TestNotApplicable:
+    """Protocols a session really speaks stay untouched on session-returning providers."""
+
+    @pytest.mark.parametrize("kind", ["async_sessionmaker", "sessionmaker", "function"])
+    def test_iterating_a_session_lists_its_objects(self, run, providers, kind: str) -> None:
+        """`for obj in session` is Session's own API (its identity map), not a misuse."""
+        session = providers.by_kind[kind](info={"password": SECRET})
+        assert list(session) == []
+        if _family(kind).is_async:
+            run(session.close())
+        else:
+            session.close()
+
+    def test_async_session_entered_twice(self, run, providers) -> None:
+        """An AsyncSession can be entered again after it closed: no PG107 for it."""
+
+        async def twice() -> int:
+            session = providers.by_kind["async_sessionmaker"]()
+            async with session as db_session:
+                await db_session.execute(COUNT)
+            async with session as db_session:
+                return (await db_session.execute(COUNT)).scalar_one()
+
+        assert run(twice()) == 2
+        assert providers.connections_out() == 0
+
+    @pytest.mark.parametrize("kind", ["sessionmaker", "function"])
+    def test_session_entered_twice(self, providers, kind: str) -> None:
+        """A Session can be entered again after it closed: no PG107 for it."""
+        session = providers.by_kind[kind](info={"password": SECRET})
+        with session as db_session:
+            db_session.execute(COUNT)
+        with session as db_session:
+            assert db_session.execute(COUNT).scalar_one() == 2
+        assert providers.connections_out() == 0
+
+
+@pytest.mark.parametrize(("kind", "protocol", "code", "fix"), WRONG)
+class TestWrongProtocol:
+    """Each kind used with each wrong protocol raises the catalog's ProtocolError."""
+
+    def test_exception_types(self, run, providers, kind, protocol, code, fix) -> None:
+        """A ProtocolError and TypeError; PG103 alone is also an AttributeError."""
+        error = _misuse(run, providers, kind, protocol)
+        assert isinstance(error, TypeError)
+        assert isinstance(error, ProtocolAttributeError) == (code == "PG103")
+        assert isinstance(error, AttributeError) == (code == "PG103")
+        if code == "PG103":
+            assert error.name == "execute"
+
+    def test_code_used_supported(self, run, providers, kind, protocol, code, fix) -> None:
+        """`.code` is the catalog's, `.used` the protocol written, `.supported` the kind's."""
+        error = _misuse(run, providers, kind, protocol)
+        assert error.code == code
+        if protocol == "attribute":
+            used = ".execute"
+        elif protocol == "re-enter":
+            used = "async with" if _family(kind).is_async else "with"
+        else:
+            used = protocol
+        assert error.used == used
+        assert error.supported == _family(kind).supported
+
+    def test_provider(self, run, providers, kind, protocol, code, fix) -> None:
+        """`.provider` names the provider, its kind, and the line that defines it."""
+        error = _misuse(run, providers, kind, protocol)
+        assert error.provider == (
+            KINDS[kind][1],
+            _family(kind).kind,
+            __file__,
+            _line_of(DEF + kind),
+        )
+
+    def test_call_site(self, run, providers, kind, protocol, code, fix) -> None:
+        """`.call_site` is this file and the exact line of the misuse."""
+        error = _misuse(run, providers, kind, protocol)
+        expected = (__file__, _line_of(MISUSE + _driver(kind, protocol).marker))
+        assert error.call_site == expected
+
+    def test_fix(self, run, providers, kind, protocol, code, fix) -> None:
+        """`.fix` is the user's own line rewritten to the protocol the provider speaks."""
+        error = _misuse(run, providers, kind, protocol)
+        assert error.fix == fix
+        # The fix is valid Python (top-level await allowed: it is one line of a function).
+        statement = error.fix + ("\n    pass" if error.fix.endswith(":") else "")
+        compile(statement, "fix", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+
+    def test_message(self, run, providers, kind, protocol, code, fix) -> None:
+        """The message: code and what was done, where, the provider, fix, docs, in order."""
+        error = _misuse(run, providers, kind, protocol)
+        name = _short(KINDS[kind][1])
+        family = _family(kind)
+        lineno = _line_of(MISUSE + _driver(kind, protocol).marker)
+        lines = str(error).splitlines()
+        head = lines[0]
+        assert head.startswith(f"[{code}] ")
+        assert f"{name}()" in head
+        what = ".execute" if protocol == "attribute" else error.used
+        assert f"'{what}'" in head
+        where = "guarded at" if kind.endswith("sessionmaker") else "defined at"
+        expected_in_order = [
+            f"  at {__file__}:{lineno}",
+            f"      {_source_line(lineno)}",
+            f"  {name}: {family.definition}, {where} {__file__}:{_line_of(DEF + kind)}",
+            f"  fix: {fix}",
+            f"  docs: {DOCS}#{code.lower()}",
+        ]
+        positions = [lines.index(line) if line in lines else -1 for line in expected_in_order]
+        assert -1 not in positions, (expected_in_order, lines)
+        assert positions == sorted(positions)
+        assert lines[-1] == expected_in_order[-1]
+
+    def test_no_argument_values(self, run, providers, kind, protocol, code, fix) -> None:
+        """Neither the message nor the repr shows the secret passed to the provider."""
+        error = _misuse(run, providers, kind, protocol)
+        for text in (str(error), repr(error), error.fix, str(error.provider)):
+            assert SECRET not in text
+            assert "hunter2" not in text
+
+    def test_leaves_nothing_behind(self, run, providers, kind, protocol, code, fix) -> None:
+        """No warning (no never-awaited coroutine) and no connection outlive the error."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _use(run, providers, kind, protocol)
+            except ProtocolError as error:
+                _close_unawaited(error)
+            else:  # pragma: no cover - the other tests say what went wrong
+                pytest.fail("no ProtocolError")
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+        assert providers.connections_out() == 0
+        # The first, correct entry of a re-entered context manager did clean up.
+        expected_log: Optional[list[str]] = [kind] if protocol == "re-enter" else []
+        assert providers.log == expected_log
+
+
+class TestFixKeepsTheCallAsWritten:
+    """The fix rewrites the user's own call, whatever it names: the provider, a method."""
+
+    def test_catalog_example(self, run, async_maker) -> None:
+        """The catalog's own PG101: `async for` over get_db() becomes `async with`."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> None:
+            async for db_session in get_db():  # <- misuse: catalog-example
+                await db_session.execute(COUNT)
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        assert info.value.code == "PG101"
+        assert info.value.fix == "async with get_db() as db_session:"
+        assert info.value.call_site == (__file__, _line_of(MISUSE + "catalog-example"))
+
+    def test_method_through_self(self, run, async_maker) -> None:
+        """`self.db.session(...)` on an async generator method keeps the whole chain."""
+
+        class Db:
+            @protoguard.provider
+            async def session(self, password: str):
+                async with async_maker() as session:
+                    yield session
+
+        class Service:
+            def __init__(self) -> None:
+                self.db = Db()
+
+            async def count(self, password: str) -> None:
+                async with self.db.session(password=password) as s:  # <- misuse: self-chain
+                    await s.execute(COUNT)
+
+        with pytest.raises(ProtocolError) as info:
+            run(Service().count(SECRET))
+        error = info.value
+        assert (error.code, error.fix) == (
+            "PG102",
+            "async for s in self.db.session(password=password):",
+        )
+        assert error.call_site == (__file__, _line_of(MISUSE + "self-chain"))
+        assert SECRET not in str(error)
+
+    def test_attribute_on_classmethod_result(self, run, async_maker) -> None:
+        """PG103 rewrites the call the variable came from: `Repo.session(...)`."""
+
+        class Repo:
+            @protoguard.provider
+            @classmethod
+            @asynccontextmanager
+            async def session(cls, password: str):
+                async with async_maker() as session:
+                    yield session
+
+        async def handler(password: str) -> None:
+            db = Repo.session(password=password)
+            await db.commit()  # <- misuse: classmethod-attribute
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            run(handler(SECRET))
+        error = info.value
+        assert (error.code, error.used) == ("PG103", ".commit")
+        assert error.fix == "async with Repo.session(password=password) as db:"
+        assert error.call_site == (__file__, _line_of(MISUSE + "classmethod-attribute"))
+        assert SECRET not in str(error)
+        assert not hasattr(Repo.session(password=SECRET), "execute")
+
+    def test_reentered_partial(self, async_maker) -> None:
+        """PG107 on a partial of a @contextmanager rewrites the call that made the object."""
+
+        @contextmanager
+        def raw(dsn: str, password: str):
+            yield password
+
+        get_db = protoguard.provider(functools.partial(raw, "sqlite://"))
+
+        def use_twice() -> None:
+            cm = get_db(password=SECRET)
+            with cm:
+                pass
+            with cm as session:  # <- misuse: partial-reenter
+                assert session == SECRET
+
+        with pytest.raises(ProtocolError) as info:
+            use_twice()
+        error = info.value
+        assert (error.code, error.used) == ("PG107", "with")
+        assert error.fix == "with get_db(password=SECRET) as session:"
+        assert error.call_site == (__file__, _line_of(MISUSE + "partial-reenter"))
+        assert SECRET not in str(error)

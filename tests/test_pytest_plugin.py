@@ -1,0 +1,204 @@
+"""The pytest plugin, through pytester: options, ini keys, summary, strict, marker, fixture."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+DEPS = """
+from contextlib import asynccontextmanager
+
+import protoguard
+
+
+@asynccontextmanager
+async def get_db():
+    yield "session"
+
+
+@protoguard.provider
+@asynccontextmanager
+async def guarded_db():
+    yield "session"
+"""
+
+HANDLERS = """
+from .deps import get_db
+
+
+async def handler():
+    async for db in get_db():
+        pass
+"""
+
+
+@pytest.fixture
+def app(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A package ``shopapp`` with one misuse, and a test module that imports it."""
+    monkeypatch.setenv("PROTOGUARD_CACHE_DIR", str(pytester.path / ".cache"))
+    pytester.mkpydir("shopapp")
+    (pytester.path / "shopapp" / "deps.py").write_text(DEPS)
+    (pytester.path / "shopapp" / "handlers.py").write_text(HANDLERS)
+    pytester.makepyfile(
+        test_app="""
+        import shopapp.handlers
+
+        def test_imported():
+            assert shopapp.handlers.handler
+        """
+    )
+    pytester.syspathinsert()
+    return pytester
+
+
+class TestOptions:
+    """--protoguard-packages and --protoguard-mode, and their ini keys."""
+
+    def test_on_reports_in_the_summary(self, app: pytest.Pytester) -> None:
+        """Mode on: the finding is in the terminal summary and the session passes."""
+        result = app.runpytest_subprocess("--protoguard-packages=shopapp", "--protoguard-mode=on")
+        result.assert_outcomes(passed=1)
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.fnmatch_lines(
+            [
+                "*protoguard: 1 wrong protocol(s)*",
+                "*shopapp*handlers.py:6:21: PG101 'async for' over get_db()*"
+                "fix: async with get_db() as db:",
+            ]
+        )
+
+    def test_strict_fails_the_session(self, app: pytest.Pytester) -> None:
+        """Mode strict: the tests pass, the session fails, and the summary says why."""
+        result = app.runpytest_subprocess(
+            "--protoguard-packages=shopapp", "--protoguard-mode=strict"
+        )
+        result.assert_outcomes(passed=1)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(["*protoguard: 1 wrong protocol(s) (strict: failing)*"])
+
+    def test_off_reports_nothing(self, app: pytest.Pytester) -> None:
+        """Mode off: no hook, no summary."""
+        result = app.runpytest_subprocess("--protoguard-packages=shopapp", "--protoguard-mode=off")
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.no_fnmatch_line("*protoguard:*")
+
+    def test_ini_keys(self, app: pytest.Pytester) -> None:
+        """protoguard_packages and protoguard_mode in the ini file work like the options."""
+        app.makeini(
+            """
+            [pytest]
+            protoguard_packages = shopapp, otherapp
+            protoguard_mode = strict
+            """
+        )
+        result = app.runpytest_subprocess()
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(["*PG101*"])
+
+    def test_option_beats_ini(self, app: pytest.Pytester) -> None:
+        """The command line wins over the ini file."""
+        app.makeini("[pytest]\nprotoguard_packages = shopapp\nprotoguard_mode = strict\n")
+        result = app.runpytest_subprocess("--protoguard-mode=on")
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.fnmatch_lines(["*PG101*"])
+
+    def test_without_packages_it_does_nothing(self, app: pytest.Pytester) -> None:
+        """Installed but not asked to: no hook, no summary."""
+        result = app.runpytest_subprocess()
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.no_fnmatch_line("*protoguard:*")
+
+    def test_invalid_mode(self, app: pytest.Pytester) -> None:
+        """An invalid ini mode is one clear error naming the accepted values."""
+        app.makeini("[pytest]\nprotoguard_mode = loud\n")
+        result = app.runpytest_subprocess()
+        assert result.ret != pytest.ExitCode.OK
+        result.stderr.fnmatch_lines(
+            ["*'loud' is not a protoguard mode; use one of: off, on, strict*"]
+        )
+
+    def test_registered_by_entry_point_only(self, pytester: pytest.Pytester) -> None:
+        """The plugin comes from the pytest11 entry point, and can be disabled by name."""
+        pytester.makepyfile("def test_x():\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:protoguard", "--protoguard-mode=on")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+class TestPerTest:
+    """The marker and the fixture give one test another mode."""
+
+    def test_marker_and_fixture(self, pytester: pytest.Pytester) -> None:
+        """@pytest.mark.protoguard(mode=...) and protoguard_mode() set the mode in force."""
+        pytester.makepyfile(
+            textwrap.dedent(
+                """
+                import pytest
+                import protoguard
+
+                @pytest.mark.protoguard(mode="strict")
+                def test_marker():
+                    assert protoguard.current_mode() == "strict"
+
+                @pytest.mark.protoguard("off")
+                def test_marker_positional():
+                    assert protoguard.current_mode() == "off"
+
+                def test_fixture(protoguard_mode):
+                    protoguard_mode("off")
+                    assert protoguard.current_mode() == "off"
+
+                def test_after():
+                    assert protoguard.current_mode() == "on"
+                """
+            )
+        )
+        result = pytester.runpytest("--protoguard-mode=on")
+        result.assert_outcomes(passed=4)
+
+    def test_marker_mode_reaches_guarded_providers(self, pytester: pytest.Pytester) -> None:
+        """Under the marker, a guarded provider's misuse behaves as the mode says."""
+        pytester.makepyfile(
+            textwrap.dedent(
+                """
+                import asyncio
+                from contextlib import asynccontextmanager
+                import pytest
+                import protoguard
+
+                @protoguard.provider
+                @asynccontextmanager
+                async def get_db():
+                    yield "session"
+
+                async def misuse():
+                    async for db in get_db():
+                        pass
+
+                @pytest.mark.protoguard(mode="on")
+                def test_on():
+                    with pytest.raises(protoguard.ProtocolError):
+                        asyncio.run(misuse())
+                """
+            )
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(passed=1)
+
+    def test_marker_is_registered(self, pytester: pytest.Pytester) -> None:
+        """--strict-markers accepts @pytest.mark.protoguard."""
+        pytester.makepyfile(
+            "import pytest\n\n@pytest.mark.protoguard(mode='on')\ndef test_x():\n    pass\n"
+        )
+        result = pytester.runpytest("--strict-markers")
+        result.assert_outcomes(passed=1)
+
+    def test_marker_with_a_bad_mode(self, pytester: pytest.Pytester) -> None:
+        """A bad mode in the marker is an error of that test."""
+        pytester.makepyfile(
+            "import pytest\n\n@pytest.mark.protoguard(mode='loud')\ndef test_x():\n    pass\n"
+        )
+        result = pytester.runpytest()
+        result.assert_outcomes(errors=1)

@@ -1,0 +1,126 @@
+"""protoguard.sqlalchemy: PG203 when an ORM object reaches its session after the scope
+(a lazy load), seen through SQLAlchemy's own session events."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import pytest
+from sqlalchemy import ForeignKey, create_engine, select
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    mapped_column,
+    relationship,
+    selectinload,
+    sessionmaker,
+)
+
+import protoguard
+import protoguard.sqlalchemy
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Author(Base):
+    __tablename__ = "authors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    books: Mapped[list[Book]] = relationship(back_populates="author")
+
+
+class Book(Base):
+    __tablename__ = "books"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))
+    author: Mapped[Author] = relationship(back_populates="books")
+
+
+@pytest.fixture
+def get_db(tmp_path):
+    """A guarded @contextmanager provider over a real sqlite ORM database."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    maker = sessionmaker(engine, expire_on_commit=False)
+    with maker.begin() as session:
+        session.add(Author(name="ada", books=[Book(title="notes"), Book(title="letters")]))
+
+    sessions = []
+
+    @protoguard.provider(mode="strict")
+    @contextlib.contextmanager
+    def get_db():
+        # Commits but never closes: the session, and the objects it loaded, stay usable
+        # after the block, so a lazy load quietly takes a new connection. (A provider
+        # that closes its session makes SQLAlchemy refuse such a load instead.)
+        session = maker()
+        sessions.append(session)
+        yield session
+        session.commit()
+
+    yield get_db
+    for session in sessions:
+        session.close()
+    engine.dispose()
+
+
+def _codes() -> list[tuple[str, int]]:
+    return [(f.code, f.count) for f in protoguard.findings()]
+
+
+def test_lazy_load_after_the_block_is_pg203(get_db, caplog) -> None:
+    """Reading a lazy relationship after the block checks out a connection: PG203."""
+    protoguard.configure(action="log")
+    with get_db() as session:
+        author = session.scalars(select(Author)).one()
+    with caplog.at_level(logging.WARNING, logger="protoguard"):
+        titles = sorted(book.title for book in author.books)  # lazy load here
+    assert titles == ["letters", "notes"]
+    assert _codes() == [("PG203", 1)]
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert message.startswith("[PG203]")
+    assert "lazy-loaded attribute" in message
+    assert f"  at {__file__}:" in message  # the user's line, not protoguard's
+    assert protoguard.sqlalchemy.installed()
+
+
+def test_eager_load_in_the_block_is_fine(get_db) -> None:
+    """Loading what is needed inside the block produces no finding."""
+    with get_db() as session:
+        author = session.scalars(select(Author).options(selectinload(Author.books))).one()
+    assert sorted(book.title for book in author.books) == ["letters", "notes"]
+    assert protoguard.findings() == []
+
+
+def test_lazy_load_inside_the_block_is_fine(get_db) -> None:
+    """A lazy load while the block is open is ordinary use."""
+    with get_db() as session:
+        author = session.scalars(select(Author)).one()
+        assert len(author.books) == 2
+    assert protoguard.findings() == []
+
+
+def test_call_after_the_block_is_reported_once(get_db) -> None:
+    """session.execute() after the block is PG203 at the call, not again from the event."""
+    protoguard.configure(action="log")
+    with get_db() as session:
+        pass
+    session.execute(select(Author)).all()
+    session.close()
+    assert _codes() == [("PG203", 1)]
+
+
+def test_uninstall_and_install() -> None:
+    """The listener can be removed and put back; both are idempotent."""
+    protoguard.sqlalchemy.install()
+    protoguard.sqlalchemy.uninstall()
+    protoguard.sqlalchemy.uninstall()
+    assert not protoguard.sqlalchemy.installed()
+    protoguard.sqlalchemy.install()
+    protoguard.sqlalchemy.install()
+    assert protoguard.sqlalchemy.installed()

@@ -1,0 +1,439 @@
+"""Strict mode: each PG2xx finding on a real database, and its correct counterpart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+import protoguard
+from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError
+
+from .conftest import COUNT
+
+pytestmark = pytest.mark.usefixtures("_strict")
+
+
+@pytest.fixture
+def _strict() -> None:
+    protoguard.configure(mode="strict")
+
+
+def _line_of(marker: str) -> int:
+    """The line of this file that carries ``marker`` (so no line number is hard-coded)."""
+    with open(__file__, encoding="utf-8") as source:
+        for number, line in enumerate(source, start=1):
+            if line.rstrip().endswith(marker):
+                return number
+    raise AssertionError(marker)
+
+
+@pytest.fixture
+def providers(async_maker):
+    """An @asynccontextmanager and an async generator provider that log their cleanup."""
+    log: list[str] = []
+
+    @protoguard.provider
+    @contextlib.asynccontextmanager
+    async def get_db():
+        async with async_maker() as session:
+            try:
+                yield session
+            finally:
+                log.append("cm closed")
+
+    @protoguard.provider
+    async def get_gen():
+        async with async_maker() as session:
+            try:
+                yield session
+            finally:
+                log.append("gen closed")
+
+    return get_db, get_gen, log
+
+
+def _codes() -> list[tuple[str, int]]:
+    return [(f.code, f.count) for f in protoguard.findings()]
+
+
+class TestCorrectUse:
+    """Correct code produces no finding in strict mode, and gets the real session."""
+
+    def test_context_manager(self, run, providers) -> None:
+        """`async with` runs queries and the provider's cleanup, with no finding."""
+        get_db, _, log = providers
+
+        async def main() -> int:
+            async with get_db() as session:
+                assert isinstance(session, AsyncSession)
+                return (await session.execute(COUNT)).scalar_one()
+
+        assert run(main()) == 2
+        assert log == ["cm closed"]
+        assert protoguard.findings() == []
+
+    def test_generator_loop_to_the_end(self, run, providers) -> None:
+        """An `async for` that runs to the end is no PG201."""
+        _, get_gen, log = providers
+
+        async def main() -> int:
+            total = 0
+            async for session in get_gen():
+                total += (await session.execute(COUNT)).scalar_one()
+            return total
+
+        assert run(main()) == 2
+        assert log == ["gen closed"]
+        assert protoguard.findings() == []
+
+    def test_sequential_use_in_one_task(self, run, providers) -> None:
+        """Many calls one after the other in one task are fine."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                for _ in range(3):
+                    await session.execute(COUNT)
+                await session.commit()
+
+        run(main())
+        assert protoguard.findings() == []
+
+    def test_gather_over_separate_sessions(self, run, providers) -> None:
+        """asyncio.gather over one session per task is fine."""
+        get_db, _, _ = providers
+
+        async def one() -> int:
+            async with get_db() as session:
+                return (await session.execute(COUNT)).scalar_one()
+
+        async def main() -> list[int]:
+            return await asyncio.gather(*(one() for _ in range(5)))
+
+        assert run(main()) == [2] * 5
+        assert protoguard.findings() == []
+
+    def test_task_started_inside_the_block(self, run, providers) -> None:
+        """A task started inside the provider's block may use its session (no PG206)."""
+        get_db, _, _ = providers
+
+        async def main() -> int:
+            async with get_db() as session:
+                return (await asyncio.gather(session.execute(COUNT)))[0].scalar_one()
+
+        assert run(main()) == 2
+        assert protoguard.findings() == []
+
+
+class TestPG201:
+    """An async generator provider left early."""
+
+    def test_return_inside_the_loop(self, run, providers, async_engine) -> None:
+        """Returning from inside `async for` is reported at the loop, and cleanup runs."""
+        protoguard.configure(action="warn")
+        _, get_gen, log = providers
+
+        async def handler() -> int:
+            async for session in get_gen():  # PG201 here
+                return (await session.execute(COUNT)).scalar_one()
+            raise AssertionError("unreachable")
+
+        async def main() -> int:
+            with pytest.warns(ProtocolWarning, match=r"\[PG201\]") as caught:
+                result = await handler()
+            for _ in range(400):  # the provider's cleanup is scheduled on the loop
+                await asyncio.sleep(0.005)
+                if log and async_engine.pool.checkedout() == 0:
+                    break
+            assert async_engine.pool.checkedout() == 0
+            assert caught[0].filename == __file__
+            assert caught[0].lineno == _line_of("# PG201 here")
+            return result
+
+        assert run(main()) == 2
+        assert log == ["gen closed"]
+        assert _codes() == [("PG201", 1)]
+
+    def test_raise_goes_to_unraisablehook(self, run, providers, monkeypatch) -> None:
+        """With action "raise", a finding made at collection goes to sys.unraisablehook."""
+        _, get_gen, _ = providers
+        seen: list[BaseException] = []
+        monkeypatch.setattr(sys, "unraisablehook", lambda args: seen.append(args.exc_value))
+
+        async def main() -> None:
+            async for session in get_gen():
+                await session.execute(COUNT)
+                break
+            await asyncio.sleep(0.05)  # the loop goes on, as a server's does
+
+        run(main())
+        gc.collect()
+        assert [e.code for e in seen if isinstance(e, ProtocolError)] == ["PG201"]
+        assert _codes() == [("PG201", 1)]
+
+
+class TestPG202:
+    """One session used by two tasks at once."""
+
+    def test_concurrent_execute(self, run, providers) -> None:
+        """asyncio.gather of two calls on one session is PG202 naming both tasks."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await asyncio.gather(session.execute(COUNT), session.execute(COUNT))
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG202"
+        assert str(info.value).count("task 'Task-") == 2
+        assert _codes() == [("PG202", 1)]
+
+    def test_concurrent_execute_and_commit(self, run, providers) -> None:
+        """A session that already holds a connection: execute + commit at once (SQLAlchemy
+        itself says nothing here)."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)  # now it holds a connection
+                await asyncio.gather(
+                    session.execute(text("INSERT INTO users (name) VALUES ('x')")),
+                    session.commit(),
+                )
+
+        with pytest.raises(ProtocolError, match=r"\[PG202\]"):
+            run(main())
+
+
+class TestPG203:
+    """A session used after its provider's scope exited."""
+
+    def test_use_after_async_with(self, run, providers) -> None:
+        """Using the session after the block is PG203 at the use."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)
+            await session.execute(COUNT)  # PG203 here
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG203"
+        assert info.value.call_site == (__file__, _line_of("# PG203 here"))
+
+    def test_use_after_generator_finished(self, run, providers) -> None:
+        """Using the session from a finished `async for` is PG203."""
+        _, get_gen, _ = providers
+
+        async def main() -> None:
+            async for session in get_gen():  # noqa: B007 - the leak is the point
+                pass
+            await session.execute(COUNT)
+
+        with pytest.raises(ProtocolError, match=r"\[PG203\]"):
+            run(main())
+
+
+class TestPG204:
+    """A provider called and its result never used."""
+
+    def test_dropped_context_manager(self, providers) -> None:
+        """get_db() called and dropped is reported when collected, naming the call."""
+        protoguard.configure(action="warn")
+        get_db, _, _ = providers
+
+        def drop() -> None:
+            get_db()  # PG204 here
+
+        with pytest.warns(ProtocolWarning, match=r"\[PG204\]") as caught:
+            drop()
+        gc.collect()
+        assert caught[0].lineno == _line_of("# PG204 here")
+
+    def test_dropped_generator(self, providers) -> None:
+        """get_gen() called and dropped is reported too."""
+        protoguard.configure(action="log")
+        _, get_gen, _ = providers
+        get_gen()
+        gc.collect()
+        assert _codes() == [("PG204", 1)]
+
+    def test_misuse_is_not_reported_twice(self, run, providers) -> None:
+        """A PG101 already raised for the object is not followed by a PG204."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async for _ in get_db():
+                pass
+
+        with pytest.raises(ProtocolError, match=r"\[PG101\]"):
+            run(main())
+        gc.collect()
+        assert protoguard.findings() == []
+
+
+class TestPG205:
+    """A provider that breaks its own protocol."""
+
+    def test_zero_yields(self, run) -> None:
+        """A provider that never yields: PG205, also a RuntimeError."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            if False:
+                yield
+
+        async def main() -> None:
+            async with get_db():
+                pass
+
+        with pytest.raises(ProviderRuntimeError, match=r"\[PG205\]") as info:
+            run(main())
+        assert isinstance(info.value, RuntimeError)
+
+    def test_two_yields(self, run, async_maker) -> None:
+        """A provider that yields twice: PG205 when the block exits."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+                yield session
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time"):
+            run(main())
+
+    def test_wrong_type(self, run, sync_maker) -> None:
+        """A provider declared to yield an AsyncSession that yields a Session: PG205."""
+
+        @protoguard.provider(yields=AsyncSession)
+        @contextlib.asynccontextmanager
+        async def get_db():
+            with sync_maker() as session:
+                yield session
+
+        async def main() -> None:
+            async with get_db():
+                pass
+
+        with pytest.raises(ProviderRuntimeError, match="yields AsyncSession but handed out"):
+            run(main())
+
+    def test_annotation_is_the_declaration(self, run, sync_maker) -> None:
+        """Without yields=, the return annotation declares the type."""
+
+        @protoguard.provider
+        async def get_db() -> Any:
+            yield 1
+
+        async def get_typed():
+            yield 1
+
+        get_typed.__annotations__["return"] = "AsyncIterator[Session]"
+        get_typed.__globals__["AsyncIterator"] = __import__("typing").AsyncIterator
+        typed = protoguard.provider(get_typed)
+
+        async def main(provider) -> None:
+            async for _ in provider():
+                pass
+
+        run(main(get_db))  # Any declares nothing
+        with pytest.raises(ProviderRuntimeError, match="yields Session"):
+            run(main(typed))
+        assert Session  # the annotation names it
+
+
+class TestPG206:
+    """A session used from a task that was not started inside its provider's block."""
+
+    def test_session_escaping_its_request(self, run, providers) -> None:
+        """Request A's session used by request B's task is PG206 naming both tasks."""
+        get_db, _, _ = providers
+        shared: dict[str, Any] = {}
+
+        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
+            async with get_db() as session:
+                shared["session"] = session
+                ready.set()
+                await done.wait()
+
+        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
+            await ready.wait()
+            try:
+                await shared["session"].execute(COUNT)
+            finally:
+                done.set()
+
+        async def main() -> None:
+            ready, done = asyncio.Event(), asyncio.Event()
+            await asyncio.gather(
+                asyncio.create_task(request_a(ready, done), name="request-a"),
+                asyncio.create_task(request_b(ready, done), name="request-b"),
+            )
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG206"
+        assert "task 'request-b'" in str(info.value)
+        assert "task 'request-a'" in str(info.value)
+
+
+class TestActions:
+    """What a finding does is set by the action; every finding is counted."""
+
+    def test_warn(self, run, providers) -> None:
+        """action="warn": a ProtocolWarning at the user's line, and the use goes on."""
+        protoguard.configure(action="warn")
+        get_db, _, _ = providers
+
+        async def main() -> int:
+            async with get_db() as session:
+                pass
+            try:
+                return (await session.execute(COUNT)).scalar_one()  # warned here
+            finally:
+                await session.close()  # the use above checked out a new connection
+
+        with pytest.warns(ProtocolWarning, match=r"\[PG203\]") as caught:
+            assert run(main()) == 2
+        assert caught[0].lineno == _line_of("# warned here")
+
+    def test_log(self, run, providers, caplog) -> None:
+        """action="log": the protoguard logger, and a count per call site."""
+        protoguard.configure(action="log")
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                pass
+            for _ in range(3):
+                await session.execute(COUNT)
+            await session.close()  # closing is never a finding
+
+        with caplog.at_level(logging.WARNING, logger="protoguard"):
+            run(main())
+        assert [r.getMessage()[:7] for r in caplog.records] == ["[PG203]"] * 3
+        assert _codes() == [("PG203", 3)]
+
+    def test_invalid_action(self) -> None:
+        """An unknown action is one clear ConfigurationError and changes nothing."""
+        with pytest.raises(protoguard.ConfigurationError, match="use one of: raise, warn, log"):
+            protoguard.configure(mode="off", action="shout")
+        assert protoguard.current_mode() == "strict"
