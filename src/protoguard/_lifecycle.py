@@ -18,11 +18,11 @@ so nothing here keeps a session, a task or a generator alive.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import linecache
 import sys
+import types
 import typing
 import weakref
 from contextvars import ContextVar, Token
@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, NoReturn, Optional
 
 from . import _kinds as k
+from . import sqlalchemy as sqlalchemy_events
 from ._findings import report
 from ._messages import DOCS_URL, definition_line, right_use, short_name, user_frame
 from ._proxies import (
@@ -49,7 +50,11 @@ from .exceptions import CallSite, ProtocolError, ProviderInfo, ProviderRuntimeEr
 def _site(frame: Optional[FrameType]) -> Optional[CallSite]:
     if frame is None:
         return None
-    return CallSite(frame.f_code.co_filename, frame.f_lineno)
+    # tuple.__new__ is CallSite(...) without the Python-level __new__ of a NamedTuple.
+    return _new_tuple(CallSite, (frame.f_code.co_filename, frame.f_lineno))
+
+
+_new_tuple = tuple.__new__
 
 
 def caller_site() -> Optional[CallSite]:
@@ -265,9 +270,10 @@ class SessionState:
         self.open = False
         token, self.token = self.token, None
         if token is not None:
-            # ValueError: left in another context (FastAPI's cleanup, say).
-            with contextlib.suppress(ValueError):
+            try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every exit
                 _scopes.reset(token)
+            except ValueError:
+                pass  # left in another context (FastAPI's cleanup, say)
 
 
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
@@ -314,52 +320,69 @@ def _check_use(state: SessionState, name: str, site: Optional[CallSite]) -> None
     )
 
 
-def _async_method(state: SessionState, name: str, method: Any, site: Optional[CallSite]) -> Any:
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        _check_use(state, name, site)
-        task = _current_task()
-        if task is None:
-            state.depth += 1
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                state.depth -= 1
-        busy = state.busy() if state.busy is not None else None
-        if busy is not None and busy is not task:
-            # Another task is inside a call on this session. Wait for it to finish
-            # first, so that whatever the action, the two calls do not overlap and the
-            # session's own state stays sound; then report.
-            await _wait_idle(state)
-            report(
-                finding(
-                    "PG202",
-                    state.info,
-                    site,
-                    f"'.{name}' from {_task_name(task)} while {_task_name(busy)} was "
-                    f"still inside a call on the same session; a session is not safe for "
-                    f"concurrent use, and SQLAlchemy does not always notice. protoguard "
-                    f"let the first call finish before this one.",
-                    "give each task its own session (one provider call per task), or "
-                    "await the calls one after the other",
-                ),
-                can_raise=True,
-            )
-        if state.depth == 0:
-            state.busy = weakref.ref(task)
+# The session methods below take the site of their call from the frame that called them
+# (the user's line, also when the coroutine runs later in another task, as under
+# asyncio.gather): one frame read, no walk up the stack.
+
+
+def _async_method(state: SessionState, name: str, method: Any) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return _async_call(state, name, method, args, kwargs, _site(sys._getframe(1)))
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+async def _async_call(
+    state: SessionState,
+    name: str,
+    method: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    site: Optional[CallSite],
+) -> Any:
+    """One call of an async session method, checked for PG202/PG203/PG206."""
+    _check_use(state, name, site)
+    task = _current_task()
+    if task is None:
         state.depth += 1
         try:
             return await method(*args, **kwargs)
         finally:
             state.depth -= 1
-            if state.depth == 0:
-                state.busy = None
-                waiters, state.waiters = state.waiters, None
-                for waiter in waiters or ():
-                    if not waiter.done():
-                        waiter.set_result(None)
-
-    call.__name__ = call.__qualname__ = name
-    return call
+    busy = state.busy() if state.busy is not None else None
+    if busy is not None and busy is not task:
+        # Another task is inside a call on this session. Wait for it to finish
+        # first, so that whatever the action, the two calls do not overlap and the
+        # session's own state stays sound; then report.
+        await _wait_idle(state)
+        report(
+            finding(
+                "PG202",
+                state.info,
+                site,
+                f"'.{name}' from {_task_name(task)} while {_task_name(busy)} was "
+                f"still inside a call on the same session; a session is not safe for "
+                f"concurrent use, and SQLAlchemy does not always notice. protoguard "
+                f"let the first call finish before this one.",
+                "give each task its own session (one provider call per task), or "
+                "await the calls one after the other",
+            ),
+            can_raise=True,
+        )
+    if state.depth == 0:
+        state.busy = weakref.ref(task)
+    state.depth += 1
+    try:
+        return await method(*args, **kwargs)
+    finally:
+        state.depth -= 1
+        if state.depth == 0:
+            state.busy = None
+            waiters, state.waiters = state.waiters, None
+            for waiter in waiters or ():
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 async def _wait_idle(state: SessionState) -> None:
@@ -372,18 +395,73 @@ async def _wait_idle(state: SessionState) -> None:
         await asyncio.shield(waiter)
 
 
-def _sync_method(state: SessionState, name: str, method: Any, site: Optional[CallSite]) -> Any:
+def _sync_method(state: SessionState, name: str, method: Any) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
-        _check_use(state, name, site)
-        # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
-        state.depth += 1
-        try:
-            return method(*args, **kwargs)
-        finally:
-            state.depth -= 1
+        return _sync_call(state, name, method, args, kwargs, _site(sys._getframe(1)))
 
     call.__name__ = call.__qualname__ = name
     return call
+
+
+def _sync_call(
+    state: SessionState,
+    name: str,
+    method: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    site: Optional[CallSite],
+) -> Any:
+    """One call of a sync session method, checked for PG203/PG206."""
+    _check_use(state, name, site)
+    # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
+    state.depth += 1
+    try:
+        return method(*args, **kwargs)
+    finally:
+        state.depth -= 1
+
+
+def _watched_method(name: str, is_async: bool) -> Any:
+    """A method of a session's watched class: the check and the call, no lookup."""
+    call = _async_call if is_async else _sync_call
+
+    def method(self: WatchedSession, *args: Any, **kwargs: Any) -> Any:
+        return call(
+            self._self_state,
+            name,
+            getattr(self.__wrapped__, name),
+            args,
+            kwargs,
+            _site(sys._getframe(1)),
+        )
+
+    method.__name__ = name
+    method.__qualname__ = f"WatchedSession.{name}"
+    return method
+
+
+# session class -> its WatchedSession subclass
+_WATCHED_CLASSES: dict[type, type[WatchedSession]] = {}
+
+
+def _watched_class(cls: type) -> type[WatchedSession]:
+    """A WatchedSession subclass with a method for each public method of ``cls``, so a
+    call like ``session.execute(...)`` is a plain method call rather than a miss in the
+    proxy that __getattr__ resolves each time. Other names still go to __getattr__."""
+    made = _WATCHED_CLASSES.get(cls)
+    if made is None:
+        methods: dict[str, Any] = {}
+        for name in dir(cls):
+            if name.startswith("_") or hasattr(WatchedSession, name):
+                continue
+            attr = inspect.getattr_static(cls, name, None)
+            if isinstance(attr, types.FunctionType):
+                methods[name] = _watched_method(name, inspect.iscoroutinefunction(attr))
+        made = type("WatchedSession", (WatchedSession,), methods)
+        made.__module__ = WatchedSession.__module__
+        made.__qualname__ = WatchedSession.__qualname__
+        _WATCHED_CLASSES[cls] = made
+    return made
 
 
 def _is_session(value: object) -> bool:
@@ -397,10 +475,8 @@ def watch(value: Any, info: ProviderInfo, opened_at: Optional[CallSite]) -> Any:
     state = SessionState(info, opened_at)
     state.enter_scope()
     if "sqlalchemy.orm" in sys.modules and _is_sqlalchemy_session(value):
-        from . import sqlalchemy as sqlalchemy_events
-
         sqlalchemy_events.register(value, state)
-    return WatchedSession(value, state)
+    return _watched_class(type(value))(value, state)
 
 
 def _is_sqlalchemy_session(value: object) -> bool:
@@ -462,14 +538,13 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
         value = getattr(wrapped, name)
         if name.startswith("_") or not callable(value) or inspect.isclass(value):
             return value
-        site = _site(user_frame(2))
         key = (type(wrapped), name)
         is_async = _IS_ASYNC.get(key)
         if is_async is None:
             is_async = _IS_ASYNC[key] = inspect.iscoroutinefunction(value)
         if is_async:
-            return _async_method(self._self_state, name, value, site)
-        return _sync_method(self._self_state, name, value, site)
+            return _async_method(self._self_state, name, value)
+        return _sync_method(self._self_state, name, value)
 
     # `async with session:` on a watched AsyncSession keeps handing out the watched one.
     async def __aenter__(self) -> Any:
@@ -736,9 +811,10 @@ class StrictAsyncGeneratorProxy(AsyncGeneratorProxy):
             report(broke_protocol(self._self_provider, where, twice=True), can_raise=True)
             raise RuntimeError("generator didn't stop")
         try:
-            check_type(
-                self._self_provider, self._self_expected, value, yield_site(self.__wrapped__)
-            )
+            if self._self_expected is not None:
+                check_type(
+                    self._self_provider, self._self_expected, value, yield_site(self.__wrapped__)
+                )
         except ProtocolError:
             state.reported = True  # PG205 said it all; no PG201 for the same generator
             _close_later(self.__wrapped__)
@@ -762,7 +838,7 @@ class StrictAsyncGeneratorProxy(AsyncGeneratorProxy):
 
     def __del__(self) -> None:
         state = self._self_state
-        if getattr(self, "_self_pg_reported", False):
+        if self._self_pg_reported:
             return  # a PG1xx misuse was already raised for it
         if not state.started:
             _never_used(self._self_provider, state.called_at, "async generator")
@@ -813,7 +889,7 @@ class StrictGeneratorProxy(GeneratorProxy):
             self._self_state.finish()
 
     def __del__(self) -> None:
-        if not self._self_state.started and not getattr(self, "_self_pg_reported", False):
+        if not self._self_state.started and not self._self_pg_reported:
             _never_used(self._self_provider, self._self_state.called_at, "generator")
 
 

@@ -204,6 +204,9 @@ class _ResultProxy(_BaseProxy):  # type: ignore[misc]
         return getattr(self.__wrapped__, name)
 
     _self_provider: ClassVar[ProviderInfo]
+    # Set on the proxy by _misuse(); the class default keeps the read a plain lookup
+    # (a miss would go through __getattr__ to the wrapped object and raise).
+    _self_pg_reported = False
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"cannot pickle a guarded {type(self.__wrapped__).__name__}")
