@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import sys
@@ -243,6 +244,26 @@ class TestPG203:
 
         with pytest.raises(ProtocolError, match=r"\[PG203\]"):
             run(main())
+
+    def test_method_that_is_not_a_function(self, sync_maker) -> None:
+        """A session method that is not a plain function (a partialmethod here) is
+        watched too: it works in the block and is PG203 after it."""
+
+        class CountingSession(Session):
+            count_users = functools.partialmethod(Session.scalar, COUNT)
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_db():
+            with CountingSession(bind=sync_maker.kw["bind"]) as session:
+                yield session
+
+        with get_db() as session:
+            assert session.count_users() == 2
+        with pytest.raises(ProtocolError) as info:
+            session.count_users()  # PG203 on a partialmethod
+        assert info.value.code == "PG203"
+        assert info.value.call_site == (__file__, _line_of("# PG203 on a partialmethod"))
 
 
 class TestPG204:
