@@ -50,11 +50,11 @@ def _is_word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 
-def _called_at(source: str, pos: int) -> Optional[tuple[str, ...]]:
-    """The chain called by the expression starting at ``pos``: ``f`` in ``f(...)``,
-    ``(f)(...)``, ``((a).b)(...)``; None if the expression does not start with a call of
-    a name or an attribute chain."""
-    pos = _skip(source, pos)
+def _chain(source: str, pos: int) -> Optional[tuple[tuple[str, ...], str, int]]:
+    """The name or attribute chain at ``pos``, parentheses allowed around it and its
+    parts (``f``, ``(a).b``): (its parts, the character after it, how many of the
+    parentheses before it are still open); None if there is no chain there or it is
+    longer than the parser follows."""
     opened = 0
     while source.startswith("(", pos):
         opened += 1
@@ -67,8 +67,6 @@ def _called_at(source: str, pos: int) -> Optional[tuple[str, ...]]:
     while len(parts) <= _MAX_CHAIN:
         pos = _skip(source, pos)
         char = source[pos : pos + 1]
-        if char == "(":
-            return tuple(parts)
         if char == ".":
             match = _IDENTIFIER.match(source, _skip(source, pos + 1))
             if match is None:
@@ -79,8 +77,16 @@ def _called_at(source: str, pos: int) -> Optional[tuple[str, ...]]:
             opened -= 1
             pos += 1
         else:
-            return None
-    return None  # longer than the parser follows
+            return tuple(parts), char, opened
+    return None
+
+
+def _called_at(source: str, pos: int) -> Optional[tuple[str, ...]]:
+    """The chain called by the expression starting at ``pos``: ``f`` in ``f(...)``,
+    ``(f)(...)``, ``((a).b)(...)``; None if the expression does not start with a call of
+    a name or an attribute chain."""
+    found = _chain(source, _skip(source, pos))
+    return found[0] if found is not None and found[1] == "(" else None
 
 
 def _string_end(source: str, pos: int) -> int:
@@ -302,31 +308,10 @@ def _depends_calls(source: str, start: int, word_end: int) -> list[IndexedCall]:
 def _argument_chain(source: str, pos: int) -> Optional[tuple[str, ...]]:
     """The name or attribute chain that is the whole argument at ``pos`` (parentheses
     allowed around it), or None for anything else (a call, an expression, a keyword)."""
-    opened = 0
-    while source.startswith("(", pos):
-        opened += 1
-        pos = _skip(source, pos + 1)
-    match = _IDENTIFIER.match(source, pos)
-    if match is None:
-        return None
-    parts = [match.group()]
-    pos = match.end()
-    while True:
-        pos = _skip(source, pos)
-        char = source[pos : pos + 1]
-        if char == ".":
-            match = _IDENTIFIER.match(source, _skip(source, pos + 1))
-            if match is None:
-                return None
-            parts.append(match.group())
-            pos = match.end()
-        elif char == ")" and opened:
-            opened -= 1
-            pos += 1
-        elif char in ",)" and not opened:
-            return tuple(parts) if len(parts) <= _MAX_CHAIN else None
-        else:
-            return None  # a keyword argument, or more than a chain
+    found = _chain(source, pos)
+    if found is None or found[2] or found[1] not in ("", ",", ")"):
+        return None  # a keyword argument, or more than a chain
+    return found[0]
 
 
 def index_calls(source: str) -> list[IndexedCall]:
