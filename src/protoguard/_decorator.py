@@ -47,13 +47,6 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         super().__init__(wrapped, wrapper)
         self._self_info = info
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # A call on the function itself (not bound to an instance: wrapt's bound
-        # wrapper handles those). wrapt's own __call__ first looks for __self__ on a
-        # plain function, raising and discarding an AttributeError on every call.
-        wrapper: Any = self._self_wrapper
-        return wrapper(self.__wrapped__, None, args, kwargs)
-
     @property
     def __protoguard_provider__(self) -> ProviderInfo:
         info: ProviderInfo = self._self_info
@@ -165,19 +158,36 @@ def _guard_function(
     func: Any, result_class: type, strict_class: type, mode: Optional[str], info: Any
 ) -> Any:
     """The guarded form of a generator, async generator, coroutine or plain function."""
-    mode_for = _config.mode_for
+    settings = _config.settings
+    override_mode = _config.override_mode
     on, off = _config.ON, _config.OFF
 
-    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        result = wrapped(*args, **kwargs)
-        current = mode_for(mode)
+    def call(target: Any, /, *args: Any, **kwargs: Any) -> Any:
+        result = target(*args, **kwargs)
+        # _config.mode_for(mode), inlined: this is the hot path.
+        if settings.overridden:
+            current = override_mode.get() or mode or settings.mode
+        else:
+            current = mode or settings.mode
         if current == on:
             return result_class(result)
         if current == off:
             return result
         return strict_class(result)
 
-    return GuardedFunction(func, wrapper, info)
+    def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return call(wrapped, *args, **kwargs)  # a call through a bound method
+
+    # A call on the function itself runs ``call`` directly: a partial is not a
+    # descriptor, so as ``__call__`` it gets no ``self`` (one Python frame per call,
+    # where wrapt's own __call__ would look for __self__ on a plain function, raising
+    # and discarding an AttributeError each time, and then call the wrapper).
+    guarded_class = type(
+        GuardedFunction.__name__,
+        (GuardedFunction,),
+        {"__call__": functools.partial(call, func), "__module__": GuardedFunction.__module__},
+    )
+    return guarded_class(func, wrapper, info)
 
 
 def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
