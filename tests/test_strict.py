@@ -458,3 +458,50 @@ class TestActions:
         with pytest.raises(protoguard.ConfigurationError, match="use one of: raise, warn, log"):
             protoguard.configure(mode="off", action="shout")
         assert protoguard.current_mode() == "strict"
+
+
+class TestRecordedLines:
+    """Strict mode records a place as (code, instruction offset) and works out its line
+    only when it reports; that line must be the one ``frame.f_lineno`` gives."""
+
+    @staticmethod
+    def _pairs(frame: Any) -> list[tuple[int, int]]:
+        from protoguard._lifecycle import resolve
+
+        pairs = []
+        while frame is not None:
+            site = resolve((frame.f_code, frame.f_lasti))
+            assert site is not None
+            assert site.filename == frame.f_code.co_filename
+            pairs.append((frame.f_lineno, site.lineno))
+            frame = frame.f_back
+        return pairs
+
+    def test_every_frame_of_a_real_stack(self) -> None:
+        """Every frame under pytest, pluggy and this test, multi-line calls included."""
+        pairs = self._pairs(sys._getframe())
+        pairs += self._pairs(sys._getframe(0))
+        assert len(pairs) > 20
+        assert [lineno for lineno, _ in pairs] == [line for _, line in pairs]
+
+    def test_frames_inside_sqlalchemy_and_asyncio(self, run, providers) -> None:
+        """Frames of SQLAlchemy, greenlet and asyncio code, seen from a session event."""
+        from sqlalchemy import event
+
+        seen: list[tuple[int, int]] = []
+
+        def listener(*args: Any) -> None:
+            seen.extend(self._pairs(sys._getframe()))
+
+        event.listen(Session, "after_begin", listener)
+        try:
+
+            async def main() -> None:
+                async with providers[0]() as session:
+                    await session.execute(text("SELECT 1"))
+
+            run(main())
+        finally:
+            event.remove(Session, "after_begin", listener)
+        assert len(seen) >= 5  # the greenlet SQLAlchemy runs the sync session in
+        assert [lineno for lineno, _ in seen] == [line for _, line in seen]

@@ -18,6 +18,7 @@ so nothing here keeps a session, a task or a generator alive.
 from __future__ import annotations
 
 import asyncio
+import dis
 import functools
 import inspect
 import linecache
@@ -27,12 +28,19 @@ import typing
 import weakref
 from contextvars import ContextVar, Token
 from types import FrameType
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn, Optional, Union
 
 from . import _kinds as k
 from . import sqlalchemy as sqlalchemy_events
 from ._findings import report
-from ._messages import DOCS_URL, definition_line, right_use, short_name, user_frame
+from ._messages import (
+    _INTERNAL_MODULES,
+    DOCS_URL,
+    definition_line,
+    right_use,
+    short_name,
+    user_frame,
+)
 from ._proxies import (
     AsyncGeneratorProxy,
     CoroutineProxy,
@@ -47,26 +55,73 @@ from .exceptions import CallSite, ProtocolError, ProviderInfo, ProviderRuntimeEr
 # --- small helpers -----------------------------------------------------------------------
 
 
-def _site(frame: Optional[FrameType]) -> Optional[CallSite]:
+# A place in the user's code, as strict mode records it on a correct path: the frame's
+# code object and the offset of its current instruction, read in two attribute loads.
+# Its line number is worked out only when a finding is reported (``resolve``); reading
+# ``frame.f_lineno`` would decode the code's line table on every provider call.
+Site = Union[CallSite, "tuple[types.CodeType, int]"]
+
+
+def _site(frame: Optional[FrameType]) -> Optional[Site]:
     if frame is None:
         return None
-    # tuple.__new__ is CallSite(...) without the Python-level __new__ of a NamedTuple.
-    return _new_tuple(CallSite, (frame.f_code.co_filename, frame.f_lineno))
+    return (frame.f_code, frame.f_lasti)
 
 
-_new_tuple = tuple.__new__
+_getframe = sys._getframe
+# A strict-mode state object without its class's (absent) __init__: C only.
+_new_state = object.__new__
 
 
-def caller_site() -> Optional[CallSite]:
-    """The user's file and line; only strict mode calls this on a correct path."""
-    return _site(user_frame(2))
+def caller_site() -> Optional[Site]:
+    """Where the user called protoguard's caller (skipping protoguard's and contextlib's
+    frames); strict mode calls this on a correct path, so it is user_frame() and
+    _site() written out: one call, no stack walk beyond them."""
+    frame: Optional[FrameType] = _getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return (frame.f_code, frame.f_lasti)
+
+
+def resolve(site: Optional[Site]) -> Optional[CallSite]:
+    """The file and line of a recorded site (what ``frame.f_lineno`` said there)."""
+    if site is None or isinstance(site, CallSite):
+        return site
+    code, offset = site
+    return CallSite(code.co_filename, line_at(code, offset))
+
+
+def line_at(code: types.CodeType, offset: int) -> int:
+    """The line of the instruction at byte ``offset`` of ``code``, as the interpreter
+    computes ``f_lineno`` for a frame stopped there."""
+    if hasattr(code, "co_lines"):  # Python 3.10+
+        for start, end, line in code.co_lines():
+            if start <= offset < end:
+                return code.co_firstlineno if line is None else line
+        return code.co_firstlineno
+    line = code.co_firstlineno  # pragma: no cover - Python 3.9 (its tests run in nox)
+    for start, start_line in dis.findlinestarts(code):  # pragma: no cover
+        if start > offset:
+            break
+        line = start_line
+    return line  # pragma: no cover
+
+
+# The running task, in C calls only: asyncio.current_task() is Python-level before 3.12
+# (and raises without a running loop). Before 3.12 asyncio keeps the current task of
+# each loop in _current_tasks, which its C tasks update; from 3.12 on current_task()
+# itself is C (and from 3.14 that dictionary is no longer kept).
+_get_running_loop = asyncio._get_running_loop
+_task_of: Any = asyncio.current_task
+if sys.version_info < (3, 12):  # pragma: no cover - version-dependent
+    _task_of = getattr(asyncio.tasks, "_current_tasks", {}).get
 
 
 def _current_task() -> Optional[asyncio.Task[Any]]:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running event loop in this thread
-        return None
+    loop = _get_running_loop()
+    return None if loop is None else _task_of(loop)
 
 
 def _task_name(task: Optional[asyncio.Task[Any]]) -> str:
@@ -90,13 +145,14 @@ _WHAT = {
 def finding(
     code: str,
     info: ProviderInfo,
-    site: Optional[CallSite],
+    where: Optional[Site],
     detail: str,
     fix: str,
     *,
     error_class: type = ProtocolError,
 ) -> ProtocolError:
     """Build the ProtocolError for a strict-mode finding (PG2xx)."""
+    site = resolve(where)
     name = short_name(info)
     parts = [f"[{code}] {_WHAT[code]}: {name}()"]
     if site is not None:
@@ -157,16 +213,15 @@ def declared_type(obj: Any, yields: Optional[type]) -> Optional[type]:
     return hint
 
 
-def yield_site(gen: Any) -> Optional[CallSite]:
+def yield_site(gen: Any) -> Optional[Site]:
     """Where a suspended (async) generator is: the line of the ``yield`` it paused at."""
     frame = getattr(gen, "ag_frame", None) or getattr(gen, "gi_frame", None)
     return _site(frame)
 
 
-def check_type(
-    info: ProviderInfo, expected: Optional[type], value: Any, where: Optional[CallSite]
-) -> None:
-    """PG205 if the provider handed out something that is not ``expected``."""
+def check_type(info: ProviderInfo, expected: Optional[type], value: Any, gen: Any) -> None:
+    """PG205 if the provider handed out something that is not ``expected``; ``gen`` is
+    the (async) generator that yielded it, whose ``yield`` is the place to report."""
     try:
         if expected is None or isinstance(value, expected):
             return
@@ -176,7 +231,7 @@ def check_type(
         finding(
             "PG205",
             info,
-            where or _site_of_definition(info),
+            (gen is not None and yield_site(gen)) or _site_of_definition(info),
             f"It declares that it yields {expected.__qualname__} but handed out "
             f"{k.describe(value)}.",
             f"hand out an instance of {expected.__qualname__} (or correct the annotation "
@@ -187,7 +242,7 @@ def check_type(
     )
 
 
-def broke_protocol(info: ProviderInfo, where: Optional[CallSite], twice: bool) -> ProtocolError:
+def broke_protocol(info: ProviderInfo, where: Optional[Site], twice: bool) -> ProtocolError:
     """PG205 for a provider that yielded twice (``twice``) or never."""
     if twice:
         return finding(
@@ -234,33 +289,25 @@ _scopes: ContextVar[tuple[object, ...]] = ContextVar("protoguard_scopes", defaul
 
 
 class SessionState:
-    """What strict mode knows about one session a provider handed out."""
+    """What strict mode knows about one session a provider handed out.
 
-    __slots__ = (
-        "__weakref__",
-        "busy",
-        "depth",
-        "info",
-        "open",
-        "opened_at",
-        "owner",
-        "token",
-        "waiters",
-    )
+    A plain object with class defaults, made without ``__init__`` by :func:`watch`
+    (``_new_state``): handing out a session runs no Python-level constructor.
+    """
 
-    def __init__(self, info: ProviderInfo, opened_at: Optional[CallSite]) -> None:
-        self.info = info
-        self.opened_at = opened_at
-        self.open = True
-        self.owner: Optional[weakref.ref[asyncio.Task[Any]]] = None
-        self.token: Optional[Token[tuple[object, ...]]] = None
-        self.busy: Optional[weakref.ref[asyncio.Task[Any]]] = None
-        self.waiters: Optional[list[asyncio.Future[None]]] = None  # PG202: for busy to end
-        self.depth = 0
+    info: ProviderInfo
+    opened_at: Optional[Site] = None
+    open = True
+    depth = 0  # calls on the session in progress (PG202; the SQLAlchemy listener)
+    busy: Optional[asyncio.Task[Any]] = None  # the task inside a call (PG202)
+    waiters: Optional[list[asyncio.Future[None]]] = None  # for busy to end
+    owner: Optional[weakref.ref[asyncio.Task[Any]]] = None  # the task that opened it
+    token: Optional[Token[tuple[object, ...]]] = None  # its entry in _scopes
 
     def enter_scope(self) -> None:
         """The provider's block begins here, in the current task and context."""
-        task = _current_task()
+        loop = _get_running_loop()
+        task = None if loop is None else _task_of(loop)
         if task is not None:
             self.owner = weakref.ref(task)
             self.token = _scopes.set((*_scopes.get(), self))
@@ -280,8 +327,8 @@ class SessionState:
 _ALWAYS_ALLOWED = frozenset({"close"})
 
 
-def _check_use(state: SessionState, name: str, site: Optional[CallSite]) -> None:
-    """PG203 and PG206 at a use of the session."""
+def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
+    """PG203 and PG206 at a use of the session (called when either may apply)."""
     if name in _ALWAYS_ALLOWED:
         return
     info = state.info
@@ -292,7 +339,7 @@ def _check_use(state: SessionState, name: str, site: Optional[CallSite]) -> None
                 info,
                 site,
                 f"'.{name}' on a session whose provider already closed it (the block "
-                f"opened at {state.opened_at or 'an unknown place'} has exited); the "
+                f"opened at {resolve(state.opened_at) or 'an unknown place'} has exited); the "
                 f"session quietly checks out a new connection outside the provider.",
                 "use the session only inside the 'async with'/'async for' block that gave it",
             ),
@@ -311,8 +358,8 @@ def _check_use(state: SessionState, name: str, site: Optional[CallSite]) -> None
             info,
             site,
             f"'.{name}' from {_task_name(task)}, but the session was opened in "
-            f"{_task_name(owner)} at {state.opened_at or 'an unknown place'} and this task "
-            f"was not started inside that block: a session escaping its request can leak "
+            f"{_task_name(owner)} at {resolve(state.opened_at) or 'an unknown place'} and "
+            f"this task was not started inside that block: a session escaping its request can leak "
             f"one user's data into another's.",
             "open a session in the task that uses it (one provider call per task)",
         ),
@@ -339,18 +386,20 @@ async def _async_call(
     method: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    site: Optional[CallSite],
+    site: Optional[Site],
 ) -> Any:
     """One call of an async session method, checked for PG202/PG203/PG206."""
-    _check_use(state, name, site)
-    task = _current_task()
+    if not state.open or (state.owner is not None and state not in _scopes.get()):
+        _check_use(state, name, site)
+    loop = _get_running_loop()  # _current_task(), written out: this is every call
+    task = None if loop is None else _task_of(loop)
     if task is None:
         state.depth += 1
         try:
             return await method(*args, **kwargs)
         finally:
             state.depth -= 1
-    busy = state.busy() if state.busy is not None else None
+    busy = state.busy
     if busy is not None and busy is not task:
         # Another task is inside a call on this session. Wait for it to finish
         # first, so that whatever the action, the two calls do not overlap and the
@@ -371,7 +420,7 @@ async def _async_call(
             can_raise=True,
         )
     if state.depth == 0:
-        state.busy = weakref.ref(task)
+        state.busy = task  # cleared when the call ends, so it never outlives the task
     state.depth += 1
     try:
         return await method(*args, **kwargs)
@@ -379,10 +428,11 @@ async def _async_call(
         state.depth -= 1
         if state.depth == 0:
             state.busy = None
-            waiters, state.waiters = state.waiters, None
-            for waiter in waiters or ():
-                if not waiter.done():
-                    waiter.set_result(None)
+            if state.waiters is not None:
+                waiters, state.waiters = state.waiters, None
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
 
 
 async def _wait_idle(state: SessionState) -> None:
@@ -409,10 +459,11 @@ def _sync_call(
     method: Any,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    site: Optional[CallSite],
+    site: Optional[Site],
 ) -> Any:
     """One call of a sync session method, checked for PG203/PG206."""
-    _check_use(state, name, site)
+    if not state.open or (state.owner is not None and state not in _scopes.get()):
+        _check_use(state, name, site)
     # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
     state.depth += 1
     try:
@@ -426,13 +477,14 @@ def _watched_method(name: str, is_async: bool) -> Any:
     call = _async_call if is_async else _sync_call
 
     def method(self: WatchedSession, *args: Any, **kwargs: Any) -> Any:
+        frame = _getframe(1)  # _site(), written out: this is every call
         return call(
             self._self_state,
             name,
             getattr(self.__wrapped__, name),
             args,
             kwargs,
-            _site(sys._getframe(1)),
+            (frame.f_code, frame.f_lasti),
         )
 
     method.__name__ = name
@@ -443,6 +495,9 @@ def _watched_method(name: str, is_async: bool) -> Any:
 # session class -> its WatchedSession subclass
 _WATCHED_CLASSES: dict[type, type[WatchedSession]] = {}
 
+# How a watched class finds the SQLAlchemy Session whose events it listens to.
+_NOT_SQLALCHEMY, _SYNC_SESSION, _ASYNC_SESSION = 0, 1, 2
+
 
 def _watched_class(cls: type) -> type[WatchedSession]:
     """A WatchedSession subclass with a method for each public method of ``cls``, so a
@@ -450,7 +505,7 @@ def _watched_class(cls: type) -> type[WatchedSession]:
     proxy that __getattr__ resolves each time. Other names still go to __getattr__."""
     made = _WATCHED_CLASSES.get(cls)
     if made is None:
-        methods: dict[str, Any] = {}
+        methods: dict[str, Any] = {"_pg_sqlalchemy": _sqlalchemy_kind(cls)}
         for name in dir(cls):
             if name.startswith("_") or hasattr(WatchedSession, name):
                 continue
@@ -464,30 +519,51 @@ def _watched_class(cls: type) -> type[WatchedSession]:
     return made
 
 
-def _is_session(value: object) -> bool:
-    return callable(getattr(type(value), "execute", None))
-
-
-def watch(value: Any, info: ProviderInfo, opened_at: Optional[CallSite]) -> Any:
-    """The session a provider handed out, watched; anything else as it is."""
-    if not _is_session(value) or isinstance(value, WatchedSession):
-        return value
-    state = SessionState(info, opened_at)
-    state.enter_scope()
-    if "sqlalchemy.orm" in sys.modules and _is_sqlalchemy_session(value):
-        sqlalchemy_events.register(value, state)
-    return _watched_class(type(value))(value, state)
-
-
-def _is_sqlalchemy_session(value: object) -> bool:
+def _sqlalchemy_kind(cls: type) -> int:
+    # Looked up in sys.modules: an object of a SQLAlchemy class means SQLAlchemy is
+    # imported, and protoguard never imports it itself.
     orm = sys.modules.get("sqlalchemy.orm")
-    if orm is not None and isinstance(value, orm.Session):
-        return True
+    if orm is not None and issubclass(cls, orm.Session):
+        return _SYNC_SESSION
     asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
-    return asyncio_ext is not None and isinstance(value, asyncio_ext.AsyncSession)
+    if asyncio_ext is not None and issubclass(cls, asyncio_ext.AsyncSession):
+        return _ASYNC_SESSION
+    return _NOT_SQLALCHEMY
 
 
-def _outside_sqlalchemy() -> Optional[CallSite]:
+def watch(value: Any, info: ProviderInfo, opened_at: Optional[Site]) -> Any:
+    """The session a provider handed out, watched; anything else as it is."""
+    cls = type(value)
+    watched = _WATCHED_CLASSES.get(cls)
+    if watched is None:
+        if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
+            return value  # not a session, or one that is watched already
+        watched = _watched_class(cls)
+    state = _new_state(SessionState)
+    state.info = info
+    state.opened_at = opened_at
+    # state.enter_scope(), written out: this is every provider use.
+    loop = _get_running_loop()
+    task = None if loop is None else _task_of(loop)
+    if task is not None:
+        state.owner = weakref.ref(task)
+        state.token = _scopes.set((*_scopes.get(), state))
+    kind = watched._pg_sqlalchemy
+    if kind:
+        # The Session whose after_begin the listener sees carries the state with it.
+        target = value if kind == _SYNC_SESSION else value.sync_session
+        try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every use
+            setattr(target, sqlalchemy_events.STATE, state)
+        except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
+            pass  # its other checks still hold; only the listener's PG203 cannot see it
+        if not sqlalchemy_events._installed:  # installed(), without the call
+            sqlalchemy_events.install()
+    proxy = watched(value)
+    proxy._self_state = state
+    return proxy
+
+
+def _outside_sqlalchemy() -> Optional[Site]:
     """The innermost user frame that is neither protoguard's nor SQLAlchemy's."""
     frame = user_frame(2)
     while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
@@ -506,7 +582,7 @@ def report_connection_after_scope(state: SessionState) -> None:
             state.info,
             _outside_sqlalchemy(),
             f"The session checked out a new connection after its provider's block "
-            f"(opened at {state.opened_at or 'an unknown place'}) exited: an object it "
+            f"(opened at {resolve(state.opened_at) or 'an unknown place'}) exited: an object it "
             f"loaded was used (a lazy-loaded attribute, say), outside the provider's "
             f"control.",
             "load what you need inside the block (selectinload/joinedload, or read the "
@@ -527,11 +603,13 @@ _IS_ASYNC: dict[tuple[type, str], bool] = {}
 
 
 class WatchedSession(_BaseProxy):  # type: ignore[misc]
-    """A session in strict mode: each method call is checked for PG202/PG203/PG206."""
+    """A session in strict mode: each method call is checked for PG202/PG203/PG206.
 
-    def __init__(self, wrapped: Any, state: SessionState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
+    Made by :func:`watch`, which sets ``_self_state`` (no Python-level ``__init__``).
+    """
+
+    _self_state: SessionState
+    _pg_sqlalchemy = _NOT_SQLALCHEMY
 
     def __getattr__(self, name: str) -> Any:
         wrapped = self.__wrapped__
@@ -577,7 +655,8 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
 # --- PG204: called and never used --------------------------------------------------------
 
 
-def _never_used(info: ProviderInfo, site: Optional[CallSite], what: str) -> None:
+def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
+    site = resolve(where)
     report(
         finding(
             "PG204",
@@ -600,12 +679,12 @@ class _StrictCM:
 
     _self_provider: ProviderInfo
     _pg_expected: Optional[type] = None
-    _pg_site: Optional[CallSite] = None
+    _pg_site: Optional[Site] = None
     _pg_session: Any = None
 
     def _pg_after_enter(self, value: Any) -> Any:
         gen = self.gen  # type: ignore[attr-defined]
-        check_type(self._self_provider, self._pg_expected, value, yield_site(gen))
+        check_type(self._self_provider, self._pg_expected, value, gen)
         self._pg_session = watch(value, self._self_provider, self._pg_site)
         return self._pg_session
 
@@ -693,29 +772,24 @@ class StrictContextManager(_StrictCM, GuardedContextManager):
 
 
 class GeneratorState:
-    """Strict-mode state of one generator provider's result."""
+    """Strict-mode state of one generator provider's result.
 
-    __slots__ = (
-        "called_at",
-        "done",
-        "iterated_at",
-        "on_task_end",
-        "reported",
-        "sessions",
-        "started",
-        "task",
-    )
+    A plain object with class defaults, made without ``__init__`` (``_new_state``):
+    a provider call sets one attribute and runs no Python-level constructor. It is
+    kept apart from the wrapt proxy because attribute access on a proxy costs several
+    times what it costs on a plain object.
+    """
 
-    def __init__(self, called_at: Optional[CallSite]) -> None:
-        self.called_at = called_at
-        self.iterated_at: Optional[CallSite] = None
-        self.started = False
-        self.done = False
-        self.reported = False
-        self.sessions: list[Any] = []
-        # The task whose end is PG201's deadline, and the callback it would run.
-        self.task: Optional[weakref.ref[asyncio.Task[Any]]] = None
-        self.on_task_end: Any = None
+    called_at: Optional[Site] = None
+    iterated_at: Optional[Site] = None
+    started = False
+    yielded = False
+    done = False
+    reported = False  # PG201 or PG205 said it, once
+    session: Any = None  # what it handed out, while its scope is open
+    # The task whose end is PG201's deadline, and the callback it would run.
+    task: Optional[weakref.ref[asyncio.Task[Any]]] = None
+    on_task_end: Any = None
 
     def watch_task(self, task: asyncio.Task[Any], callback: Any) -> None:
         self.task, self.on_task_end = weakref.ref(task), callback
@@ -723,29 +797,60 @@ class GeneratorState:
 
     def finish(self) -> None:
         self.done = True
-        for session in self.sessions:
-            close_scope(session)
-        self.sessions.clear()
+        if self.session is not None:
+            if isinstance(self.session, WatchedSession):  # close_scope(), written out
+                self.session._self_state.exit_scope()
+            self.session = None
         # A long-lived task (a websocket handler) iterates many generators: take our
         # callback off it again, or the task's callback list grows with every loop.
-        task = self.task() if self.task is not None else None
-        if task is not None:
-            task.remove_done_callback(self.on_task_end)
-        self.task = self.on_task_end = None
+        if self.task is not None:
+            task = self.task()
+            if task is not None:
+                task.remove_done_callback(self.on_task_end)
+            self.task = self.on_task_end = None
 
 
-def _left_early(info: ProviderInfo, state: GeneratorState) -> ProtocolError:
-    return finding(
-        "PG201",
-        info,
-        state.iterated_at,
-        "The loop was left (return/break/exception) before the generator finished, so "
-        "the provider's code after 'yield' (commit, close, returning the connection to "
-        "the pool) did not run when it should have; protoguard has scheduled the generator's "
-        "close on the event loop.",
-        f"decorate {short_name(info)} with @asynccontextmanager and use 'async with "
-        f"{short_name(info)}() as session:', or let the loop run to its end",
-    )
+class _StrictGenerator:
+    """What the strict generator proxies share (a mixin)."""
+
+    _self_provider: ProviderInfo
+    _self_expected: Optional[type] = None
+    _self_state: GeneratorState
+
+    def __init__(self, wrapped: Any) -> None:
+        _BaseProxy.__init__(self, wrapped)
+        self._self_state = state = _new_state(GeneratorState)
+        # caller_site(), written out: this is every provider call.
+        frame: Optional[FrameType] = _getframe(1)
+        while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
+            frame = frame.f_back
+        if frame is not None:
+            state.called_at = (frame.f_code, frame.f_lasti)
+
+    def _pg_handed_out(self, state: GeneratorState, value: Any) -> Any:
+        """The yielded value, checked (PG205: declared type) and watched."""
+        state.yielded = True
+        if self._self_expected is not None:
+            gen = self.__wrapped__  # type: ignore[attr-defined]
+            check_type(self._self_provider, self._self_expected, value, gen)
+        if state.session is not None:  # a sync generator's next session (PG205's
+            close_scope(state.session)  # "twice" is checked for async ones only)
+        state.session = watch(value, self._self_provider, state.iterated_at or state.called_at)
+        return state.session
+
+    def _pg_left_early(self) -> ProtocolError:
+        info = self._self_provider
+        return finding(
+            "PG201",
+            info,
+            self._self_state.iterated_at,
+            "The loop was left (return/break/exception) before the generator finished, "
+            "so the provider's code after 'yield' (commit, close, returning the connection "
+            "to the pool) did not run when it should have; protoguard has scheduled the "
+            "generator's close on the event loop.",
+            f"decorate {short_name(info)} with @asynccontextmanager and use 'async with "
+            f"{short_name(info)}() as session:', or let the loop run to its end",
+        )
 
 
 def _close_later(gen: Any) -> None:
@@ -770,58 +875,45 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     if state.done or state.reported:
         return
     state.reported = True
-    report(_left_early(proxy._self_provider, state), can_raise=False)
+    report(proxy._pg_left_early(), can_raise=False)
     _close_later(proxy.__wrapped__)
 
 
-class StrictAsyncGeneratorProxy(AsyncGeneratorProxy):
+class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
     """An async generator provider's result in strict mode."""
-
-    _self_expected: Optional[type] = None
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)
-        self._self_state = GeneratorState(caller_site())
 
     def __aiter__(self) -> Any:
         state = self._self_state
         state.iterated_at = caller_site()
         state.started = True
-        task = _current_task()
-        if task is not None and state.task is None:
-            state.watch_task(task, functools.partial(_task_ended, weakref.ref(self)))
+        if state.task is None:
+            task = _current_task()
+            if task is not None:
+                state.watch_task(task, functools.partial(_task_ended, weakref.ref(self)))
         return self
 
     async def __anext__(self) -> Any:
         state = self._self_state
         state.started = True
+        gen = self.__wrapped__
         try:
-            value = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
+            value = await gen.__anext__()
+        except BaseException:  # StopAsyncIteration included: it is over either way
             state.finish()
             raise
-        except BaseException:
-            state.finish()
-            raise
-        if state.sessions:
-            where = yield_site(self.__wrapped__)
+        if state.yielded:
+            where = yield_site(gen)
             state.finish()
             state.reported = True
-            _close_later(self.__wrapped__)
+            _close_later(gen)
             report(broke_protocol(self._self_provider, where, twice=True), can_raise=True)
             raise RuntimeError("generator didn't stop")
         try:
-            if self._self_expected is not None:
-                check_type(
-                    self._self_provider, self._self_expected, value, yield_site(self.__wrapped__)
-                )
+            return self._pg_handed_out(state, value)
         except ProtocolError:
             state.reported = True  # PG205 said it all; no PG201 for the same generator
-            _close_later(self.__wrapped__)
+            _close_later(gen)
             raise
-        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
-        state.sessions.append(session)
-        return session
 
     async def athrow(self, *args: Any) -> Any:
         try:
@@ -842,24 +934,19 @@ class StrictAsyncGeneratorProxy(AsyncGeneratorProxy):
             return  # a PG1xx misuse was already raised for it
         if not state.started:
             _never_used(self._self_provider, state.called_at, "async generator")
-        elif not state.done and not state.reported and state.iterated_at is not None:
+        elif not (state.done or state.reported or state.iterated_at is None):
             state.reported = True
-            report(_left_early(self._self_provider, state), can_raise=False)
+            report(self._pg_left_early(), can_raise=False)
             _close_later(self.__wrapped__)
 
 
-class StrictGeneratorProxy(GeneratorProxy):
+class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
     """A generator provider's result in strict mode."""
 
-    _self_expected: Optional[type] = None
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)
-        self._self_state = GeneratorState(caller_site())
-
     def __iter__(self) -> Any:
-        self._self_state.iterated_at = caller_site()
-        self._self_state.started = True
+        state = self._self_state
+        state.iterated_at = caller_site()
+        state.started = True
         return self
 
     def __next__(self) -> Any:
@@ -870,10 +957,7 @@ class StrictGeneratorProxy(GeneratorProxy):
         except BaseException:
             state.finish()
             raise
-        check_type(self._self_provider, self._self_expected, value, yield_site(self.__wrapped__))
-        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
-        state.sessions.append(session)
-        return session
+        return self._pg_handed_out(state, value)
 
     def throw(self, *args: Any) -> Any:
         try:
@@ -889,8 +973,9 @@ class StrictGeneratorProxy(GeneratorProxy):
             self._self_state.finish()
 
     def __del__(self) -> None:
-        if not self._self_state.started and not self._self_pg_reported:
-            _never_used(self._self_provider, self._self_state.called_at, "generator")
+        state = self._self_state
+        if not state.started and not self._self_pg_reported:
+            _never_used(self._self_provider, state.called_at, "generator")
 
 
 class StrictCoroutineProxy(CoroutineProxy):
@@ -913,7 +998,9 @@ class StrictSessionProxy(SessionProxy):
 
     def __init__(self, wrapped: Any) -> None:
         super().__init__(wrapped)
-        self._self_state = SessionState(self._self_provider, caller_site())
+        self._self_state = state = _new_state(SessionState)
+        state.info = self._self_provider
+        state.opened_at = caller_site()
 
     __getattr__ = WatchedSession.__getattr__
 

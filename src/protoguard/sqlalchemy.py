@@ -11,25 +11,26 @@ The listener is installed automatically the first time strict mode watches a
 SQLAlchemy session (``Session`` or ``AsyncSession``); nothing needs to be imported.
 :func:`install` and :func:`uninstall` are for programs that want to control it
 explicitly, e.g. to remove every trace of protoguard from SQLAlchemy at shutdown.
-The listener costs one dictionary lookup per transaction begin of any session.
+The listener costs one attribute lookup per transaction begin of any session.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 __all__ = ["install", "installed", "uninstall"]
 
 _lock = threading.Lock()
 _installed = False
-# sync Session -> the strict-mode state of the provider scope that handed it out
-_states: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# The attribute of a watched (sync) Session that holds the strict-mode state of the
+# provider scope that handed it out: it lives and dies with the session, and costs no
+# weak reference or dictionary entry per session.
+STATE = "_protoguard_state"
 
 
 def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
-    state = _states.get(session)
+    state = getattr(session, STATE, None)
     if state is None or state.open or state.depth:
         return  # unwatched, in scope, or a call on the session (checked at the call)
     # Imported here: protoguard._lifecycle imports this module.
@@ -65,14 +66,3 @@ def uninstall() -> None:
 def installed() -> bool:
     """Whether the listener is installed."""
     return _installed
-
-
-def register(session: Any, state: Any) -> None:
-    """Remember which strict-mode scope handed out ``session`` (internal)."""
-    sync_session = getattr(session, "sync_session", session)
-    try:
-        _states[sync_session] = state
-    except TypeError:  # pragma: no cover - not weak-referenceable: not a SQLAlchemy session
-        return
-    if not _installed:
-        install()
