@@ -178,14 +178,18 @@ def _guard_function(
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return call(wrapped, *args, **kwargs)  # a call through a bound method
 
-    # A call on the function itself runs ``call`` directly: a partial is not a
-    # descriptor, so as ``__call__`` it gets no ``self`` (one Python frame per call,
-    # where wrapt's own __call__ would look for __self__ on a plain function, raising
-    # and discarding an AttributeError each time, and then call the wrapper).
+    # A call on the function itself runs ``call`` directly: a static partial gets no
+    # ``self`` (one Python frame per call, where wrapt's own __call__ would look for
+    # __self__ on a plain function, raising and discarding an AttributeError each time,
+    # and then call the wrapper). staticmethod, because from Python 3.14 on a bare
+    # partial binds like a method (3.13 warns).
     guarded_class = type(
         GuardedFunction.__name__,
         (GuardedFunction,),
-        {"__call__": functools.partial(call, func), "__module__": GuardedFunction.__module__},
+        {
+            "__call__": staticmethod(functools.partial(call, func)),
+            "__module__": GuardedFunction.__module__,
+        },
     )
     return guarded_class(func, wrapper, info)
 
