@@ -1514,6 +1514,36 @@ class TestMetadata:
         for attr in ("__name__", "__qualname__", "__doc__", "__module__", "foo"):
             assert getattr(guarded, attr) == getattr(func, attr), attr
 
+    def test_docstring_written_later(self) -> None:
+        """A docstring set on the guarded function after decoration is the function's,
+        read back through the guarded one (as wrapt forwards it)."""
+
+        async def get_session() -> Any:
+            """First."""
+            yield 1
+
+        guarded = protoguard.provider(get_session)
+        guarded.__doc__ = "Second."
+        assert get_session.__doc__ == guarded.__doc__ == "Second."
+
+    @pytest.mark.parametrize("mode", ["on", "strict"])
+    def test_result_docstring(self, run: Any, mode: str) -> None:
+        """A generator's or coroutine's __doc__ is None, guarded or not: the proxy's own
+        docstring is not shown in its place."""
+
+        async def scenario() -> None:
+            agen = protoguard.provider(mode=mode)(documented_agen)(1)
+            assert agen.__doc__ is documented_agen(1).__doc__ is None
+            assert [value async for value in agen] == [1]
+            gen = protoguard.provider(mode=mode)(documented_gen)(1)
+            assert gen.__doc__ is documented_gen(1).__doc__ is None
+            assert list(gen) == [1]
+            coro, plain = protoguard.provider(mode=mode)(documented_coro)(1), documented_coro(1)
+            assert coro.__doc__ is plain.__doc__ is None
+            assert await coro == await plain == 1
+
+        run(scenario())
+
     @pytest.mark.parametrize("func", DOCUMENTED, ids=lambda f: f.__name__)
     def test_wrapped(self, func: Any) -> None:
         """__wrapped__ is the decorated function, and unwrapping ends at the user's one."""

@@ -13,7 +13,7 @@ import wrapt
 from . import _config, _lifecycle
 from . import _kinds as k
 from ._messages import user_frame
-from ._proxies import specialise
+from ._proxies import _FAST_GETATTRIBUTE, specialise
 from .exceptions import ProviderInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +51,19 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __protoguard_provider__(self) -> ProviderInfo:
         info: ProviderInfo = self._self_info
         return info
+
+
+def _get_doc(self: Any) -> Any:
+    return self.__wrapped__.__doc__
+
+
+def _set_doc(self: Any, value: Any) -> None:
+    self.__wrapped__.__doc__ = value
+
+
+# The wrapped function's docstring, read and written through (wrapt's own lookup of
+# __doc__ does this; the per-provider classes use object.__getattribute__ instead).
+_FORWARDED_DOC = property(_get_doc, _set_doc)
 
 
 class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
@@ -183,12 +196,20 @@ def _guard_function(
     # __self__ on a plain function, raising and discarding an AttributeError each time,
     # and then call the wrapper). staticmethod, because from Python 3.14 on a bare
     # partial binds like a method (3.13 warns).
+    #
+    # Attributes are looked up as on the proxies in _proxies (object.__getattribute__,
+    # see _FAST_GETATTRIBUTE there): FastAPI copies __name__, __doc__, __dict__, ... off
+    # a dependency with functools.wraps on every request. wrapt's __init__ put the
+    # function's __module__ in the instance, where that lookup finds it; __doc__ is read
+    # from the function each time, as wrapt does, so a later assignment is seen.
     guarded_class = type(
         GuardedFunction.__name__,
         (GuardedFunction,),
         {
             "__call__": staticmethod(functools.partial(call, func)),
             "__module__": GuardedFunction.__module__,
+            "__getattribute__": _FAST_GETATTRIBUTE,
+            "__doc__": _FORWARDED_DOC,
         },
     )
     return guarded_class(func, wrapper, info)

@@ -42,6 +42,7 @@ from ._messages import (
     user_frame,
 )
 from ._proxies import (
+    _FAST_GETATTRIBUTE,
     AsyncGeneratorProxy,
     CoroutineProxy,
     GeneratorProxy,
@@ -610,6 +611,7 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
 
     _self_state: SessionState
     _pg_sqlalchemy = _NOT_SQLALCHEMY
+    __getattribute__ = _FAST_GETATTRIBUTE  # as SessionProxy's (see _proxies)
 
     def __getattr__(self, name: str) -> Any:
         wrapped = self.__wrapped__
@@ -818,7 +820,7 @@ class _StrictGenerator:
     _self_state: GeneratorState
 
     def __init__(self, wrapped: Any) -> None:
-        _BaseProxy.__init__(self, wrapped)
+        self.__wrapped__ = wrapped  # _ResultProxy.__init__, written out
         self._self_state = state = _new_state(GeneratorState)
         # caller_site(), written out: this is every provider call.
         frame: Optional[FrameType] = _getframe(1)
@@ -831,7 +833,7 @@ class _StrictGenerator:
         """The yielded value, checked (PG205: declared type) and watched."""
         state.yielded = True
         if self._self_expected is not None:
-            gen = self.__wrapped__  # type: ignore[attr-defined]
+            gen = self.__wrapped__
             check_type(self._self_provider, self._self_expected, value, gen)
         if state.session is not None:  # a sync generator's next session (PG205's
             close_scope(state.session)  # "twice" is checked for async ones only)
@@ -1046,6 +1048,7 @@ def strict_class(result_class: type, expected: Optional[type]) -> type:
     }
     if expected is not None:
         attrs["_pg_expected" if issubclass(strict_base, _StrictCM) else "_self_expected"] = expected
-    if issubclass(strict_base, _StrictCM):
-        attrs["__doc__"] = result_class.__doc__  # contextlib's, as in mode "on"
+    # contextlib's docstring for a context manager, None for a generator or coroutine:
+    # what mode "on" shows (see specialise).
+    attrs["__doc__"] = result_class.__doc__
     return type(strict_base)(strict_base.__name__, (strict_base,), attrs)

@@ -27,6 +27,25 @@ from .exceptions import ProviderInfo
 
 _BaseProxy: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 
+# Attribute lookup on the proxies below: ``object.__getattribute__`` in the class.
+#
+# A Python subclass of wrapt's C proxy does not get wrapt's C lookup directly: the C
+# class defines ``__getattr__``, so Python gives every subclass its generic
+# "__getattribute__, then __getattr__" hook, which calls wrapt's ``__getattribute__``
+# through a method wrapper made and parsed on every read (about three times a plain
+# read). wrapt's lookup is the generic one plus two extras: a miss goes to the wrapped
+# object (``__getattr__``, which the hook still calls), and ``__module__``/``__doc__``
+# are read from the wrapped object. Naming ``object.__getattribute__`` lets Python take
+# its fast path and keeps the first; the second is handled where it matters (see
+# ``specialise`` and ``_ResultProxy.__init__``).
+_FAST_GETATTRIBUTE = object.__getattribute__
+
+
+def _nothing_to_fix() -> None:
+    """wrapt calls a proxy's ``__wrapped_setattr_fixups__`` after ``__wrapped__`` is set;
+    without one it looks the name up on the wrapped object and discards the
+    AttributeError (a generator has no such attribute), which costs more than this."""
+
 
 def _misuse(result: Any, used: str, **details: Any) -> Any:
     """The ProtocolError for misusing ``result``, which is marked as reported.
@@ -195,6 +214,17 @@ class GuardedContextManager(contextlib._GeneratorContextManager):  # type: ignor
 class _ResultProxy(_BaseProxy):  # type: ignore[misc]
     """Common ground of the wrapt proxies around generators and coroutines."""
 
+    __getattribute__ = _FAST_GETATTRIBUTE
+    __wrapped_setattr_fixups__ = staticmethod(_nothing_to_fix)
+
+    def __init__(self, wrapped: Any) -> None:
+        # Not wrapt's __init__: it copies the wrapped object's __module__ and __doc__
+        # into the proxy, and a generator or coroutine has no __module__, so each proxy
+        # paid for an AttributeError made and discarded (over a microsecond, more than
+        # everything else a call of a guarded provider does). Their __doc__ is None,
+        # which ``specialise`` puts in the class.
+        self.__wrapped__ = wrapped
+
     def __getattr__(self, name: str) -> Any:
         # wrapt calls this for names the proxy itself lacks; an AttributeError raised by
         # a property would land here too, so PG103 is decided here and not by properties.
@@ -317,6 +347,9 @@ class SessionProxy(_BaseProxy):  # type: ignore[misc]
     """
 
     _self_provider: ClassVar[ProviderInfo]
+    # wrapt's __init__ copied the session's __module__ and __doc__ into the proxy, where
+    # this lookup finds them before the class's own.
+    __getattribute__ = _FAST_GETATTRIBUTE
 
     def _self_fail(self, used: str) -> NoReturn:
         __tracebackhide__ = True
@@ -404,4 +437,6 @@ def specialise(info: ProviderInfo) -> type:
     if base in (GuardedAsyncContextManager, GuardedContextManager):
         # contextlib gives a provider without a docstring its class's docstring.
         attrs["__doc__"] = base.__mro__[1].__doc__
+    elif issubclass(base, _ResultProxy):
+        attrs["__doc__"] = None  # what a generator or coroutine object says
     return type(base)(base.__name__, (base,), attrs)
