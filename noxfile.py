@@ -14,7 +14,7 @@ import nox
 
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 
-nox.options.sessions = ["tests", "fastapi_0123", "lint", "typing", "docs"]
+nox.options.sessions = ["tests", "fastapi_0123", "wrapt_1", "lint", "typing", "docs"]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_existing_virtualenvs = True
 
@@ -56,6 +56,14 @@ def fastapi_0123(session: nox.Session) -> None:
         "ignore:The anyio.abc.BlockingPortal alias is deprecated:DeprecationWarning",
         *session.posargs,
     )
+
+
+@nox.session(python="3.11")
+def wrapt_1(session: nox.Session) -> None:
+    """The test suite on wrapt 1.x (pyproject allows wrapt>=1.14): protoguard's proxies
+    make and read wrapt proxies below wrapt's documented surface (see _proxies)."""
+    session.install("-e", ".[test]", "wrapt>=1.14,<2")
+    session.run("pytest", *session.posargs)
 
 
 @nox.session(python="3.11")

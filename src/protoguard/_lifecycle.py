@@ -822,8 +822,9 @@ class _StrictGenerator:
     def __init__(self, wrapped: Any) -> None:
         self.__wrapped__ = wrapped  # _ResultProxy.__init__, written out
         self._self_state = state = _new_state(GeneratorState)
-        # caller_site(), written out: this is every provider call.
-        frame: Optional[FrameType] = _getframe(1)
+        # caller_site(), written out: this is every provider call. Frame 1 is always
+        # protoguard's own call of the provider (_decorator), so the walk starts above it.
+        frame: Optional[FrameType] = _getframe(2)
         while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
             frame = frame.f_back
         if frame is not None:
