@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -107,6 +107,36 @@ class TestCorrectUse:
                 await session.commit()
 
         run(main())
+        assert protoguard.findings() == []
+
+    def test_calls_made_first_and_awaited_in_one_task(self, run, providers) -> None:
+        """Calls made before they are awaited, then awaited one after the other in the
+        same task, in either order, are no finding."""
+        get_db, _, _ = providers
+
+        async def main() -> list[int]:
+            async with get_db() as session:
+                first, second = session.execute(COUNT), session.scalar(COUNT)
+                later = (await second, (await first).scalar_one())
+                third, fourth = session.scalar(COUNT), session.scalar(COUNT)
+                return [*later, await third, await fourth]
+
+        assert run(main()) == [2, 2, 2, 2]
+        assert protoguard.findings() == []
+
+    def test_a_call_never_awaited(self, run, providers) -> None:
+        """A call dropped without await gets Python's own warning, naming the session's
+        method as it would without protoguard, and the session's later calls work."""
+        get_db, _, _ = providers
+
+        async def main() -> int:
+            async with get_db() as session:
+                session.execute(COUNT)  # never awaited
+                gc.collect()
+                return (await session.execute(COUNT)).scalar_one()
+
+        with pytest.warns(RuntimeWarning, match="'AsyncSession.execute' was never awaited"):
+            assert run(main()) == 2
         assert protoguard.findings() == []
 
     def test_gather_over_separate_sessions(self, run, providers) -> None:
@@ -215,6 +245,77 @@ class TestPG202:
         with pytest.raises(ProtocolError, match=r"\[PG202\]"):
             run(main())
 
+    def test_call_made_first_and_awaited_second(self, run, providers) -> None:
+        """Two calls made first and gathered in the other order, on a session that holds
+        a connection (SQLAlchemy is silent then): PG202 at the call that reached the
+        session second, naming both tasks."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)
+                first = session.execute(COUNT)  # PG202 made first, run second
+                second = session.execute(COUNT)
+                await asyncio.gather(second, first)
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG202"
+        assert info.value.call_site == (__file__, _line_of("# PG202 made first, run second"))
+        assert str(info.value).count("task 'Task-") == 2
+        assert _codes() == [("PG202", 1)]
+
+    def test_gather_through_a_guarded_session_maker(self, run, async_maker) -> None:
+        """A session from a guarded async_sessionmaker is checked the same way."""
+        maker = protoguard.provider(async_maker)
+
+        async def main() -> None:
+            async with maker() as session:
+                await asyncio.gather(session.execute(COUNT), session.scalar(COUNT))  # PG202 maker
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG202"
+        assert info.value.call_site == (__file__, _line_of("# PG202 maker"))
+
+    @pytest.mark.parametrize("action", ["warn", "log"])
+    def test_calls_never_overlap_whatever_the_action(
+        self, run, providers, async_maker, action
+    ) -> None:
+        """With an action that lets the code go on, each later call waits for the one in
+        flight: the statements never overlap on the connection, all give their results,
+        and each waiting call is one finding."""
+        protoguard.configure(action=action)
+        get_db, _, log = providers
+        in_flight: list[object] = []
+        most: list[int] = [0]
+
+        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            in_flight.append(cursor)
+            most[0] = max(most[0], len(in_flight))
+
+        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            in_flight.remove(cursor)
+
+        engine = async_maker.kw["bind"].sync_engine
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+
+        async def main() -> list[int]:
+            async with get_db() as session:
+                results = await asyncio.gather(
+                    session.execute(COUNT), session.execute(COUNT), session.execute(COUNT)
+                )
+                return [result.scalar_one() for result in results]
+
+        with contextlib.ExitStack() as stack:
+            if action == "warn":
+                stack.enter_context(pytest.warns(ProtocolWarning, match=r"\[PG202\]"))
+            assert run(main()) == [2, 2, 2]
+        assert most == [1]
+        assert _codes() == [("PG202", 2)]
+        assert log == ["cm closed"]
+
 
 class TestPG203:
     """A session used after its provider's scope exited."""
@@ -244,6 +345,51 @@ class TestPG203:
 
         with pytest.raises(ProtocolError, match=r"\[PG203\]"):
             run(main())
+
+    def test_call_awaited_after_the_block(self, run, providers) -> None:
+        """A call made in the block and awaited after it is PG203 when it is awaited,
+        naming the line that made it; no connection is taken."""
+        get_db, _, log = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                pending = session.execute(COUNT)  # PG203 not awaited
+            await pending
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG203"
+        assert info.value.call_site == (__file__, _line_of("# PG203 not awaited"))
+        assert log == ["cm closed"]
+        assert _codes() == [("PG203", 1)]
+
+    def test_call_still_running_in_a_task(self, run, async_maker) -> None:
+        """A task started in the block whose call is still running when the block exits:
+        PG203 at the block's exit, through sys.unraisablehook under action raise. (This
+        provider does not close the session, so the running call is not disturbed.)"""
+        seen: list[Any] = []
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            yield async_maker()
+
+        async def main() -> int:
+            async with get_db() as session:
+                task = asyncio.create_task(session.execute(COUNT))  # PG203 in a task
+                await asyncio.sleep(0)  # the task begins its call
+            count = (await task).scalar_one()
+            await session.close()
+            return count
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "unraisablehook", seen.append)
+            assert run(main()) == 2
+        assert [hook.exc_value.code for hook in seen] == ["PG203"]
+        assert seen[0].err_msg.endswith("made when the provider's block exited")
+        assert seen[0].exc_value.call_site == (__file__, _line_of("# PG203 in a task"))
+        assert "was still running when the provider's block" in str(seen[0].exc_value)
+        assert str(seen[0].exc_value).count("task 'Task-") == 2
 
     def test_method_that_is_not_a_function(self, sync_maker) -> None:
         """A session method that is not a plain function (a partialmethod here) is

@@ -113,13 +113,13 @@ def _hook_args_type() -> Any:
 _HOOK_ARGS: Any = None
 
 
-def _unraisable(error: ProtocolError) -> None:
+def _unraisable(error: ProtocolError, when: str) -> None:
     """Hand ``error`` to ``sys.unraisablehook``, as Python does for errors in ``__del__``."""
     global _HOOK_ARGS
     if _HOOK_ARGS is None:
         _HOOK_ARGS = _hook_args_type() or False
     if _HOOK_ARGS:
-        message = f"protoguard strict-mode finding {error.code}, made at garbage collection"
+        message = f"protoguard strict-mode finding {error.code}, made {when}"
         sys.unraisablehook(_HOOK_ARGS((type(error), error, error.__traceback__, message, None)))
         return
 
@@ -130,19 +130,20 @@ def _unraisable(error: ProtocolError) -> None:
     _Reporter()
 
 
-def report(error: ProtocolError, *, can_raise: bool) -> None:
+def report(error: ProtocolError, *, can_raise: bool, when: str = "at garbage collection") -> None:
     """Count ``error``, then act on it as configured.
 
     ``can_raise`` is False where there is no user call to raise into (a garbage
     collector callback, a task's done callback): ``raise`` then goes to
-    ``sys.unraisablehook``, as Python does with exceptions in ``__del__``.
+    ``sys.unraisablehook``, as Python does with exceptions in ``__del__``, with ``when``
+    (when the finding was made) in the hook's message.
     """
     table.count(error)
     action = table.action
     if action == RAISE:
         if can_raise:
             raise error
-        _unraisable(error)
+        _unraisable(error, when)
     elif action == WARN:
         site = error.call_site
         if site is None:

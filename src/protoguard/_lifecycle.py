@@ -316,6 +316,8 @@ class SessionState:
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
         self.open = False
+        if self.depth and self.busy is not None and self.busy is not _current_task():
+            report_call_in_flight(self, self.busy)
         token, self.token = self.token, None
         if token is not None:
             try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every exit
@@ -374,8 +376,12 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
 
 
 def _async_method(state: SessionState, name: str, method: Any) -> Any:
+    qualname = getattr(method, "__qualname__", name)
+
     def call(*args: Any, **kwargs: Any) -> Any:
-        return _async_call(state, name, method, args, kwargs, _site(sys._getframe(1)))
+        coroutine: Any = _async_call(state, name, method, args, kwargs, _site(sys._getframe(1)))
+        coroutine.__qualname__ = qualname  # see _watched_method
+        return coroutine
 
     call.__name__ = call.__qualname__ = name
     return call
@@ -473,13 +479,13 @@ def _sync_call(
         state.depth -= 1
 
 
-def _watched_method(name: str, is_async: bool) -> Any:
+def _watched_method(name: str, is_async: bool, qualname: str) -> Any:
     """A method of a session's watched class: the check and the call, no lookup."""
     call = _async_call if is_async else _sync_call
 
     def method(self: WatchedSession, *args: Any, **kwargs: Any) -> Any:
         frame = _getframe(1)  # _site(), written out: this is every call
-        return call(
+        result: Any = call(
             self._self_state,
             name,
             getattr(self.__wrapped__, name),
@@ -487,6 +493,11 @@ def _watched_method(name: str, is_async: bool) -> Any:
             kwargs,
             (frame.f_code, frame.f_lasti),
         )
+        if is_async:
+            # Named as the session's own coroutine would be, for what Python says of
+            # it: "coroutine 'AsyncSession.execute' was never awaited", its repr.
+            result.__qualname__ = qualname
+        return result
 
     method.__name__ = name
     method.__qualname__ = f"WatchedSession.{name}"
@@ -512,7 +523,9 @@ def _watched_class(cls: type) -> type[WatchedSession]:
                 continue
             attr = inspect.getattr_static(cls, name, None)
             if isinstance(attr, types.FunctionType):
-                methods[name] = _watched_method(name, inspect.iscoroutinefunction(attr))
+                methods[name] = _watched_method(
+                    name, inspect.iscoroutinefunction(attr), attr.__qualname__
+                )
         made = type("WatchedSession", (WatchedSession,), methods)
         made.__module__ = WatchedSession.__module__
         made.__qualname__ = WatchedSession.__qualname__
@@ -590,6 +603,40 @@ def report_connection_after_scope(state: SessionState) -> None:
             "attributes there), or expunge the objects before the block ends",
         ),
         can_raise=False,
+        when="when the session took a new connection",
+    )
+
+
+def _call_of(task: asyncio.Task[Any]) -> tuple[str, Optional[Site]]:
+    """The session method ``task`` is inside and where it was called (read off the
+    task's stack: only when a finding is made)."""
+    awaitable: Any = task.get_coro()
+    for _ in range(1000):  # a bound, for an awaitable chain that loops
+        if awaitable is None:
+            break
+        if getattr(awaitable, "cr_code", None) is _async_call.__code__:
+            names = awaitable.cr_frame.f_locals
+            return names.get("name", "?"), names.get("site")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
+    return "?", None
+
+
+def report_call_in_flight(state: SessionState, task: asyncio.Task[Any]) -> None:
+    """PG203 at a block's exit: another task is still inside a call on the session."""
+    name, site = _call_of(task)
+    report(
+        finding(
+            "PG203",
+            state.info,
+            site,
+            f"'.{name}' from {_task_name(task)} was still running when the provider's block "
+            f"(opened at {resolve(state.opened_at) or 'an unknown place'}) exited in "
+            f"{_task_name(_current_task())}: the call goes on using the session outside the "
+            f"provider's control, and the provider may close the session under it.",
+            "await the tasks that use the session before the block that gave it ends",
+        ),
+        can_raise=False,
+        when="when the provider's block exited",
     )
 
 
@@ -878,7 +925,7 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     if state.done or state.reported:
         return
     state.reported = True
-    report(proxy._pg_left_early(), can_raise=False)
+    report(proxy._pg_left_early(), can_raise=False, when="when the task that began the loop ended")
     _close_later(proxy.__wrapped__)
 
 
