@@ -316,8 +316,9 @@ class SessionState:
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
         self.open = False
-        if self.depth and self.busy is not None and self.busy is not _current_task():
-            report_call_in_flight(self, self.busy)
+        busy = self.busy  # set only while a task is inside a call (see _async_call)
+        if busy is not None and busy is not _current_task():
+            report_call_in_flight(self, busy)
         token, self.token = self.token, None
         if token is not None:
             try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every exit
