@@ -18,6 +18,7 @@ so nothing here keeps a session, a task or a generator alive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dis
 import functools
 import inspect
@@ -70,6 +71,8 @@ def _site(frame: Optional[FrameType]) -> Optional[Site]:
 
 
 _getframe = sys._getframe
+# contextlib's context managers call the generator function here.
+_CONTEXTLIB_INIT = contextlib._GeneratorContextManagerBase.__init__.__code__
 # A strict-mode state object without its class's (absent) __init__: C only.
 _new_state = object.__new__
 
@@ -302,7 +305,9 @@ class SessionState:
     depth = 0  # calls on the session in progress (PG202; the SQLAlchemy listener)
     busy: Optional[asyncio.Task[Any]] = None  # the task inside a call (PG202)
     waiters: Optional[list[asyncio.Future[None]]] = None  # for busy to end
-    owner: Optional[weakref.ref[asyncio.Task[Any]]] = None  # the task that opened it
+    # The task that opened it: held only while the scope is open (exit_scope drops
+    # it), when that task is running the block anyway, so it keeps nothing alive.
+    owner: Optional[asyncio.Task[Any]] = None
     token: Optional[Token[tuple[object, ...]]] = None  # its entry in _scopes
 
     def enter_scope(self) -> None:
@@ -310,12 +315,13 @@ class SessionState:
         loop = _get_running_loop()
         task = None if loop is None else _task_of(loop)
         if task is not None:
-            self.owner = weakref.ref(task)
+            self.owner = task
             self.token = _scopes.set((*_scopes.get(), self))
 
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
         self.open = False
+        self.owner = None
         busy = self.busy  # set only while a task is inside a call (see _async_call)
         if busy is not None and busy is not _current_task():
             report_call_in_flight(self, busy)
@@ -350,12 +356,12 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
             can_raise=True,
         )
         return
-    if state.owner is None or state in _scopes.get():
+    owner = state.owner
+    if owner is None or state in _scopes.get():
         return
     task = _current_task()
-    if task is None:
+    if task is None or task is owner:
         return
-    owner = state.owner()
     report(
         finding(
             "PG206",
@@ -397,10 +403,11 @@ async def _async_call(
     site: Optional[Site],
 ) -> Any:
     """One call of an async session method, checked for PG202/PG203/PG206."""
-    if not state.open or (state.owner is not None and state not in _scopes.get()):
-        _check_use(state, name, site)
     loop = _get_running_loop()  # _current_task(), written out: this is every call
     task = None if loop is None else _task_of(loop)
+    owner = state.owner
+    if not state.open or (owner is not task and owner is not None and state not in _scopes.get()):
+        _check_use(state, name, site)
     if task is None:
         state.depth += 1
         try:
@@ -470,7 +477,8 @@ def _sync_call(
     site: Optional[Site],
 ) -> Any:
     """One call of a sync session method, checked for PG203/PG206."""
-    if not state.open or (state.owner is not None and state not in _scopes.get()):
+    owner = state.owner
+    if not state.open or (owner is not None and state not in _scopes.get()):
         _check_use(state, name, site)
     # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
     state.depth += 1
@@ -546,22 +554,29 @@ def _sqlalchemy_kind(cls: type) -> int:
     return _NOT_SQLALCHEMY
 
 
-def watch(value: Any, info: ProviderInfo, opened_at: Optional[Site]) -> Any:
-    """The session a provider handed out, watched; anything else as it is."""
+def watch(
+    value: Any,
+    info: ProviderInfo,
+    opened_at: Optional[Site],
+    state: Optional[SessionState] = None,
+) -> Any:
+    """The session a provider handed out, watched with ``state`` (a new SessionState
+    if None); anything else as it is."""
     cls = type(value)
     watched = _WATCHED_CLASSES.get(cls)
     if watched is None:
         if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
             return value  # not a session, or one that is watched already
         watched = _watched_class(cls)
-    state = _new_state(SessionState)
+    if state is None:
+        state = _new_state(SessionState)
     state.info = info
     state.opened_at = opened_at
     # state.enter_scope(), written out: this is every provider use.
     loop = _get_running_loop()
     task = None if loop is None else _task_of(loop)
     if task is not None:
-        state.owner = weakref.ref(task)
+        state.owner = task
         state.token = _scopes.set((*_scopes.get(), state))
     kind = watched._pg_sqlalchemy
     if kind:
@@ -821,13 +836,15 @@ class StrictContextManager(_StrictCM, GuardedContextManager):
 # --- strict generators -------------------------------------------------------------------
 
 
-class GeneratorState:
+class GeneratorState(SessionState):
     """Strict-mode state of one generator provider's result.
 
     A plain object with class defaults, made without ``__init__`` (``_new_state``):
     a provider call sets one attribute and runs no Python-level constructor. It is
     kept apart from the wrapt proxy because attribute access on a proxy costs several
-    times what it costs on a plain object.
+    times what it costs on a plain object. An async generator yields one session, and
+    this is also that session's SessionState (one object per provider use); a
+    generator's sessions each get their own (``scope``).
     """
 
     called_at: Optional[Site] = None
@@ -836,7 +853,7 @@ class GeneratorState:
     yielded = False
     done = False
     reported = False  # PG201 or PG205 said it, once
-    session: Any = None  # what it handed out, while its scope is open
+    scope: Optional[SessionState] = None  # a generator's latest session's, while open
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
     on_task_end: Any = None
@@ -847,10 +864,11 @@ class GeneratorState:
 
     def finish(self) -> None:
         self.done = True
-        if self.session is not None:
-            if isinstance(self.session, WatchedSession):  # close_scope(), written out
-                self.session._self_state.exit_scope()
-            self.session = None
+        self.exit_scope()  # an async generator's session (a no-op if it handed out none)
+        scope = self.scope
+        if scope is not None:
+            self.scope = None
+            scope.exit_scope()
         # A long-lived task (a websocket handler) iterates many generators: take our
         # callback off it again, or the task's callback list grows with every loop.
         if self.task is not None:
@@ -872,22 +890,32 @@ class _StrictGenerator:
         self._self_state = state = _new_state(GeneratorState)
         # caller_site(), written out: this is every provider call. Frame 1 is always
         # protoguard's own call of the provider (_decorator), so the walk starts above it.
-        frame: Optional[FrameType] = _getframe(2)
+        caller = _getframe(2)
+        frame: Optional[FrameType] = caller
+        if caller.f_code is _CONTEXTLIB_INIT:
+            # @asynccontextmanager's helper made the context manager that calls the
+            # provider (FastAPI's Depends does): its caller is two frames up, and
+            # going there directly skips making a frame object for the helper.
+            try:
+                frame = _getframe(4)
+            except ValueError:  # pragma: no cover - the helper called from C
+                frame = None
         while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
             frame = frame.f_back
         if frame is not None:
             state.called_at = (frame.f_code, frame.f_lasti)
 
     def _pg_handed_out(self, state: GeneratorState, value: Any) -> Any:
-        """The yielded value, checked (PG205: declared type) and watched."""
+        """A generator's yielded value, checked (PG205: declared type) and watched."""
         state.yielded = True
         if self._self_expected is not None:
             gen = self.__wrapped__
             check_type(self._self_provider, self._self_expected, value, gen)
-        if state.session is not None:  # a sync generator's next session (PG205's
-            close_scope(state.session)  # "twice" is checked for async ones only)
-        state.session = watch(value, self._self_provider, state.iterated_at or state.called_at)
-        return state.session
+        if state.scope is not None:  # the previous session's (PG205's "twice" is
+            state.scope.exit_scope()  # checked for async generators only)
+        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
+        state.scope = session._self_state if isinstance(session, WatchedSession) else None
+        return session
 
     def _pg_left_early(self) -> ProtocolError:
         info = self._self_provider
@@ -959,12 +987,17 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             _close_later(gen)
             report(broke_protocol(self._self_provider, where, twice=True), can_raise=True)
             raise RuntimeError("generator didn't stop")
-        try:
-            return self._pg_handed_out(state, value)
-        except ProtocolError:
-            state.reported = True  # PG205 said it all; no PG201 for the same generator
-            _close_later(gen)
-            raise
+        # What _pg_handed_out does, with this state as the session's (see GeneratorState).
+        state.yielded = True
+        expected = self._self_expected
+        if expected is not None:
+            try:
+                check_type(self._self_provider, expected, value, gen)
+            except ProtocolError:
+                state.reported = True  # PG205 said it all; no PG201 for the same generator
+                _close_later(gen)
+                raise
+        return watch(value, self._self_provider, state.iterated_at or state.called_at, state)
 
     async def athrow(self, *args: Any) -> Any:
         try:
