@@ -487,6 +487,73 @@ class TestPG205:
         with pytest.raises(ProviderRuntimeError, match="yielded a second time"):
             run(main())
 
+    def test_two_yields_generator_under_contextlib(self, run, async_maker) -> None:
+        """An async generator provider that yields twice, driven by contextlib as
+        Depends() drives it: PG205 at its second yield, and the generator is closed."""
+        closed: list[bool] = []
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                try:
+                    yield session
+                    yield session  # second yield
+                finally:
+                    closed.append(True)
+
+        async def main() -> int:
+            async with contextlib.asynccontextmanager(get_gen)() as session:
+                return (await session.execute(COUNT)).scalar_one()
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            run(main())
+        error = info.value
+        assert error.code == "PG205"
+        assert error.call_site is not None
+        assert error.call_site.lineno == _line_of("# second yield")
+        if sys.version_info >= (3, 11):
+            # contextlib closes a generator that did not stop and protoguard reports
+            # there: Python's own error is the context.
+            assert str(error.__context__) == "generator didn't stop"
+        assert closed == [True]
+        assert _codes() == [("PG205", 1)]
+
+    def test_two_yields_generator_in_async_for(self, run, async_maker) -> None:
+        """The same provider in `async for`: PG205 at the loop's second step."""
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                yield session
+                yield session  # yields again
+
+        async def main() -> None:
+            async for session in get_gen():
+                assert isinstance(session, AsyncSession)
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            run(main())
+        assert info.value.call_site is not None
+        assert info.value.call_site.lineno == _line_of("# yields again")
+        assert _codes() == [("PG205", 1)]
+
+    def test_generator_left_by_contextlib_then_collected(self, run, providers) -> None:
+        """An async generator provider that contextlib drove to its end: no finding at
+        collection, and the session's scope ended with the block."""
+        _, get_gen, log = providers
+
+        async def main() -> Any:
+            async with contextlib.asynccontextmanager(get_gen)() as session:
+                await session.execute(COUNT)
+            return session
+
+        session = run(main())
+        gc.collect()
+        assert log == ["gen closed"]
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError, match=r"\[PG203\]"):
+            run(session.execute(COUNT))
+
     def test_wrong_type(self, run, sync_maker) -> None:
         """A provider declared to yield an AsyncSession that yields a Session: PG205."""
 

@@ -572,6 +572,8 @@ def watch(
         state = _new_state(SessionState)
     state.info = info
     state.opened_at = opened_at
+    state.open = True  # read on every call: an instance value (see _StrictGenerator)
+    state.waiters = None
     # state.enter_scope(), written out: this is every provider use.
     loop = _get_running_loop()
     task = None if loop is None else _task_of(loop)
@@ -853,6 +855,7 @@ class GeneratorState(SessionState):
     yielded = False
     done = False
     reported = False  # PG201 or PG205 said it, once
+    leaving = False  # contextlib has driven it past its 'yield' (see __anext__)
     scope: Optional[SessionState] = None  # a generator's latest session's, while open
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
@@ -888,6 +891,10 @@ class _StrictGenerator:
     def __init__(self, wrapped: Any) -> None:
         self.__wrapped__ = wrapped  # _ResultProxy.__init__, written out
         self._self_state = state = _new_state(GeneratorState)
+        # Read on every step: as instance values they are read faster than class
+        # defaults (Python specialises the instance attribute loads).
+        state.yielded = False
+        state.iterated_at = None
         # caller_site(), written out: this is every provider call. Frame 1 is always
         # protoguard's own call of the provider (_decorator), so the walk starts above it.
         caller = _getframe(2)
@@ -971,33 +978,20 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
                 state.watch_task(task, functools.partial(_task_ended, weakref.ref(self)))
         return self
 
-    async def __anext__(self) -> Any:
+    def __anext__(self) -> Any:
         state = self._self_state
-        state.started = True
-        gen = self.__wrapped__
-        try:
-            value = await gen.__anext__()
-        except BaseException:  # StopAsyncIteration included: it is over either way
+        if state.yielded and state.iterated_at is None and _CONTEXTLIB_CLOSES:
+            # anext() after the session was handed out, outside an `async for`: contextlib
+            # (Depends(), @asynccontextmanager) leaving the block. The block is over, so
+            # the scope ends here, before the provider's code after 'yield' runs (which
+            # uses the session itself, not the watched one), and the generator's own
+            # awaitable goes back as it is: contextlib's StopAsyncIteration passes no
+            # frame of protoguard's. A second 'yield' (PG205) is found when contextlib
+            # closes the generator that did not stop (see _yielded_again).
+            state.leaving = True
             state.finish()
-            raise
-        if state.yielded:
-            where = yield_site(gen)
-            state.finish()
-            state.reported = True
-            _close_later(gen)
-            report(broke_protocol(self._self_provider, where, twice=True), can_raise=True)
-            raise RuntimeError("generator didn't stop")
-        # What _pg_handed_out does, with this state as the session's (see GeneratorState).
-        state.yielded = True
-        expected = self._self_expected
-        if expected is not None:
-            try:
-                check_type(self._self_provider, expected, value, gen)
-            except ProtocolError:
-                state.reported = True  # PG205 said it all; no PG201 for the same generator
-                _close_later(gen)
-                raise
-        return watch(value, self._self_provider, state.iterated_at or state.called_at, state)
+            return self.__wrapped__.__anext__()
+        return _strict_anext(self, state)
 
     async def athrow(self, *args: Any) -> Any:
         try:
@@ -1007,13 +1001,28 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             raise
 
     async def aclose(self) -> None:
+        state = self._self_state
+        gen = self.__wrapped__
+        twice = _yielded_again(state, gen, self._self_provider)
         try:
-            await self.__wrapped__.aclose()
+            await gen.aclose()
         finally:
-            self._self_state.finish()
+            state.finish()
+        if twice:
+            # contextlib (3.11+) closes a generator that did not stop; Python's error
+            # ("generator didn't stop") becomes this one's __context__.
+            report(twice, can_raise=True)
 
     def __del__(self) -> None:
         state = self._self_state
+        if state.leaving:
+            gen = self.__wrapped__
+            if gen.ag_frame is not None:  # not finished: see _yielded_again
+                twice = _yielded_again(state, gen, self._self_provider)
+                if twice:  # anext() called by hand, and the generator dropped unclosed
+                    report(twice, can_raise=False)
+                    _close_later(gen)
+            return
         if self._self_pg_reported:
             return  # a PG1xx misuse was already raised for it
         if not state.started:
@@ -1022,6 +1031,58 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             state.reported = True
             report(self._pg_left_early(), can_raise=False)
             _close_later(self.__wrapped__)
+
+
+# From 3.11 on contextlib closes an async generator that did not stop at its exit, so
+# strict mode can find a second 'yield' there instead of in a wrapper around the step.
+_CONTEXTLIB_CLOSES = sys.version_info >= (3, 11)
+
+
+async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState) -> Any:
+    """A step of an async generator provider in strict mode: the first hands out the
+    session (checked and watched); in an `async for`, a second is PG205 or the end."""
+    state.started = True
+    gen = proxy.__wrapped__
+    try:
+        value = await gen.__anext__()
+    except BaseException:  # StopAsyncIteration included: it is over either way
+        state.finish()
+        raise
+    if state.yielded:
+        where = yield_site(gen)
+        state.finish()
+        state.reported = True
+        try:
+            await gen.aclose()  # here, in this task: its cleanup runs before the error
+        finally:
+            report(broke_protocol(proxy._self_provider, where, twice=True), can_raise=True)
+        raise RuntimeError("generator didn't stop")
+    # What _pg_handed_out does, with this state as the session's (see GeneratorState).
+    state.yielded = True
+    expected = proxy._self_expected
+    if expected is not None:
+        try:
+            check_type(proxy._self_provider, expected, value, gen)
+        except ProtocolError:
+            state.reported = True  # PG205 said it all; no PG201 for the same generator
+            _close_later(gen)
+            raise
+    return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state)
+
+
+def _yielded_again(state: GeneratorState, gen: Any, info: ProviderInfo) -> Optional[ProtocolError]:
+    """PG205, if an async generator left by contextlib (``state.leaving``) yielded a
+    second time instead of finishing: it is then suspended at that 'yield'."""
+    if (
+        not state.leaving
+        or state.reported
+        or gen.ag_frame is None
+        or gen.ag_running
+        or gen.ag_await is not None  # suspended in an await of its cleanup, not a yield
+    ):
+        return None
+    state.reported = True
+    return broke_protocol(info, yield_site(gen), twice=True)
 
 
 class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
