@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import linecache
+import operator
 import re
 import types
 from typing import Any, Callable, Optional, TypeVar, Union, overload
@@ -53,17 +54,15 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return info
 
 
-def _get_doc(self: Any) -> Any:
-    return self.__wrapped__.__doc__
-
-
 def _set_doc(self: Any, value: Any) -> None:
     self.__wrapped__.__doc__ = value
 
 
 # The wrapped function's docstring, read and written through (wrapt's own lookup of
 # __doc__ does this; the per-provider classes use object.__getattribute__ instead).
-_FORWARDED_DOC = property(_get_doc, _set_doc)
+# The getter is C (attrgetter): contextlib and functools.wraps read __doc__ each time
+# FastAPI wraps a provider for a request, and a Python getter would be a frame each.
+_FORWARDED_DOC = property(operator.attrgetter("__wrapped__.__doc__"), _set_doc)
 
 
 class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]

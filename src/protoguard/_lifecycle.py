@@ -585,7 +585,7 @@ def watch(
         # The Session whose after_begin the listener sees carries the state with it.
         target = value if kind == _SYNC_SESSION else value.sync_session
         try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every use
-            setattr(target, sqlalchemy_events.STATE, state)
+            target._protoguard_state = state  # sqlalchemy_events.STATE, written out
         except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
             pass  # its other checks still hold; only the listener's PG203 cannot see it
         if not sqlalchemy_events._installed:  # installed(), without the call
@@ -1016,12 +1016,9 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
     def __del__(self) -> None:
         state = self._self_state
         if state.leaving:
-            gen = self.__wrapped__
-            if gen.ag_frame is not None:  # not finished: see _yielded_again
-                twice = _yielded_again(state, gen, self._self_provider)
-                if twice:  # anext() called by hand, and the generator dropped unclosed
-                    report(twice, can_raise=False)
-                    _close_later(gen)
+            # Left by contextlib, the usual case, so tested first. (A second 'yield' is
+            # found when contextlib closes the generator; a generator driven by hand
+            # with anext() and dropped without aclose() is not looked at again.)
             return
         if self._self_pg_reported:
             return  # a PG1xx misuse was already raised for it
