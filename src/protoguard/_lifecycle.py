@@ -989,7 +989,8 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             # frame of protoguard's. A second 'yield' (PG205) is found when contextlib
             # closes the generator that did not stop (see _yielded_again).
             state.leaving = True
-            state.finish()
+            state.done = True  # state.finish(), less the task callback: there is none
+            state.exit_scope()
             return self.__wrapped__.__anext__()
         return _strict_anext(self, state)
 
