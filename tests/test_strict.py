@@ -363,16 +363,21 @@ class TestPG203:
         assert log == ["cm closed"]
         assert _codes() == [("PG203", 1)]
 
-    def test_call_still_running_in_a_task(self, run, async_maker) -> None:
+    @pytest.mark.parametrize("kind", ["asynccontextmanager", "async generator"])
+    def test_call_still_running_in_a_task(self, run, async_maker, kind) -> None:
         """A task started in the block whose call is still running when the block exits:
         PG203 at the block's exit, through sys.unraisablehook under action raise. (This
-        provider does not close the session, so the running call is not disturbed.)"""
+        provider does not close the session, so the running call is not disturbed.) The
+        async generator is driven by contextlib, as Depends() drives it."""
         seen: list[Any] = []
 
-        @protoguard.provider
-        @contextlib.asynccontextmanager
-        async def get_db():
+        async def provider():
             yield async_maker()
+
+        if kind == "asynccontextmanager":
+            get_db = protoguard.provider(contextlib.asynccontextmanager(provider))
+        else:
+            get_db = contextlib.asynccontextmanager(protoguard.provider(provider))
 
         async def main() -> int:
             async with get_db() as session:
