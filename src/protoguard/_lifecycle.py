@@ -11,8 +11,9 @@ provider hands out, and report through ``_findings.report``:
 * PG205 a provider that yields zero times, more than once, or the wrong type;
 * PG206 a session opened in one task and used from another.
 
-All state is per object and held weakly where it points at tasks or other objects,
-so nothing here keeps a session, a task or a generator alive.
+All state is per object and held weakly where it points at tasks or other objects
+(the task that opened a session is held only while that task runs the provider's
+block), so nothing here keeps a session, a task or a generator alive.
 """
 
 from __future__ import annotations
@@ -855,7 +856,6 @@ class GeneratorState(SessionState):
     yielded = False
     done = False
     reported = False  # PG201 or PG205 said it, once
-    leaving = False  # contextlib has driven it past its 'yield' (see __anext__)
     scope: Optional[SessionState] = None  # a generator's latest session's, while open
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
@@ -988,7 +988,6 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             # awaitable goes back as it is: contextlib's StopAsyncIteration passes no
             # frame of protoguard's. A second 'yield' (PG205) is found when contextlib
             # closes the generator that did not stop (see _yielded_again).
-            state.leaving = True
             state.done = True  # state.finish(), less the task callback: there is none
             state.exit_scope()
             return self.__wrapped__.__anext__()
@@ -1016,10 +1015,11 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
 
     def __del__(self) -> None:
         state = self._self_state
-        if state.leaving:
-            # Left by contextlib, the usual case, so tested first. (A second 'yield' is
-            # found when contextlib closes the generator; a generator driven by hand
-            # with anext() and dropped without aclose() is not looked at again.)
+        if state.done and state.yielded:
+            # It handed out its session and is over (contextlib's exit, the usual case,
+            # so tested first): nothing below can apply. (A second 'yield' after
+            # contextlib's exit is found when contextlib closes the generator; one
+            # driven by hand with anext() and dropped unclosed is not looked at again.)
             return
         if self._self_pg_reported:
             return  # a PG1xx misuse was already raised for it
@@ -1069,10 +1069,11 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
 
 
 def _yielded_again(state: GeneratorState, gen: Any, info: ProviderInfo) -> Optional[ProtocolError]:
-    """PG205, if an async generator left by contextlib (``state.leaving``) yielded a
-    second time instead of finishing: it is then suspended at that 'yield'."""
+    """PG205, if an async generator that contextlib left (``done`` already, see
+    ``__anext__``) yielded a second time instead of finishing: it is then suspended
+    at that 'yield'."""
     if (
-        not state.leaving
+        not state.done
         or state.reported
         or gen.ag_frame is None
         or gen.ag_running
