@@ -3,12 +3,15 @@ unguarded vs. mode "on" vs. mode "strict".
 
 Run:  python benchmarks/fastapi_request.py [--rounds 200] [--requests 20] [--clock cpu|wall]
 
-The three apps are the same code behind three providers: the same async generator
-provider (FastAPI's Depends style) left unguarded, guarded with mode "on", and guarded
-with mode "strict". Requests go straight to the ASGI app (no HTTP server, no test
-client), so what is timed is FastAPI + SQLAlchemy + aiosqlite + protoguard. Rounds
-interleave the three in rotating order; the report is the median of the per-round
-ratios to the unguarded run, with the middle half (p25-p75) of those ratios.
+The apps are the same code behind the same async generator provider (FastAPI's Depends
+style): left unguarded, guarded with mode "on", and guarded with mode "strict". A fourth,
+"control", is a second unguarded app built the same way: its ratio to the first is what
+the method reads when nothing differs (it should be 1.00), so a mode's distance from it
+is what protoguard costs, and a control away from 1.00 says the run was disturbed.
+Requests go straight to the ASGI app (no HTTP server, no test client), so what is timed
+is FastAPI + SQLAlchemy + aiosqlite + protoguard. Rounds interleave the apps in rotating
+order; the report is the median of the per-round ratios to the unguarded run, with the
+middle half (p25-p75) of those ratios.
 
 The default clock is the process's CPU time (all its threads, aiosqlite's worker thread
 included): protoguard adds computation, never waiting, and CPU time leaves out the time
@@ -45,8 +48,13 @@ def build_apps(url: str) -> tuple[dict[str, FastAPI], Any]:
         async with maker() as session:
             yield session
 
+    async def get_db_again():  # the same provider once more, for the control app
+        async with maker() as session:
+            yield session
+
     providers = {
         "unguarded": get_db,
+        "control": get_db_again,
         "on": protoguard.provider(mode="on")(get_db),
         "strict": protoguard.provider(mode="strict")(get_db),
     }
@@ -109,13 +117,14 @@ async def main(rounds: int, requests: int, clock_name: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"))
             await conn.execute(text("INSERT INTO users (name) VALUES ('ada'), ('grace')"))
-        names = ["unguarded", "on", "strict"]
+        names = list(apps)
         for name in names:  # warm up every path once
             await timed(apps[name], requests // 4 or 1)
-        ratios: dict[str, list[float]] = {"on": [], "strict": []}
+        ratios: dict[str, list[float]] = {name: [] for name in names[1:]}
         per_request: list[float] = []
         for number in range(rounds):
-            order = names[number % 3 :] + names[: number % 3]
+            turn = number % len(names)
+            order = names[turn:] + names[:turn]
             seconds = {name: await timed(apps[name], requests, clock) for name in order}
             per_request.append(seconds["unguarded"] / requests)
             for name in ratios:
