@@ -1526,6 +1526,19 @@ class TestMetadata:
         guarded.__doc__ = "Second."
         assert get_session.__doc__ == guarded.__doc__ == "Second."
 
+    def test_docstring_deleted(self) -> None:
+        """``del guarded.__doc__`` deletes the function's docstring, as it does unguarded
+        (a function's docstring is then None)."""
+
+        async def get_session() -> Any:
+            """First."""
+            yield 1
+
+        guarded = protoguard.provider(get_session)
+        del guarded.__doc__
+        assert get_session.__doc__ is None
+        assert guarded.__doc__ is None
+
     @pytest.mark.parametrize("mode", ["on", "strict"])
     def test_result_docstring(self, run: Any, mode: str) -> None:
         """A generator's or coroutine's __doc__ is None, guarded or not: the proxy's own

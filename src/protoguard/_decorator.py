@@ -58,11 +58,15 @@ def _set_doc(self: Any, value: Any) -> None:
     self.__wrapped__.__doc__ = value
 
 
-# The wrapped function's docstring, read and written through (wrapt's own lookup of
-# __doc__ does this; the per-provider classes use object.__getattribute__ instead).
+def _del_doc(self: Any) -> None:
+    del self.__wrapped__.__doc__
+
+
+# The wrapped function's docstring, read, written and deleted through (wrapt's own
+# lookup of __doc__ does this; the per-provider classes use object.__getattribute__ instead).
 # The getter is C (attrgetter): contextlib and functools.wraps read __doc__ each time
 # FastAPI wraps a provider for a request, and a Python getter would be a frame each.
-_FORWARDED_DOC = property(operator.attrgetter("__wrapped__.__doc__"), _set_doc)
+_FORWARDED_DOC = property(operator.attrgetter("__wrapped__.__doc__"), _set_doc, _del_doc)
 
 
 class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
