@@ -178,7 +178,7 @@ def main(rounds: int, requests: int) -> None:
         print(f"{'mode':<10}{'median ratio':>14}{'p25-p75':>16}{'added per request':>20}")
         for name in names[1:]:
             values = ratios[clock, name]
-            low, _, high = statistics.quantiles(values, n=4)
+            low, _, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
             extra = statistics.median(added[clock, name]) * 1e6
             print(
                 f"{name:<10}{statistics.median(values):>14.3f}{low:>10.3f}-{high:.3f}"
@@ -194,4 +194,6 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--requests", type=int, default=20, help="requests per timed block")
     arguments = parser.parse_args()
+    if arguments.rounds < 1 or arguments.requests < 1:
+        parser.error("--rounds and --requests must be at least 1")
     main(arguments.rounds, arguments.requests)

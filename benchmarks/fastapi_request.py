@@ -138,7 +138,7 @@ async def main(rounds: int, requests: int, clock_name: str) -> None:
     print(f"unguarded request: median {statistics.median(per_request) * 1e6:.0f} us")
     print(f"{'mode':<10}{'median ratio':>14}{'p25-p75':>16}{'added per request':>20}")
     for name, values in ratios.items():
-        low, _, high = statistics.quantiles(values, n=4)
+        low, _, high = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
         extra = statistics.median(added[name]) * 1e6
         print(
             f"{name:<10}{statistics.median(values):>14.3f}{low:>10.3f}-{high:.3f}{extra:>+17.1f} us"
@@ -151,4 +151,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=20, help="requests per timed block")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     arguments = parser.parse_args()
+    if arguments.rounds < 1 or arguments.requests < 1:
+        parser.error("--rounds and --requests must be at least 1")
     asyncio.run(main(arguments.rounds, arguments.requests, arguments.clock))
