@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.requests < 1 or args.jobs < 1:
+        parser.error("--requests and --jobs must be at least 1")
     if args.child:
         asyncio.run(_child(args.child[0], int(args.child[1])))
         return

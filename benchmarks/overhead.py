@@ -319,7 +319,10 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--check", action="store_true", help="exit 1 if a row with a target misses it"
     )
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.rounds < 1 or arguments.block_ms <= 0:
+        parser.error("--rounds must be at least 1 and --block-ms more than 0")
+    return arguments
 
 
 if __name__ == "__main__":
