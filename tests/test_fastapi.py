@@ -261,3 +261,30 @@ def test_unguarded_asynccontextmanager_fails_in_depends(async_maker) -> None:
     # FastAPI >= 0.123.5 fails resolving the dependency; older ones inject the context
     # manager and the endpoint fails on .execute: either way, nothing names the user's line.
     assert "_AsyncGeneratorContextManager" in str(info.value)
+
+
+def test_dependency_that_never_yields_is_pg205_in_strict_mode() -> None:
+    """A Depends() provider with a path that skips its 'yield': unguarded, FastAPI fails
+    with contextlib's bare "generator didn't yield"; in strict mode, PG205 names the
+    provider, and is still a RuntimeError."""
+
+    async def get_db(ready: bool = False):
+        if ready:
+            yield "session"
+
+    guarded = protoguard.provider(mode="strict")(get_db)
+    for provider, expected in ((get_db, RuntimeError), (guarded, protoguard.ProviderRuntimeError)):
+        app = FastAPI()
+
+        @app.get("/")
+        async def route(db=Depends(provider)) -> None:  # noqa: B008
+            pass
+
+        with TestClient(app) as client, pytest.raises(RuntimeError) as info:
+            client.get("/")
+        assert type(info.value) is expected
+    assert info.value.code == "PG205"
+    assert "finished without yielding" in str(info.value)
+    assert info.value.call_site is not None
+    assert info.value.call_site.lineno == get_db.__code__.co_firstlineno
+    assert protoguard.findings()[0].code == "PG205"

@@ -115,6 +115,77 @@ def test_call_after_the_block_is_reported_once(get_db) -> None:
     assert _codes() == [("PG203", 1)]
 
 
+def test_expired_attribute_after_the_block_is_pg203(tmp_path) -> None:
+    """An attribute the provider's commit expired, read after the block: the session
+    reloads it on a new connection, outside the provider: PG203."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    maker = sessionmaker(engine)  # expire_on_commit=True, SQLAlchemy's default
+    protoguard.configure(action="log")
+
+    @protoguard.provider(mode="strict")
+    @contextlib.contextmanager
+    def get_db():
+        session = maker()
+        yield session
+        session.commit()  # expires what the session loaded
+
+    with get_db() as session:
+        session.add(author := Author(name="grace"))
+    assert author.name == "grace"  # reloaded here
+    assert _codes() == [("PG203", 1)]
+    assert protoguard.findings()[0].call_site is not None
+    session.close()
+    engine.dispose()
+
+
+def test_provider_work_after_its_yield_is_not_a_use(tmp_path) -> None:
+    """The provider's own code after 'yield' (an audit row and a commit, which begin a
+    transaction after the caller's block has ended) is not a use after the scope."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    maker = sessionmaker(engine)
+
+    @protoguard.provider(mode="strict")
+    @contextlib.contextmanager
+    def get_db():
+        with maker() as session:
+            yield session
+            session.add(Author(name="audit"))
+            session.commit()
+
+    with get_db() as session:
+        session.add(Author(name="ada"))
+    with maker() as check:
+        assert sorted(check.scalars(select(Author.name))) == ["ada", "audit"]
+    assert protoguard.findings() == []
+    engine.dispose()
+
+
+def test_a_session_the_provider_was_handed_is_the_callers_after_the_block(tmp_path) -> None:
+    """A provider that yields a session it was given (a transaction helper): after the
+    block the caller goes on with its own session, and that is no finding."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    maker = sessionmaker(engine)
+
+    @protoguard.provider(mode="strict")
+    @contextlib.contextmanager
+    def transaction(session):
+        with session.begin():
+            yield session
+
+    with maker() as own:
+        with transaction(own) as session:
+            session.add(author := Author(name="ada"))
+        assert author.name == "ada"  # expired by the commit, reloaded by the caller
+        own.add(Author(name="grace"))
+        own.commit()
+        assert sorted(own.scalars(select(Author.name))) == ["ada", "grace"]
+    assert protoguard.findings() == []
+    engine.dispose()
+
+
 def test_uninstall_and_install() -> None:
     """The listener can be removed and put back; both are idempotent."""
     protoguard.sqlalchemy.install()

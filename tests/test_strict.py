@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -320,6 +321,27 @@ class TestPG202:
 class TestPG203:
     """A session used after its provider's scope exited."""
 
+    def test_provider_work_after_its_yield_is_not_a_use(self, run, async_maker) -> None:
+        """An async generator provider driven by contextlib (as Depends() drives it) whose
+        code after 'yield' writes and commits: that begins a transaction after the
+        caller's block, on the provider's own session, and is no finding."""
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                yield session
+                await session.execute(text("INSERT INTO users (name) VALUES ('audit')"))
+                await session.commit()
+
+        async def main() -> int:
+            async with contextlib.asynccontextmanager(get_gen)():
+                pass
+            async with async_maker() as check:
+                return int((await check.execute(COUNT)).scalar_one())
+
+        assert run(main()) == 3
+        assert protoguard.findings() == []
+
     def test_use_after_async_with(self, run, providers) -> None:
         """Using the session after the block is PG203 at the use."""
         get_db, _, _ = providers
@@ -441,6 +463,49 @@ class TestPG204:
         gc.collect()
         assert _codes() == [("PG204", 1)]
 
+    def test_dropped_coroutine(self, run, async_maker) -> None:
+        """A coroutine provider called and never awaited: PG204 naming the call, and the
+        coroutine is closed, so Python's own "never awaited" warning does not repeat it."""
+        protoguard.configure(action="log")
+
+        @protoguard.provider
+        async def make_session() -> AsyncSession:
+            return async_maker()
+
+        def drop() -> None:
+            make_session()  # PG204 for a coroutine
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            drop()
+            gc.collect()
+        assert [str(w.message) for w in caught] == []
+        assert _codes() == [("PG204", 1)]
+        site = protoguard.findings()[0].call_site
+        assert site == (__file__, _line_of("# PG204 for a coroutine"))
+        assert "garbage-collected without being awaited" in protoguard.findings()[0].message
+
+    def test_awaited_coroutine_in_any_way_is_not_reported(self, run, async_maker) -> None:
+        """A coroutine provider awaited directly, run as a task or by gather: no PG204.
+        One closed by the caller unawaited is not reported either (it was dealt with)."""
+
+        @protoguard.provider
+        async def make_session() -> AsyncSession:
+            return async_maker()
+
+        async def main() -> int:
+            sessions = [await make_session()]
+            sessions.append(await asyncio.create_task(make_session()))
+            sessions.extend(await asyncio.gather(make_session(), make_session()))
+            for session in sessions:
+                await session.close()
+            make_session().close()
+            return len(sessions)
+
+        assert run(main()) == 4
+        gc.collect()
+        assert protoguard.findings() == []
+
     def test_misuse_is_not_reported_twice(self, run, providers) -> None:
         """A PG101 already raised for the object is not followed by a PG204."""
         get_db, _, _ = providers
@@ -474,6 +539,76 @@ class TestPG205:
         with pytest.raises(ProviderRuntimeError, match=r"\[PG205\]") as info:
             run(main())
         assert isinstance(info.value, RuntimeError)
+
+    def test_zero_yields_generator_under_contextlib(self, run) -> None:
+        """An async generator provider that never yields, driven by contextlib as
+        Depends() drives it: PG205 naming the provider (what needs the fix), raised
+        where contextlib raises its own RuntimeError; with action "log", contextlib's
+        own error, and the finding counted."""
+
+        @protoguard.provider
+        async def get_gen():  # never yields
+            if False:
+                yield
+
+        async def main() -> None:
+            async with contextlib.asynccontextmanager(get_gen)():
+                pass
+
+        with pytest.raises(ProviderRuntimeError, match="finished without yielding") as info:
+            run(main())
+        assert isinstance(info.value, RuntimeError)
+        assert info.value.code == "PG205"
+        assert info.value.call_site == (__file__, _line_of("# never yields") - 1)
+        assert isinstance(info.value.__cause__, StopAsyncIteration)
+        protoguard.configure(action="log")
+        with pytest.raises(RuntimeError, match=r"^generator didn't yield$") as plain:
+            run(main())
+        assert not isinstance(plain.value, ProtocolError)
+        assert _codes() == [("PG205", 2)]
+
+    def test_zero_yields_generator_in_async_for(self, run) -> None:
+        """The same provider in `async for`: the loop's body would silently never run;
+        PG205 at the loop's line. With action "log" the loop ends as Python ends it."""
+
+        @protoguard.provider
+        async def get_gen():
+            if False:
+                yield
+
+        async def main() -> int:
+            turns = 0
+            async for _ in get_gen():  # a loop that never turns
+                turns += 1
+            return turns
+
+        with pytest.raises(ProviderRuntimeError, match="finished without yielding") as info:
+            run(main())
+        assert info.value.call_site == (__file__, _line_of("# a loop that never turns"))
+        assert "make every path of the provider reach its 'yield'" in str(info.value)
+        protoguard.configure(action="log")
+        assert run(main()) == 0
+        assert _codes() == [("PG205", 2)]
+
+    def test_zero_yields_sync_generator(self) -> None:
+        """A sync generator provider that never yields: PG205 in a `for` loop and under
+        @contextmanager alike."""
+
+        @protoguard.provider
+        def get_gen():
+            if False:
+                yield
+
+        with pytest.raises(ProviderRuntimeError, match="finished without yielding") as info:
+            for _ in get_gen():  # sync loop that never turns
+                pass
+        assert info.value.call_site == (__file__, _line_of("# sync loop that never turns"))
+        with (
+            pytest.raises(ProviderRuntimeError, match="finished without yielding"),
+            contextlib.contextmanager(get_gen)(),
+        ):
+            pass
+        assert _codes() == [("PG205", 1), ("PG205", 1)]
 
     def test_two_yields(self, run, async_maker) -> None:
         """A provider that yields twice: PG205 when the block exits."""
@@ -601,6 +736,24 @@ class TestPG205:
 
 class TestPG206:
     """A session used from a task that was not started inside its provider's block."""
+
+    def test_blocks_that_end_out_of_order(self, run, providers) -> None:
+        """Blocks need not end in the order they began (FastAPI ends a function-scoped
+        dependency before a request-scoped one that began earlier): a task started after
+        the first block ended, inside the second, still open, may use its session."""
+        get_db, _, _ = providers
+
+        async def main() -> int:
+            first, second = get_db(), get_db()
+            await first.__aenter__()
+            session = await second.__aenter__()
+            await first.__aexit__(None, None, None)  # the first block ends first
+            result = await asyncio.create_task(session.execute(COUNT))
+            await second.__aexit__(None, None, None)
+            return int(result.scalar_one())
+
+        assert run(main()) == 2
+        assert protoguard.findings() == []
 
     def test_session_escaping_its_request(self, run, providers) -> None:
         """Request A's session used by request B's task is PG206 naming both tasks."""

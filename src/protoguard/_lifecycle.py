@@ -326,12 +326,18 @@ class SessionState:
         busy = self.busy  # set only while a task is inside a call (see _async_call)
         if busy is not None and busy is not _current_task():
             report_call_in_flight(self, busy)
-        token, self.token = self.token, None
-        if token is not None:
-            try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every exit
-                _scopes.reset(token)
-            except ValueError:
-                pass  # left in another context (FastAPI's cleanup, say)
+        if self.token is not None:
+            self.token = None
+            # Taken out of the open scopes, not reset to what they were when the block
+            # began: blocks need not end in the order they began (FastAPI ends a
+            # function-scoped dependency before a request-scoped one opened earlier),
+            # and a reset would also drop every block opened since, still open.
+            scopes = _scopes.get()
+            if scopes and scopes[-1] is self:
+                _scopes.set(scopes[:-1])
+            elif self in scopes:
+                _scopes.set(tuple(scope for scope in scopes if scope is not self))
+            # else: left in another context (FastAPI's cleanup, say): nothing to take out
 
 
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
@@ -560,9 +566,11 @@ def watch(
     info: ProviderInfo,
     opened_at: Optional[Site],
     state: Optional[SessionState] = None,
+    borrowed: bool = False,
 ) -> Any:
     """The session a provider handed out, watched with ``state`` (a new SessionState
-    if None); anything else as it is."""
+    if None); anything else as it is. ``borrowed``: the provider was handed the session
+    (it is one of the call's arguments), so it stays the caller's after the block."""
     cls = type(value)
     watched = _WATCHED_CLASSES.get(cls)
     if watched is None:
@@ -585,8 +593,11 @@ def watch(
     if kind:
         # The Session whose after_begin the listener sees carries the state with it.
         target = value if kind == _SYNC_SESSION else value.sync_session
-        try:  # noqa: SIM105 - contextlib.suppress would cost three calls on every use
-            target._protoguard_state = state  # sqlalchemy_events.STATE, written out
+        try:
+            # Not for a session the provider was handed: when its block ends, the
+            # session is still the caller's to use.
+            if not borrowed:
+                target._protoguard_state = state  # sqlalchemy_events.STATE, written out
         except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
             pass  # its other checks still hold; only the listener's PG203 cannot see it
         if not sqlalchemy_events._installed:  # installed(), without the call
@@ -749,11 +760,18 @@ class _StrictCM:
     _pg_expected: Optional[type] = None
     _pg_site: Optional[Site] = None
     _pg_session: Any = None
+    # id() of each argument of the call (alive while the block is entered: the
+    # generator's frame holds them), or None for a call without arguments.
+    _pg_argument_ids: Optional[tuple[int, ...]] = None
 
     def _pg_after_enter(self, value: Any) -> Any:
         gen = self.gen  # type: ignore[attr-defined]
         check_type(self._self_provider, self._pg_expected, value, gen)
-        self._pg_session = watch(value, self._self_provider, self._pg_site)
+        # A transaction helper (`with transaction(session) as s:`) hands out the session
+        # it was given. (Identities, not the arguments: contextlib let go of those.)
+        ids = self._pg_argument_ids
+        borrowed = ids is not None and id(value) in ids
+        self._pg_session = watch(value, self._self_provider, self._pg_site, borrowed=borrowed)
         return self._pg_session
 
     def _pg_enter_error(self, exc: RuntimeError) -> NoReturn:
@@ -772,6 +790,8 @@ class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
         self._pg_site = caller_site()
+        if args or kwds:
+            self._pg_argument_ids = (*map(id, args), *map(id, kwds.values()))
 
     async def __aenter__(self) -> Any:
         try:
@@ -808,6 +828,8 @@ class StrictContextManager(_StrictCM, GuardedContextManager):
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
         self._pg_site = caller_site()
+        if args or kwds:
+            self._pg_argument_ids = (*map(id, args), *map(id, kwds.values()))
 
     def __enter__(self) -> Any:
         try:
@@ -1043,7 +1065,12 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
     gen = proxy.__wrapped__
     try:
         value = await gen.__anext__()
-    except BaseException:  # StopAsyncIteration included: it is over either way
+    except StopAsyncIteration as stop:
+        state.finish()
+        if not state.yielded:
+            _never_yielded(proxy, state, stop)
+        raise
+    except BaseException:  # it is over either way
         state.finish()
         raise
     if state.yielded:
@@ -1066,6 +1093,18 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
             _close_later(gen)
             raise
     return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state)
+
+
+def _never_yielded(proxy: Any, state: GeneratorState, stop: BaseException) -> None:
+    """PG205 for a generator provider that finished without yielding (its first step
+    stopped); if the action lets it pass, ``stop`` goes on: the loop ends, or contextlib
+    raises its own "generator didn't yield"."""
+    state.reported = True
+    info = proxy._self_provider
+    # In a loop, the loop's line; under contextlib (Depends()), the provider itself,
+    # which is what needs the fix (where contextlib was called is not the user's).
+    where = state.iterated_at or _site_of_definition(info)
+    report_broken(broke_protocol(info, where, twice=False), stop)
 
 
 def _yielded_again(state: GeneratorState, gen: Any, info: ProviderInfo) -> Optional[ProtocolError]:
@@ -1098,6 +1137,11 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
         state.started = True
         try:
             value = next(self.__wrapped__)
+        except StopIteration as stop:
+            state.finish()
+            if not state.yielded:
+                _never_yielded(self, state, stop)
+            raise
         except BaseException:
             state.finish()
             raise
@@ -1122,6 +1166,30 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
             _never_used(self._self_provider, state.called_at, "generator")
 
 
+def _references(obj: Any) -> int:
+    """``sys.getrefcount(obj)`` as this frame sees it."""
+    return sys.getrefcount(obj)
+
+
+class _Holder:
+    __slots__ = ("held",)
+    held: object
+
+
+def _references_when_held_once() -> int:
+    """What ``_references(local)`` reads in a frame with the object in a local variable
+    and held by one attribute besides: what the finaliser of a dropped coroutine's proxy
+    reads. Measured, since the count differs between Python versions."""
+    holder = _Holder()
+    holder.held = object()
+    held = holder.held
+    return _references(held)
+
+
+# More than this in StrictCoroutineProxy.__del__: the coroutine is held elsewhere too.
+_HELD_ONCE = _references_when_held_once()
+
+
 class StrictCoroutineProxy(CoroutineProxy):
     """A coroutine provider's result in strict mode: the session it returns is watched."""
 
@@ -1135,6 +1203,23 @@ class StrictCoroutineProxy(CoroutineProxy):
         value = yield from self.__wrapped__.__await__()
         check_type(self._self_provider, self._self_expected, value, None)
         return watch(value, self._self_provider, self._self_site)
+
+    def __del__(self) -> None:
+        if self._self_pg_reported:
+            return  # a PG1xx misuse was already raised for it
+        coroutine = self.__wrapped__
+        if not inspect.iscoroutine(coroutine):
+            return
+        if inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
+            return  # awaited, directly or by a task (or closed)
+        if _references(coroutine) > _HELD_ONCE:
+            # The proxy goes but the coroutine lives on (``make_session().send`` takes
+            # the coroutine's own method): not dropped, or not yet; if it is never
+            # awaited, Python's own warning still says so.
+            return
+        # Closed here, so Python's own "coroutine ... was never awaited" does not repeat it.
+        coroutine.close()
+        _never_used(self._self_provider, self._self_site, "coroutine")
 
 
 class StrictSessionProxy(SessionProxy):

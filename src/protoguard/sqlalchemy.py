@@ -16,8 +16,10 @@ The listener costs one attribute lookup per transaction begin of any session.
 
 from __future__ import annotations
 
+import sys
 import threading
-from typing import Any
+from types import FrameType
+from typing import Any, Optional
 
 __all__ = ["install", "installed", "uninstall"]
 
@@ -33,10 +35,29 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
     state = getattr(session, STATE, None)
     if state is None or state.open or state.depth:
         return  # unwatched, in scope, or a call on the session (checked at the call)
+    if not _loading_an_attribute(sys._getframe(1)):
+        # An explicit call on the session itself: the provider's own cleanup after its
+        # 'yield' (a commit), or code that holds the session by its own reference (a
+        # provider that was handed a session it does not own). Neither is a use of what
+        # the provider handed out.
+        return
     # Imported here: protoguard._lifecycle imports this module.
     from ._lifecycle import report_connection_after_scope
 
     report_connection_after_scope(state)
+
+
+def _loading_an_attribute(frame: Optional[FrameType]) -> bool:
+    """Whether this stack is SQLAlchemy loading an attribute of an ORM object (a lazy
+    relationship, a deferred column, an attribute a commit expired): all of them go
+    through ``sqlalchemy.orm.attributes``, which no call on the session itself does
+    before it begins a transaction. Only then did an object loaded in the block, rather
+    than a call on the session, take the new connection."""
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "sqlalchemy.orm.attributes":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def install() -> None:
