@@ -169,6 +169,34 @@ class TestCorrectUse:
 class TestPG201:
     """An async generator provider left early."""
 
+    def test_loop_in_an_async_generator_stepped_by_other_tasks(self, run, providers) -> None:
+        """A loop inside an async generator (a pytest-asyncio fixture) whose steps run in
+        tasks of their own: the task that began the loop ends with the loop suspended,
+        not left. No PG201, and the provider is not closed behind the loop's back."""
+        _, get_gen, log = providers
+
+        async def fixture() -> Any:
+            async for session in get_gen():
+                yield session
+
+        async def main() -> list[str]:
+            steps = fixture()
+
+            async def step() -> Any:
+                return await steps.__anext__()
+
+            await asyncio.create_task(step())  # set-up, in a task that then ends
+            for _ in range(3):
+                await asyncio.sleep(0)  # the ended task's callbacks run
+            assert log == []
+            with pytest.raises(StopAsyncIteration):
+                await asyncio.create_task(step())  # tear-down
+            return log
+
+        assert run(main()) == ["gen closed"]
+        gc.collect()
+        assert protoguard.findings() == []
+
     def test_return_inside_the_loop(self, run, providers, async_engine) -> None:
         """Returning from inside `async for` is reported at the loop, and cleanup runs."""
         protoguard.configure(action="warn")

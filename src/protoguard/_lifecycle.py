@@ -992,9 +992,15 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
 
     def __aiter__(self) -> Any:
         state = self._self_state
-        state.iterated_at = caller_site()
+        state.iterated_at = site = caller_site()
         state.started = True
-        if state.task is None:
+        # (caller_site() gives a (code, offset) pair, never a CallSite.)
+        if state.task is None and (
+            site is None or not site[0].co_flags & _CO_ASYNC_GENERATOR  # type: ignore[union-attr]
+        ):
+            # Not for a loop in an async generator (a pytest-asyncio fixture, a stream):
+            # its steps may run in other tasks than the one that began the loop, which
+            # then ends with the loop only suspended, not left. Collection still tells.
             task = _current_task()
             if task is not None:
                 state.watch_task(task, functools.partial(_task_ended, weakref.ref(self)))
@@ -1052,6 +1058,8 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             report(self._pg_left_early(), can_raise=False)
             _close_later(self.__wrapped__)
 
+
+_CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
 
 # From 3.11 on contextlib closes an async generator that did not stop at its exit, so
 # strict mode can find a second 'yield' there instead of in a wrapper around the step.
