@@ -1699,6 +1699,72 @@ class TestGeneratorProtocol:
         )
 
 
+class TestContextlibHandoff:
+    """A generator provider called by contextlib (``asynccontextmanager(provider)()``,
+    what FastAPI's Depends() does) is driven by contextlib alone, which cannot misuse
+    it: mode "on" hands contextlib the generator itself, nothing in between."""
+
+    def test_async_generator_under_asynccontextmanager(self, run: Any, async_maker: Any) -> None:
+        async def scenario(provider: Any) -> Any:
+            log: list[Any] = []
+            cm = contextlib.asynccontextmanager(provider)(async_maker, log)
+            native = type(cm.gen) is types.AsyncGeneratorType
+            async with cm as session:
+                count = await session.scalar(COUNT)
+            failure = RuntimeError("in the body")
+            try:
+                async with contextlib.asynccontextmanager(provider)(async_maker, log):
+                    raise failure
+            except RuntimeError as exc:
+                caught = outcome(exc, failure)
+            return native, type(session) is AsyncSession, count, summary(log, failure), caught
+
+        native, is_session, count, log, caught = same(run, scenario, agen_db)
+        assert (native, is_session, count) == (True, True, 2)
+        failed = ("RuntimeError", "in the body", True)
+        assert log == ["enter", "finally", "enter", failed, "finally"]
+        assert caught["is_raised"]
+
+    def test_generator_under_contextmanager(self, sync_maker: Any) -> None:
+        def scenario(provider: Any) -> Any:
+            log: list[Any] = []
+            cm = contextlib.contextmanager(provider)(sync_maker, log)
+            native = type(cm.gen) is types.GeneratorType
+            with cm as session:
+                count = session.execute(COUNT).scalar_one()
+            return native, isinstance(session, Session), count, log
+
+        assert same_sync(scenario, gen_db) == (True, True, 2, ["enter", "finally"])
+
+    def test_called_directly_it_is_still_guarded(self, run: Any, async_maker: Any) -> None:
+        """The hand-off depends on who calls: the same provider called by the user
+        still gets a proxy, and the wrong protocol is still a ProtocolError."""
+        guarded = protoguard.provider(agen_db)
+
+        async def scenario() -> Any:
+            contextlib.asynccontextmanager(guarded)(async_maker, [])  # dropped unentered
+            with pytest.raises(protoguard.ProtocolError) as info:
+                async with guarded(async_maker, []):  # type: ignore[attr-defined]
+                    pass  # pragma: no cover
+            return info.value.code
+
+        assert run(scenario()) == "PG102"
+
+    def test_strict_mode_still_watches_the_session(self, run: Any, async_maker: Any) -> None:
+        """Strict mode does not hand over: it watches the session contextlib gets."""
+        guarded = protoguard.provider(mode="strict")(agen_db)
+
+        async def scenario() -> Any:
+            cm = contextlib.asynccontextmanager(guarded)(async_maker, [])
+            async with cm as session:
+                pass
+            with pytest.raises(protoguard.ProtocolError) as info:
+                await session.execute(COUNT)
+            return type(cm.gen) is types.AsyncGeneratorType, info.value.code
+
+        assert run(scenario()) == (False, "PG203")
+
+
 class TestCoroutineScheduling:
     """A coroutine provider's result can be scheduled like any coroutine."""
 

@@ -6,6 +6,7 @@ import functools
 import linecache
 import operator
 import re
+import sys
 import types
 from typing import Any, Callable, Optional, TypeVar, Union, overload
 
@@ -14,7 +15,7 @@ import wrapt
 from . import _config, _lifecycle
 from . import _kinds as k
 from ._messages import user_frame
-from ._proxies import _FAST_GETATTRIBUTE, specialise
+from ._proxies import _FAST_GETATTRIBUTE, AsyncGeneratorProxy, GeneratorProxy, specialise
 from .exceptions import ProviderInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +33,8 @@ _NOTHING: Any = object()
 
 # The attribute that marks a plain function returned by @provider.
 _MARK = "__protoguard_provider__"
+
+_getframe = sys._getframe
 
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=\s*\S")
 
@@ -179,6 +182,10 @@ def _guard_function(
     settings = _config.settings
     override_mode = _config.override_mode
     on, off = _config.ON, _config.OFF
+    # A generator provider called by contextlib making its context manager
+    # (asynccontextmanager(p)(...), as FastAPI's Depends() does on every request).
+    generator = issubclass(result_class, (AsyncGeneratorProxy, GeneratorProxy))
+    getframe, contextlib_init = _getframe, _lifecycle._CONTEXTLIB_INIT
 
     def call(target: Any, /, *args: Any, **kwargs: Any) -> Any:
         result = target(*args, **kwargs)
@@ -188,6 +195,12 @@ def _guard_function(
         else:
             current = mode or settings.mode
         if current == on:
+            if generator and getframe(1).f_code is contextlib_init:
+                # contextlib is making its context manager around the generator and
+                # drives it by the protocol itself (anext, athrow, aclose): nobody can
+                # misuse it, so mode "on" has nothing to guard and hands it over as it
+                # is. (Strict mode still watches the session it yields.)
+                return result
             return result_class(result)
         if current == off:
             return result
