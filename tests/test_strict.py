@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 import protoguard
-from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError
+from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError, _lifecycle
 
 from .conftest import COUNT
 
@@ -782,6 +782,30 @@ class TestPG206:
 
         assert run(main()) == 2
         assert protoguard.findings() == []
+
+    def test_a_long_lived_task_keeps_no_closed_blocks(self, run, providers) -> None:
+        """A task that opens a block per message (a websocket handler) holds no more
+        than its open blocks: a block's exit leaves its entry behind, closed, and the
+        next block opened in that task drops it. A task started after a block closed
+        and using its session is PG203 (used after the block), not PG206."""
+        get_db, _, _ = providers
+
+        async def handler() -> tuple[int, list[int], str]:
+            held = []
+            for _ in range(200):
+                async with get_db() as session:
+                    await session.execute(COUNT)
+                    held.append(len(_lifecycle._scopes.get()))
+            async with get_db() as outer:
+                async with get_db() as inner:
+                    await inner.execute(COUNT)
+                await outer.execute(COUNT)  # the inner block ended first: still fine
+                held.append(len(_lifecycle._scopes.get()))
+            with pytest.raises(ProtocolError) as info:
+                await asyncio.create_task(session.execute(COUNT))
+            return max(held[:200]), held[200:], info.value.code
+
+        assert run(handler()) == (1, [2], "PG203")
 
     def test_session_escaping_its_request(self, run, providers) -> None:
         """Request A's session used by request B's task is PG206 naming both tasks."""

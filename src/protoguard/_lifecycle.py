@@ -24,11 +24,12 @@ import dis
 import functools
 import inspect
 import linecache
+import operator
 import sys
 import types
 import typing
 import weakref
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any, NoReturn, Optional, Union
 
@@ -290,7 +291,17 @@ def _site_of_definition(info: ProviderInfo) -> Optional[CallSite]:
 # The sessions whose scope the current context is inside. A task copies its creator's
 # context, so tasks started inside a provider's block (asyncio.gather in an endpoint)
 # are inside the scope too; another request's task is not. That is PG206's test.
-_scopes: ContextVar[tuple[object, ...]] = ContextVar("protoguard_scopes", default=())
+#
+# A block's exit leaves its entry here, closed (``open`` False): a closed session's
+# use is PG203 whatever this says, so the entry no longer matters. It goes at the next
+# block opened in the same context or with the context itself, which for
+# a request's task is when the request ends. That saves a context-variable write (and
+# its Token) on every block's exit, and blocks may end in any order (FastAPI ends a
+# function-scoped dependency before a request-scoped one opened earlier).
+_scopes: ContextVar[tuple[Any, ...]] = ContextVar("protoguard_scopes", default=())
+
+
+_is_open = operator.attrgetter("open")  # filter(_is_open, scopes): no Python frame
 
 
 class SessionState:
@@ -309,7 +320,6 @@ class SessionState:
     # The task that opened it: held only while the scope is open (exit_scope drops
     # it), when that task is running the block anyway, so it keeps nothing alive.
     owner: Optional[asyncio.Task[Any]] = None
-    token: Optional[Token[tuple[object, ...]]] = None  # its entry in _scopes
 
     def enter_scope(self) -> None:
         """The provider's block begins here, in the current task and context."""
@@ -317,7 +327,7 @@ class SessionState:
         task = None if loop is None else _task_of(loop)
         if task is not None:
             self.owner = task
-            self.token = _scopes.set((*_scopes.get(), self))
+            _scopes.set((*filter(_is_open, _scopes.get()), self))  # closed ones left out
 
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
@@ -326,18 +336,7 @@ class SessionState:
         busy = self.busy  # set only while a task is inside a call (see _async_call)
         if busy is not None and busy is not _current_task():
             report_call_in_flight(self, busy)
-        if self.token is not None:
-            self.token = None
-            # Taken out of the open scopes, not reset to what they were when the block
-            # began: blocks need not end in the order they began (FastAPI ends a
-            # function-scoped dependency before a request-scoped one opened earlier),
-            # and a reset would also drop every block opened since, still open.
-            scopes = _scopes.get()
-            if scopes and scopes[-1] is self:
-                _scopes.set(scopes[:-1])
-            elif self in scopes:
-                _scopes.set(tuple(scope for scope in scopes if scope is not self))
-            # else: left in another context (FastAPI's cleanup, say): nothing to take out
+        # Its entry in _scopes stays, closed (see _scopes).
 
 
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
@@ -588,7 +587,7 @@ def watch(
     task = None if loop is None else _task_of(loop)
     if task is not None:
         state.owner = task
-        state.token = _scopes.set((*_scopes.get(), state))
+        _scopes.set((*filter(_is_open, _scopes.get()), state))  # closed ones left out
     kind = watched._pg_sqlalchemy
     if kind:
         # The Session whose after_begin the listener sees carries the state with it.
