@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 import protoguard
-from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError, _lifecycle
+from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError, _lifecycle, _messages
 
 from .conftest import COUNT
 
@@ -169,6 +169,32 @@ class TestCorrectUse:
 class TestPG201:
     """An async generator provider left early."""
 
+    @pytest.mark.parametrize(
+        ("loop", "fix"),
+        [
+            (
+                "async for db in get_db(tenant, read_only=True):  # a comment",
+                "async with contextlib.asynccontextmanager(get_db)(tenant, read_only=True) as db:",
+            ),
+            (
+                "async for db in deps.get_db():",
+                "async with contextlib.asynccontextmanager(deps.get_db)() as db:",
+            ),
+            (  # a header spread over lines: the arguments are not on this one
+                "async for db in get_db(",
+                "async with contextlib.asynccontextmanager(get_db)(...) as session:",
+            ),
+        ],
+    )
+    def test_fix_rewrites_the_loop(self, tmp_path, loop: str, fix: str) -> None:
+        """PG201's fix is the user's loop entering the same provider once, as Depends()
+        does: same name, same arguments, same variable."""
+        source = tmp_path / "handler.py"
+        source.write_text(f"async def handler(tenant):\n    {loop}\n")
+        info = protoguard.ProviderInfo("get_db", "async generator", None, None)
+        site = protoguard.CallSite(str(source), 2)
+        assert _messages.enter_once(info, site) == fix
+
     def test_loop_in_an_async_generator_stepped_by_other_tasks(self, run, providers) -> None:
         """A loop inside an async generator (a pytest-asyncio fixture) whose steps run in
         tasks of their own: the task that began the loop ends with the loop suspended,
@@ -217,6 +243,12 @@ class TestPG201:
             assert async_engine.pool.checkedout() == 0
             assert caught[0].filename == __file__
             assert caught[0].lineno == _line_of("# PG201 here")
+            # The loop rewritten, the provider left as it is (not made an
+            # @asynccontextmanager function, which Depends() would then refuse).
+            assert (
+                "fix: async with contextlib.asynccontextmanager(get_gen)() as session: "
+                "(the provider as it is, entered once as Depends() does"
+            ) in str(caught[0].message)
             return result
 
         assert run(main()) == 2

@@ -40,6 +40,7 @@ from ._messages import (
     _INTERNAL_MODULES,
     DOCS_URL,
     definition_line,
+    enter_once,
     right_use,
     short_name,
     user_frame,
@@ -955,8 +956,9 @@ class _StrictGenerator:
             "so the provider's code after 'yield' (commit, close, returning the connection "
             "to the pool) did not run when it should have; protoguard has scheduled the "
             "generator's close on the event loop.",
-            f"decorate {short_name(info)} with @asynccontextmanager and use 'async with "
-            f"{short_name(info)}() as session:', or let the loop run to its end",
+            f"{enter_once(info, resolve(self._self_state.iterated_at))} (the provider as it "
+            f"is, entered once as Depends() does: its cleanup runs however the block is "
+            f"left), or let the loop run to its end",
         )
 
 

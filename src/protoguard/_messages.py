@@ -279,6 +279,26 @@ def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
     return render(right, expr, target)
 
 
+def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
+    """PG201's fix: the loop on ``site``'s line rewritten to enter the async generator
+    provider once, as ``Depends()`` does, so its cleanup runs however the block is
+    left. The provider itself stays as it is: making it an ``@asynccontextmanager``
+    would break ``Depends()`` on it (the flip-flop this library exists to end)."""
+    line = linecache.getline(site.filename, site.lineno) if site is not None else ""
+    expr, target = _pieces(line, short_name(info))
+    try:
+        call = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        call = None
+    if isinstance(call, ast.Call):
+        func = _segment(expr, call.func)
+        if expr.startswith(func):
+            expr = f"contextlib.asynccontextmanager({func}){expr[len(func) :]}"
+            return render(k.ASYNC_WITH, expr, target)
+    name = short_name(info)
+    return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
+
+
 def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
     """The provider call last assigned to ``name`` in the frame's function, as written.
 
