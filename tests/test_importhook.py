@@ -130,6 +130,8 @@ class TestForms:
         ("for s in gen_db():", "PG105", "async for s in gen_db():"),
         ("async with make_session() as s:", "PG106", "async with await make_session() as s:"),
         ("async for s in make_session():", "PG106", "s = await make_session()"),
+        ("with make_session() as s:", "PG105", "async with await make_session() as s:"),
+        ("for s in make_session():", "PG105", "s = await make_session()"),
         ("for s in sync_db():", "PG101", "with sync_db() as s:"),
         ("with sync_gen_db() as s:", "PG102", "for s in sync_gen_db():"),
         ("s = await sync_db()", "PG104", "with sync_db() as s:"),

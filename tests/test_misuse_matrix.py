@@ -225,7 +225,8 @@ FAMILIES = {
         wrong={
             "async with": ("PG106", f"async with await {EXPR} as db_session:"),
             "async for": ("PG106", AS_COROUTINE),
-            "with": ("PG105", AS_COROUTINE),
+            # A block stays a block: the session the coroutine returns is entered.
+            "with": ("PG105", f"async with await {EXPR} as db_session:"),
             "for": ("PG105", AS_COROUTINE),
             "attribute": ("PG103", AS_COROUTINE),
         },
@@ -692,6 +693,11 @@ class TestWrongProtocol:
         what = ".execute" if protocol == "attribute" else error.used
         assert f"'{what}'" in head
         where = "guarded at" if kind.endswith("sessionmaker") else "defined at"
+        # The sync drivers are plain defs: an async fix says it needs an async def.
+        driver = _driver(kind, protocol)
+        needs_async = fix.startswith(("async ", "await ")) or " await " in fix
+        if needs_async and not driver.is_async:
+            fix += f"  # needs an async def; {driver.func.__name__}() is a plain def"
         expected_in_order = [
             f"  at {__file__}:{lineno}",
             f"      {_source_line(lineno)}",
@@ -750,6 +756,50 @@ class TestFixKeepsTheCallAsWritten:
         assert info.value.code == "PG101"
         assert info.value.fix == "async with get_db() as db_session:"
         assert info.value.call_site == (__file__, _line_of(MISUSE + "catalog-example"))
+
+    def test_nested_await(self, run, async_maker) -> None:
+        """PG104 inside a larger expression: the fix enters the provider and keeps the
+        rest of the user's statement, on the session it gives (one valid line)."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> int:
+            return (await (await get_db()).execute(COUNT)).scalar_one()  # <- misuse: nested
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        error = info.value
+        assert error.code == "PG104"
+        assert error.fix == (
+            "async with get_db() as session: return (await session.execute(COUNT)).scalar_one()"
+        )
+        compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
+        assert error.call_site == (__file__, _line_of(MISUSE + "nested"))
+
+    def test_sync_block_on_a_coroutine_provider(self, async_maker) -> None:
+        """`with make_session() as db:` in a plain def: the fix keeps the block (awaits the
+        coroutine, enters the session), and the message says it needs an async def."""
+
+        @protoguard.provider
+        async def make_session():
+            return async_maker()
+
+        def handler() -> None:
+            with make_session() as db:  # <- misuse: sync-block
+                db.execute(COUNT)  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            handler()
+        error = info.value
+        assert error.code == "PG105"
+        assert error.fix == "async with await make_session() as db:"
+        assert "  fix: async with await make_session() as db:  # needs an async def; " in str(error)
+        assert "handler() is a plain def" in str(error)
+        assert error.call_site == (__file__, _line_of(MISUSE + "sync-block"))
 
     def test_method_through_self(self, run, async_maker) -> None:
         """`self.db.session(...)` on an async generator method keeps the whole chain."""

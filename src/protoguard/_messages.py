@@ -254,19 +254,70 @@ def _fix(
     info: ProviderInfo, kind: str, used: str, line: str, owner: Optional[str], assigned: str
 ) -> str:
     """The user's line rewritten to the protocol ``kind`` speaks."""
-    expr, target = _pieces(line, short_name(info))
+    name = short_name(info)
+    expr, target = _pieces(line, name)
+    rest = None
     if used == k.ATTRIBUTE:
         # `db.execute(...)`: rewrite the provider call that `db` came from.
         expr, target = assigned, owner
     elif used == k.REENTER:
         expr = assigned
+    else:
+        inner = _provider_call(line, name)
+        if inner is not None:  # `r = await (await get_db()).execute(q)`
+            expr, rest = inner
+            target = "session"
     right = _right_protocol(kind, used)
-    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.ASYNC_FOR):
-        # A forgotten await: keep the user's protocol, add the await.
-        if used == k.ASYNC_WITH:
-            return render(k.ASYNC_WITH, f"await {expr}", target)
-        return render(k.AWAIT, expr, target)
-    return render(right, expr, target)
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
+        # A block over what a coroutine gives: await it, and enter the session it
+        # returns (a forgotten await, or a sync block on an async provider).
+        fixed = render(k.ASYNC_WITH, f"await {expr}", target)
+    elif kind == k.COROUTINE:
+        fixed = render(k.AWAIT, expr, target)
+    else:
+        fixed = render(right, expr, target)
+    if rest is None:
+        return fixed
+    if fixed.endswith(":"):  # the rest of the line is the block's body
+        return f"{fixed} {rest}"
+    return f"{fixed}; {rest}"
+
+
+def _provider_call(line: str, name: str) -> Optional[tuple[str, str]]:
+    """(the provider call, the statement with it replaced by ``session``) when the
+    call is nested in the line's expression (`(await get_db()).execute(q)`) rather
+    than being the expression itself; None otherwise."""
+    stmt = _parse_line(line)
+    if stmt is None:
+        return None
+    whole: Optional[ast.AST] = None
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)):
+        whole = stmt.value
+    elif isinstance(stmt, (ast.AsyncFor, ast.For)):
+        whole = stmt.iter
+    elif isinstance(stmt, (ast.AsyncWith, ast.With)) and len(stmt.items) == 1:
+        whole = stmt.items[0].context_expr
+    if isinstance(whole, ast.Await):
+        whole = whole.value
+    if whole is None or (isinstance(whole, ast.Call) and _called_name(whole) == name):
+        return None  # the provider call is the expression itself: nothing nested
+    for node in ast.walk(whole):
+        if isinstance(node, ast.Call) and _called_name(node) == name:
+            break
+    else:
+        return None
+    code = _code_of(line)
+    source = "async def _protoguard_():\n" + textwrap.indent(
+        code + (" pass" if code.endswith(":") else ""), "    "
+    )
+    call = _segment(source, node)
+    # What to replace: the call, with the 'await' (and parentheses) around it if any.
+    replaced = call
+    for candidate in (f"(await {call})", f"await {call}"):
+        if candidate in code:
+            replaced = candidate
+            break
+    return call, code.replace(replaced, "session", 1)
 
 
 def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
@@ -339,6 +390,10 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
     return found
 
 
+# Code that may use 'async with', 'async for' and 'await'.
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
 def misuse(
     info: ProviderInfo,
     used: str,
@@ -364,7 +419,11 @@ def misuse(
     injected = False
     owner: Optional[str] = None
     assigned = f"{name}(...)"
+    plain_def: Optional[str] = None  # the function the misuse is in, if not async
     if frame is not None:
+        code_flags = frame.f_code.co_flags
+        if frame.f_code.co_name != "<module>" and not code_flags & _ASYNC_CODE:
+            plain_def = frame.f_code.co_name
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
         if used == k.ATTRIBUTE and attr:
@@ -380,6 +439,10 @@ def misuse(
         fix = render(used, assigned, _pieces(line, name)[1])
     else:
         fix = _fix(info, kind, used, line, owner, assigned)
+    note = ""  # said in the message, not part of .fix (the line itself)
+    if plain_def is not None and (fix.startswith(("async ", "await ")) or " await " in fix):
+        # 'async with', 'async for' and 'await' are only allowed in an async def.
+        note = f"  # needs an async def; {plain_def}() is a plain def"
     right = _right_protocol(kind, used)
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
@@ -413,7 +476,7 @@ def misuse(
             parts.append(f"      {line.strip()}")
     parts.append(f"  {definition_line(info)}")
     parts.append(f"  {why}")
-    parts.append(f"  fix: {fix}")
+    parts.append(f"  fix: {fix}{note}")
     parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
     message = "\n".join(parts)
     fields = {

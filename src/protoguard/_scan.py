@@ -454,8 +454,9 @@ _IS = {
 
 def _fix_line(kind: str, used: str, expr: str, target: Optional[str]) -> str:
     """The user's statement, rewritten to the protocol a provider of ``kind`` speaks."""
-    if kind == k.COROUTINE and used == k.ASYNC_WITH:
-        return _messages.render(k.ASYNC_WITH, f"await {expr}", target)  # a forgotten await
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
+        # A forgotten await, or a sync block: await it, enter the session (as at run time).
+        return _messages.render(k.ASYNC_WITH, f"await {expr}", target)
     return _messages.render(_messages._right_protocol(kind, used), expr, target)
 
 
