@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: FastAPI reads the endpoints' annot
 run time, and the providers are local to a fixture.
 """
 
+import ast
 import contextlib
 import linecache
 from typing import Annotated, Any
@@ -215,6 +216,16 @@ class TestDepends:
         assert "db.execute(COUNT)" in linecache.getline(__file__, error.call_site.lineno)
         assert f"on what Depends({provider}) injected" in str(error)
         assert error.fix.startswith("upgrade FastAPI to 0.123.5 or later")
+        # The dependency to write instead, spelled out for this provider: valid Python,
+        # async for an async provider, sync for a sync one.
+        advice, definition = error.fix.split("\n", 1)
+        assert advice.endswith("generator:")
+        tree = ast.parse(definition)
+        dependency = tree.body[0]
+        assert dependency.name == f"{provider}_dependency"
+        assert isinstance(dependency, ast.AsyncFunctionDef) == (path == "/acm")
+        header = ("async def" if path == "/acm" else "def") + f" {provider}_dependency():"
+        assert f"\n        {header}\n" in str(error)  # indented under "fix:"
         assert log == []
 
 

@@ -455,9 +455,24 @@ def misuse(
             "FastAPI before 0.123.5 injects what a context-manager provider returns; "
             "0.123.5 and later give the endpoint the session of a guarded provider."
         )
-        fix = (
-            f"upgrade FastAPI to 0.123.5 or later, or give Depends() an async generator: "
-            f"async def {name}_dependency(): async with {name}() as session: yield session"
+        # A definition is more than one line: the code follows the advice, one level
+        # in, and is valid Python as it stands (the message indents it under "fix:").
+        if k.is_async(kind):
+            generator = "an async generator"
+            code_lines = (
+                f"async def {name}_dependency():",
+                f"    async with {name}() as session:",
+                "        yield session",
+            )
+        else:
+            generator = "a generator"
+            code_lines = (
+                f"def {name}_dependency():",
+                f"    with {name}() as session:",
+                "        yield session",
+            )
+        fix = "\n".join(
+            (f"upgrade FastAPI to 0.123.5 or later, or give Depends() {generator}:", *code_lines)
         )
     else:
         if used == k.ATTRIBUTE:
@@ -476,7 +491,7 @@ def misuse(
             parts.append(f"      {line.strip()}")
     parts.append(f"  {definition_line(info)}")
     parts.append(f"  {why}")
-    parts.append(f"  fix: {fix}{note}")
+    parts.append(f"  fix: {fix}{note}".replace("\n", "\n        "))
     parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
     message = "\n".join(parts)
     fields = {
