@@ -157,6 +157,24 @@ class TestForms:
         assert provider is not None
         assert line[found[0].col - 1 :].startswith(provider.group(1) + "(")
 
+    def test_call_over_several_lines(self, package: Path) -> None:
+        """A call a formatter spread over lines is written on one line in the fix, as
+        the run-time fix writes it."""
+        body = """
+        from .deps import *
+
+        async def handler(settings):
+            async with gen_db(
+                settings.url,  # a comment
+                echo=False,
+            ) as s:
+                pass
+        """
+        found = check(package, "mod", body)
+        assert [(f.code, f.fix) for f in found] == [
+            ("PG102", "async for s in gen_db(settings.url, echo=False):")
+        ]
+
     @pytest.mark.parametrize(
         "statement",
         [

@@ -801,6 +801,30 @@ class TestFixKeepsTheCallAsWritten:
         assert "handler() is a plain def" in str(error)
         assert error.call_site == (__file__, _line_of(MISUSE + "sync-block"))
 
+    def test_call_over_several_lines(self, run, async_maker) -> None:
+        """A call a formatter spread over lines: the fix is the whole statement, on one
+        line, with the user's arguments and variable (not `get_db(...) as session`)."""
+
+        @protoguard.provider
+        async def get_db(read_only: bool = False):
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> None:
+            async with get_db(  # <- misuse: several-lines
+                read_only=True,
+            ) as db:
+                await db.execute(COUNT)  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        error = info.value
+        assert error.code == "PG102"
+        assert error.fix == "async for db in get_db(read_only=True):"
+        first = _line_of(MISUSE + "several-lines")
+        assert error.call_site.filename == __file__
+        assert first <= error.call_site.lineno <= first + 2
+
     def test_method_through_self(self, run, async_maker) -> None:
         """`self.db.session(...)` on an async generator method keeps the whole chain."""
 

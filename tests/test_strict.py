@@ -180,7 +180,11 @@ class TestPG201:
                 "async for db in deps.get_db():",
                 "async with contextlib.asynccontextmanager(deps.get_db)() as db:",
             ),
-            (  # a header spread over lines: the arguments are not on this one
+            (  # a header spread over lines: the whole statement, on one line
+                "async for db in get_db(\n        tenant,\n    ):\n        pass",
+                "async with contextlib.asynccontextmanager(get_db)(tenant) as db:",
+            ),
+            (  # a file that does not parse: the line alone, its arguments unknown
                 "async for db in get_db(",
                 "async with contextlib.asynccontextmanager(get_db)(...) as session:",
             ),

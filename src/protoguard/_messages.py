@@ -8,6 +8,7 @@ user's frame, reads the user's line and rewrites it.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import io
 import linecache
@@ -320,9 +321,57 @@ def _provider_call(line: str, name: str) -> Optional[tuple[str, str]]:
     return call, code.replace(replaced, "session", 1)
 
 
+def _logical_line(filename: str, lineno: int) -> str:
+    """The statement at ``filename:lineno`` as one line, for a fix to rewrite.
+
+    The physical line when it is a whole statement; otherwise (a call spread over
+    lines, as formatters write long ones) the statement around it, read from the
+    file and unparsed onto one line: its header only, for a block. Only ever on the
+    error path.
+    """
+    line = linecache.getline(filename, lineno)
+    if not line.strip() or _parse_line(line) is not None:
+        return line
+    return _statement_around(filename, lineno, line)
+
+
+@functools.lru_cache(maxsize=512)  # a strict-mode finding may repeat at one place
+def _statement_around(filename: str, lineno: int, line: str) -> str:
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return line
+    innermost: Optional[ast.stmt] = None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.stmt)
+            and node.lineno <= lineno <= (node.end_lineno or node.lineno)
+            and (innermost is None or node.lineno >= innermost.lineno)
+        ):
+            innermost = node
+    return _one_line(innermost) or line
+
+
+def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
+    """A simple statement, or a block's header, written on one line."""
+    prefix = "async " if isinstance(node, (ast.AsyncWith, ast.AsyncFor)) else ""
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        items = ", ".join(
+            ast.unparse(item.context_expr)
+            + (f" as {ast.unparse(item.optional_vars)}" if item.optional_vars else "")
+            for item in node.items
+        )
+        return f"{prefix}with {items}:"
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return f"{prefix}for {ast.unparse(node.target)} in {ast.unparse(node.iter)}:"
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
+        return ast.unparse(node)
+    return None
+
+
 def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
     """The right statement for the provider call on ``site``'s line (PG204's fix)."""
-    line = linecache.getline(site.filename, site.lineno) if site is not None else ""
+    line = _logical_line(site.filename, site.lineno) if site is not None else ""
     expr, target = _pieces(line, short_name(info))
     right = _right_protocol(info.kind, k.CALL)
     if info.kind == k.COROUTINE:
@@ -335,7 +384,7 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
     provider once, as ``Depends()`` does, so its cleanup runs however the block is
     left. The provider itself stays as it is: making it an ``@asynccontextmanager``
     would break ``Depends()`` on it (the flip-flop this library exists to end)."""
-    line = linecache.getline(site.filename, site.lineno) if site is not None else ""
+    line = _logical_line(site.filename, site.lineno) if site is not None else ""
     expr, target = _pieces(line, short_name(info))
     try:
         call = ast.parse(expr, mode="eval").body
@@ -415,7 +464,7 @@ def misuse(
     call = f"{name}()"
     frame = user_frame(depth)
     call_site: Optional[CallSite] = None
-    line = ""
+    line = statement = ""
     injected = False
     owner: Optional[str] = None
     assigned = f"{name}(...)"
@@ -426,19 +475,20 @@ def misuse(
             plain_def = frame.f_code.co_name
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
+        statement = _logical_line(call_site.filename, call_site.lineno)
         if used == k.ATTRIBUTE and attr:
             owner = _attribute_owner(line, attr)
             injected = _injected_by_depends(frame, owner)
         elif used == k.REENTER:
-            owner = _pieces(line, name)[0]
+            owner = _pieces(statement, name)[0]
         assigned = _assigned_call(frame, owner) or assigned
         del frame
     if used == k.REENTER:
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
         what = f"'{used}' a second time on the context manager {call} returned; it runs once"
-        fix = render(used, assigned, _pieces(line, name)[1])
+        fix = render(used, assigned, _pieces(statement, name)[1])
     else:
-        fix = _fix(info, kind, used, line, owner, assigned)
+        fix = _fix(info, kind, used, statement, owner, assigned)
     note = ""  # said in the message, not part of .fix (the line itself)
     if plain_def is not None and (fix.startswith(("async ", "await ")) or " await " in fix):
         # 'async with', 'async for' and 'await' are only allowed in an async def.

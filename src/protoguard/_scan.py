@@ -406,7 +406,15 @@ class _Source:
             piece = chunk[0][col:end_col]
         else:
             piece = chunk[0][col:] + b"".join(chunk[1:-1]) + chunk[-1][:end_col]
-        return " ".join(piece.decode("utf-8", "replace").split())
+        text = piece.decode("utf-8", "replace")
+        if len(chunk) > 1:
+            # Spread over lines by a formatter: written out again on one line, as the
+            # run-time fix does (`get_db(read_only=True)`, not `get_db( read_only=True, )`).
+            try:
+                return ast.unparse(ast.parse(text.strip(), mode="eval"))
+            except (SyntaxError, ValueError):
+                pass
+        return " ".join(text.split())
 
     def column(self, line: int, col: int) -> int:
         """The 1-based character column of a UTF-8 byte offset."""
