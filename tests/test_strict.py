@@ -381,6 +381,72 @@ class TestPG202:
         assert _codes() == [("PG202", 2)]
         assert log == ["cm closed"]
 
+    @pytest.mark.parametrize("action", ["raise", "log"])
+    def test_a_task_calls_while_the_owner_awaits_a_call(
+        self, run, providers, async_maker, action
+    ) -> None:
+        """The owner awaits a call and a task started in the block calls the session
+        meanwhile: PG202 naming both tasks, at the task's line; with an action that lets
+        it go on, the task's call waits for the owner's to finish."""
+        protoguard.configure(action=action)
+        get_db, _, _ = providers
+        in_flight: list[object] = []
+        most: list[int] = [0]
+
+        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            in_flight.append(cursor)
+            most[0] = max(most[0], len(in_flight))
+
+        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            in_flight.remove(cursor)
+
+        engine = async_maker.kw["bind"].sync_engine
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+
+        async def main() -> list[int]:
+            async with get_db() as session:
+                await session.execute(COUNT)  # it holds a connection: SQLAlchemy is silent
+
+                async def audit() -> int:
+                    return int((await session.execute(COUNT)).scalar_one())  # PG202 audit
+
+                task = asyncio.create_task(audit(), name="audit")
+                mine = int((await session.execute(COUNT)).scalar_one())
+                return [mine, await task]
+
+        if action == "raise":
+            with pytest.raises(ProtocolError) as info:
+                run(main())
+            assert info.value.code == "PG202"
+            assert info.value.call_site == (__file__, _line_of("# PG202 audit"))
+            assert "task 'audit'" in str(info.value)
+            assert str(info.value).count("task '") == 2
+        else:
+            assert run(main()) == [2, 2]
+            assert _codes() == [("PG202", 1)]
+        assert most == [1]
+
+    def test_an_unawaited_call_is_still_checked(self, run, providers) -> None:
+        """A call the owner makes and hands to a task instead of awaiting: the owner's
+        next call, while the task is inside it, is PG202 at the owner's line."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)
+                task = asyncio.create_task(session.execute(COUNT))
+                await asyncio.sleep(0)  # the task is inside its call now
+                try:
+                    await session.commit()  # PG202 owner
+                finally:
+                    await task
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG202"
+        assert info.value.call_site == (__file__, _line_of("# PG202 owner"))
+
 
 class TestPG203:
     """A session used after its provider's scope exited."""
