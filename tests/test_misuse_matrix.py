@@ -825,6 +825,27 @@ class TestFixKeepsTheCallAsWritten:
         assert error.call_site.filename == __file__
         assert first <= error.call_site.lineno <= first + 2
 
+    def test_one_item_of_several(self, run, async_maker) -> None:
+        """`async with other() as _, get_db() as db:`: the fix is the provider's item."""
+
+        @protoguard.provider
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @asynccontextmanager
+        async def other():
+            yield None
+
+        async def handler() -> None:
+            async with other() as _, get_db() as db:  # <- misuse: one-of-several
+                await db.execute(COUNT)  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        assert (info.value.code, info.value.fix) == ("PG102", "async for db in get_db():")
+        assert info.value.call_site == (__file__, _line_of(MISUSE + "one-of-several"))
+
     def test_method_through_self(self, run, async_maker) -> None:
         """`self.db.session(...)` on an async generator method keeps the whole chain."""
 

@@ -149,9 +149,13 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
     target: Optional[ast.AST] = None
     if isinstance(stmt, (ast.AsyncFor, ast.For)):
         expr, target = stmt.iter, stmt.target
-    elif isinstance(stmt, (ast.AsyncWith, ast.With)) and len(stmt.items) == 1:
-        item = stmt.items[0]
-        expr, target = item.context_expr, item.optional_vars
+    elif isinstance(stmt, (ast.AsyncWith, ast.With)):
+        # `async with a() as x, get_db() as db:`: the item that calls the provider.
+        items = stmt.items
+        if len(items) > 1:
+            items = [item for item in items if _calls(item.context_expr, call_name)] or items
+        if len(items) == 1:
+            expr, target = items[0].context_expr, items[0].optional_vars
     elif isinstance(stmt, ast.Expr):
         expr = stmt.value
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
@@ -219,6 +223,13 @@ def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
         if part is not None
         for node in ast.walk(part)
     )
+
+
+def _calls(expr: ast.AST, name: str) -> bool:
+    """Whether ``expr`` is a call of ``name`` (awaited or not)."""
+    if isinstance(expr, ast.Await):
+        expr = expr.value
+    return isinstance(expr, ast.Call) and _called_name(expr) == name
 
 
 def _called_name(call: ast.Call) -> str:
