@@ -302,6 +302,17 @@ def _site_of_definition(info: ProviderInfo) -> Optional[CallSite]:
 _scopes: ContextVar[tuple[Any, ...]] = ContextVar("protoguard_scopes", default=())
 
 
+def _opened(state: SessionState) -> tuple[Any, ...]:
+    """The scopes with ``state`` opened, the closed ones left out."""
+    scopes = _scopes.get()
+    if not scopes or (len(scopes) == 1 and not scopes[0].open):
+        # The usual cases, without building a filter: the first block in a task (a
+        # request's), or the next one in a task that opens one at a time (a websocket
+        # handler's, a worker's).
+        return (state,)
+    return (*filter(_is_open, scopes), state)
+
+
 _is_open = operator.attrgetter("open")  # filter(_is_open, scopes): no Python frame
 
 
@@ -328,7 +339,7 @@ class SessionState:
         task = None if loop is None else _task_of(loop)
         if task is not None:
             self.owner = task
-            _scopes.set((*filter(_is_open, _scopes.get()), self))  # closed ones left out
+            _scopes.set(_opened(self))
 
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
@@ -588,7 +599,12 @@ def watch(
     task = None if loop is None else _task_of(loop)
     if task is not None:
         state.owner = task
-        _scopes.set((*filter(_is_open, _scopes.get()), state))  # closed ones left out
+        # _opened(state), written out: this is every provider use.
+        scopes = _scopes.get()
+        if not scopes or (len(scopes) == 1 and not scopes[0].open):
+            _scopes.set((state,))
+        else:
+            _scopes.set((*filter(_is_open, scopes), state))
     kind = watched._pg_sqlalchemy
     if kind:
         # The Session whose after_begin the listener sees carries the state with it.
