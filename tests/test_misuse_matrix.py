@@ -635,13 +635,19 @@ class TestWrongProtocol:
     """Each kind used with each wrong protocol raises the catalog's ProtocolError."""
 
     def test_exception_types(self, run, providers, kind, protocol, code, fix) -> None:
-        """A ProtocolError and TypeError; PG103 alone is also an AttributeError."""
+        """A ProtocolError and TypeError; PG103 and PG107, for which Python raises an
+        AttributeError, are also an AttributeError, with Python's name and object."""
         error = _misuse(run, providers, kind, protocol)
         assert isinstance(error, TypeError)
-        assert isinstance(error, ProtocolAttributeError) == (code == "PG103")
-        assert isinstance(error, AttributeError) == (code == "PG103")
+        assert isinstance(error, ProtocolAttributeError) == (code in ("PG103", "PG107"))
+        assert isinstance(error, AttributeError) == (code in ("PG103", "PG107"))
         if code == "PG103":
             assert error.name == "execute"
+        if code == "PG107":
+            assert error.name == "args"
+            assert error.obj is not None
+            with pytest.raises(AttributeError, match="'args'"):
+                error.obj.args  # noqa: B018 (the object is the context manager entered)
 
     def test_code_used_supported(self, run, providers, kind, protocol, code, fix) -> None:
         """`.code` is the catalog's, `.used` the protocol written, `.supported` the kind's."""

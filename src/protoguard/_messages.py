@@ -566,4 +566,7 @@ def misuse(
     }
     if used == k.ATTRIBUTE:
         return ProtocolAttributeError(message, name=attr or "", obj=obj, **fields)
+    if code == "PG107":
+        # What Python raises there: contextlib's second entry finds 'args' gone.
+        return ProtocolAttributeError(message, name="args", obj=obj, **fields)
     return ProtocolError(message, **fields)  # type: ignore[arg-type]

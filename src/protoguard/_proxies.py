@@ -96,7 +96,7 @@ class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # t
             del self.args, self.kwds, self.func
         except AttributeError:
             __tracebackhide__ = True
-            raise _misuse(self, k.REENTER) from None
+            raise _misuse(self, k.REENTER, obj=self) from None
         try:
             return await self.gen.__anext__()
         except StopAsyncIteration:
@@ -162,7 +162,7 @@ class GuardedContextManager(contextlib._GeneratorContextManager):  # type: ignor
             del self.args, self.kwds, self.func
         except AttributeError:
             __tracebackhide__ = True
-            raise _misuse(self, k.REENTER) from None
+            raise _misuse(self, k.REENTER, obj=self) from None
         try:
             return next(self.gen)
         except StopIteration:

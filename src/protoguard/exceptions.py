@@ -97,10 +97,12 @@ class ProtocolError(TypeError):
 
 
 class ProtocolAttributeError(ProtocolError, AttributeError):
-    """PG103: the provider's result was used as if it were the session.
+    """PG103: the provider's result was used as if it were the session; PG107: a
+    one-shot context manager was entered a second time.
 
-    Also an :class:`AttributeError`, so ``hasattr()`` and ``except AttributeError``
-    see exactly what they would see without protoguard.
+    Also an :class:`AttributeError`, which is what Python raises for both, so
+    ``hasattr()`` and ``except AttributeError`` see exactly what they would see
+    without protoguard.
     """
 
     def __init__(self, message: str, *, name: str, obj: object, **kwargs: object) -> None:
