@@ -294,11 +294,11 @@ def _site_of_definition(info: ProviderInfo) -> Optional[CallSite]:
 # are inside the scope too; another request's task is not. That is PG206's test.
 #
 # A block's exit leaves its entry here, closed (``open`` False): a closed session's
-# use is PG203 whatever this says, so the entry no longer matters. It goes at the next
-# block opened in the same context or with the context itself, which for
-# a request's task is when the request ends. That saves a context-variable write (and
-# its Token) on every block's exit, and blocks may end in any order (FastAPI ends a
-# function-scoped dependency before a request-scoped one opened earlier).
+# use is PG203 whatever this says, so the entry no longer matters. It goes when the
+# next block opens in the same context, or with the context itself (for a request's
+# task, when the request ends). That saves a context-variable write (and its Token) on
+# every block's exit, and blocks may end in any order (FastAPI ends a function-scoped
+# dependency before a request-scoped one opened earlier).
 _scopes: ContextVar[tuple[Any, ...]] = ContextVar("protoguard_scopes", default=())
 
 
