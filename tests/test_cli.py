@@ -165,6 +165,46 @@ class TestFormats:
         assert lines[0].endswith(". fix: async with get_db() as db:")
         assert len(lines) == 2
 
+    def test_a_fix_over_several_lines(self, project: Path) -> None:
+        """A Depends() fix that is a generator to write: its code on indented lines below
+        the finding's one line (text), kept whole in JSON, escaped for GitHub."""
+        pytest.importorskip("fastapi")
+        (project / "api").mkdir()
+        (project / "api" / "__init__.py").write_text(
+            textwrap.dedent(
+                """
+                from contextlib import asynccontextmanager
+                from fastapi import Depends, FastAPI
+
+                @asynccontextmanager
+                async def get_db():
+                    yield object()
+
+                app = FastAPI()
+
+                @app.get("/")
+                async def endpoint(db=Depends(get_db)):
+                    return 1
+                """
+            )
+        )
+        text = protoguard(project, "api")
+        assert text.returncode == 1, text.stderr
+        first, *code = text.stdout.splitlines()[:4]
+        assert first.startswith(os.path.join("api", "__init__.py") + ":12:31: PG103 ")
+        assert first.endswith("or make it an async generator:")
+        assert code == [
+            "    async def get_db():",
+            "        async with ... as session:",
+            "            yield session",
+        ]
+        (found,) = json.loads(protoguard(project, "api", "--format", "json").stdout)
+        definition = found["fix"].split("\n", 1)[1]
+        compile(definition, "fix", "exec")  # the code to write is valid Python as it stands
+        github = protoguard(project, "api", "--format", "github").stdout.splitlines()
+        assert len(github) == 1
+        assert "generator:%0Aasync def get_db():%0A    async with" in github[0]
+
     def test_console_script(self, project: Path) -> None:
         """The installed `protoguard` command is the same command."""
         script = Path(sys.executable).with_name("protoguard")

@@ -160,8 +160,8 @@ def acm_problem(path: str, methods: tuple[str, ...], parameter: str, name: str) 
         ),
         fix=(
             f"decorate {short} with @protoguard.provider (above @asynccontextmanager), or "
-            f"make it an async generator: async def {short}(): async with ... as session: "
-            "yield session"
+            f"make it an async generator:\nasync def {short}():\n    async with ... as session:"
+            "\n        yield session"
         ),
     )
 
@@ -181,7 +181,7 @@ def cm_problem(path: str, methods: tuple[str, ...], parameter: str) -> Any:
         ),
         fix=(
             "decorate get_sync_db with @protoguard.provider (above @contextmanager), or make "
-            "it a generator: def get_sync_db(): with ... as session: yield session"
+            "it a generator:\ndef get_sync_db():\n    with ... as session:\n        yield session"
         ),
     )
 
@@ -201,8 +201,8 @@ def sync_scope_problem(path: str, methods: tuple[str, ...]) -> Any:
             "context manager, not a session."
         ),
         fix=(
-            "make sync_scope a generator that yields the session: "
-            "def sync_scope(): with ... as session: yield session"
+            "make sync_scope a generator that yields the session:\n"
+            "def sync_scope():\n    with ... as session:\n        yield session"
         ),
     )
 
@@ -225,8 +225,8 @@ def begin_transaction_problem(path: str, methods: tuple[str, ...]) -> Any:
             "not a session."
         ),
         fix=(
-            "make begin_transaction an async generator that yields the session: "
-            "async def begin_transaction(): async with ... as session: yield session"
+            "make begin_transaction an async generator that yields the session:\n"
+            "async def begin_transaction():\n    async with ... as session:\n        yield session"
         ),
     )
 
@@ -258,8 +258,8 @@ class TestFindings:
                     "injects the context manager, not a session."
                 ),
                 fix=(
-                    "make open_db an async generator that yields the session: "
-                    "async def open_db(): async with ... as session: yield session"
+                    "make open_db an async generator that yields the session:\n"
+                    "async def open_db():\n    async with ... as session:\n        yield session"
                 ),
             ),
             acm_problem("/me", ("GET",), "user.db", get_db),
@@ -290,8 +290,10 @@ class TestFindings:
             "_AsyncGeneratorContextManager it returns, before the endpoint runs.\n"
             f"  get_db: an @asynccontextmanager function, defined at {HERE}:{line_of('get_db')}\n"
             "  fix: decorate get_db with @protoguard.provider (above @asynccontextmanager), "
-            "or make it an async generator: async def get_db(): async with ... as session: "
-            "yield session\n"
+            "or make it an async generator:\n"
+            "        async def get_db():\n"
+            "            async with ... as session:\n"
+            "                yield session\n"
             f"  docs: {DOCS}"
         )
         assert problem.route == "GET /me"
@@ -672,8 +674,8 @@ class TestClean:
             "manager it returns, so the endpoint's first use of it as a session raises PG103."
         )
         assert problem.fix == (
-            "upgrade FastAPI to 0.123.5 or later, or make get_db an async generator: "
-            "async def get_db(): async with ... as session: yield session"
+            "upgrade FastAPI to 0.123.5 or later, or make get_db an async generator:\n"
+            "async def get_db():\n    async with ... as session:\n        yield session"
         )
 
     def test_clean_app_really_serves_sessions(self, async_maker: Any, sync_maker: Any) -> None:

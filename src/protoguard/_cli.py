@@ -203,7 +203,10 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
             )
             lines.append(f"::error {properties}::{_escape(f'{f.message}. fix: {f.fix}')}")
         else:
-            lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {f.message}; fix: {f.fix}")
+            # A fix over several lines (a generator to write) goes on indented lines
+            # below its finding, which stays one line that starts with file:line:col.
+            fix = f.fix.replace("\n", "\n    ")
+            lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {f.message}; fix: {fix}")
     return "\n".join(lines)
 
 

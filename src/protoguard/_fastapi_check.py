@@ -92,9 +92,14 @@ class DependencyProblem(NamedTuple):
         return (
             f"[{self.code}] {self.route}, {where}: {self.message}\n"
             f"  {definition_line(self.provider)}\n"
-            f"  fix: {self.fix}\n"
+            f"  fix: {_indented(self.fix)}\n"
             f"  docs: {DOCS_URL}#{self.code.lower()}"
         )
+
+
+def _indented(fix: str) -> str:
+    """A fix for a message, its code lines (after the first) indented under "fix:"."""
+    return fix.replace("\n", "\n        ")
 
 
 class _Diagnosis(NamedTuple):
@@ -251,9 +256,13 @@ def _driven_as_generator(call: Any) -> bool:
 
 
 def _generator_fix(name: str, is_async: bool) -> str:
+    """The generator to write, on lines of its own: a definition is more than one line,
+    and the code is valid Python as it stands (printed one level in under "fix:")."""
     if is_async:
-        return f"async def {name}(): {render(k.ASYNC_WITH, '...', 'session')} yield session"
-    return f"def {name}(): {render(k.WITH, '...', 'session')} yield session"
+        header, block = f"async def {name}():", render(k.ASYNC_WITH, "...", "session")
+    else:
+        header, block = f"def {name}():", render(k.WITH, "...", "session")
+    return f"\n{header}\n    {block}\n        yield session"
 
 
 def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
@@ -281,7 +290,7 @@ def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
     gen = "an async generator" if is_async else "a generator"
     fix = (
         f"decorate {short} with @protoguard.provider (above {decorator}), or make it "
-        f"{gen}: {_generator_fix(short, is_async)}"
+        f"{gen}:{_generator_fix(short, is_async)}"
     )
     return _Diagnosis(info, PG103, message, fix)
 
@@ -296,7 +305,7 @@ def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
         "manager it returns, so the endpoint's first use of it as a session raises PG103."
     )
     fix = (
-        f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}: "
+        f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}:"
         f"{_generator_fix(short, is_async)}"
     )
     return _Diagnosis(info, PG103, message, fix)
@@ -319,7 +328,7 @@ def _returns_wrong(obj: Any, info: ProviderInfo) -> Optional[_Diagnosis]:
         f"Depends() {does} and injects the {what}, not a session."
     )
     gen = "an async generator" if is_async else "a generator"
-    fix = f"make {short} {gen} that yields the session: {_generator_fix(short, is_async)}"
+    fix = f"make {short} {gen} that yields the session:{_generator_fix(short, is_async)}"
     return _Diagnosis(info, PG103, message, fix)
 
 
