@@ -472,6 +472,33 @@ class TestPG203:
         assert run(main()) == 3
         assert protoguard.findings() == []
 
+    @pytest.mark.parametrize("driver", ["create_task", "gather"])
+    def test_coroutine_provider_run_as_a_task(self, run, async_maker, driver) -> None:
+        """A coroutine provider run by a task (create_task, gather) hands out a watched
+        session too: used after its block, PG203. The task that made it does not own it,
+        so the task that awaited the result uses it freely (no PG206)."""
+
+        @protoguard.provider(mode="strict")
+        async def make_session():
+            return async_maker()
+
+        async def main() -> int:
+            if driver == "create_task":
+                session = await asyncio.create_task(make_session())
+            else:
+                session, other = await asyncio.gather(make_session(), make_session())
+                await other.close()
+            async with session:
+                count = int((await session.execute(COUNT)).scalar_one())
+            await session.execute(COUNT)  # PG203 task-made
+            return count  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG203"
+        assert info.value.call_site == (__file__, _line_of("# PG203 task-made"))
+        assert _codes() == [("PG203", 1)]
+
     def test_use_after_async_with(self, run, providers) -> None:
         """Using the session after the block is PG203 at the use."""
         get_db, _, _ = providers

@@ -1226,8 +1226,31 @@ class StrictCoroutineProxy(CoroutineProxy):
 
     def __await__(self) -> Any:
         value = yield from self.__wrapped__.__await__()
+        return self._pg_returned(value)
+
+    def _pg_returned(self, value: Any, in_a_task: bool = False) -> Any:
         check_type(self._self_provider, self._self_expected, value, None)
-        return watch(value, self._self_provider, self._self_site)
+        session = watch(value, self._self_provider, self._self_site)
+        if in_a_task and isinstance(session, WatchedSession):
+            # Made in a task of its own for whoever awaits that task: no task owns it,
+            # so no PG206; PG202 and PG203 still hold.
+            session._self_state.owner = None
+        return session
+
+    # A task (asyncio.create_task, gather, ensure_future) drives the coroutine with
+    # send() and throw() instead of awaiting it: the session it returns is watched there
+    # too. (What Python does with a coroutine otherwise: its StopIteration's value.)
+    def send(self, value: Any) -> Any:
+        try:
+            return self.__wrapped__.send(value)
+        except StopIteration as stop:
+            raise StopIteration(self._pg_returned(stop.value, in_a_task=True)) from None
+
+    def throw(self, *args: Any) -> Any:
+        try:
+            return self.__wrapped__.throw(*args)
+        except StopIteration as stop:
+            raise StopIteration(self._pg_returned(stop.value, in_a_task=True)) from None
 
     def __del__(self) -> None:
         if self._self_pg_reported:
