@@ -162,8 +162,7 @@ def _guard_contextmanager(
             elif current != off:
                 cm.__class__ = strict_class
                 cm._pg_site = _lifecycle.caller_site()
-                if cm.args or cm.kwds:  # see _StrictCM.__init__
-                    cm._pg_argument_ids = (*map(id, cm.args), *map(id, cm.kwds.values()))
+                cm._pg_argument_ids = _lifecycle.argument_ids(cm.args, cm.kwds)
             return cm
 
     functools.update_wrapper(guarded, func)

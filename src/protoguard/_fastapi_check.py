@@ -24,7 +24,7 @@ from starlette.routing import Mount
 
 from . import _kinds as k
 from ._config import OFF, current_mode
-from ._messages import DOCS_URL, definition_line, render
+from ._messages import DOCS_URL, definition_line, fix_line, render
 from .exceptions import ProviderInfo
 
 PG103 = "PG103"
@@ -92,14 +92,9 @@ class DependencyProblem(NamedTuple):
         return (
             f"[{self.code}] {self.route}, {where}: {self.message}\n"
             f"  {definition_line(self.provider)}\n"
-            f"  fix: {_indented(self.fix)}\n"
+            f"{fix_line(self.fix)}\n"
             f"  docs: {DOCS_URL}#{self.code.lower()}"
         )
-
-
-def _indented(fix: str) -> str:
-    """A fix for a message, its code lines (after the first) indented under "fix:"."""
-    return fix.replace("\n", "\n        ")
 
 
 class _Diagnosis(NamedTuple):

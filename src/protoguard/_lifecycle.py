@@ -599,12 +599,7 @@ def watch(
     task = None if loop is None else _task_of(loop)
     if task is not None:
         state.owner = task
-        # _opened(state), written out: this is every provider use.
-        scopes = _scopes.get()
-        if not scopes or (len(scopes) == 1 and not scopes[0].open):
-            _scopes.set((state,))
-        else:
-            _scopes.set((*filter(_is_open, scopes), state))
+        _scopes.set(_opened(state))
     kind = watched._pg_sqlalchemy
     if kind:
         # The Session whose after_begin the listener sees carries the state with it.
@@ -769,6 +764,14 @@ def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
 # --- strict context managers ---------------------------------------------------------------
 
 
+def argument_ids(args: tuple[Any, ...], kwds: dict[str, Any]) -> Optional[tuple[int, ...]]:
+    """The id() of each argument of a provider call (None without arguments): enough to
+    tell, at entry, that the provider hands out a session it was given."""
+    if not (args or kwds):
+        return None
+    return (*map(id, args), *map(id, kwds.values()))
+
+
 class _StrictCM:
     """Strict-mode state shared by both context-manager classes (a mixin)."""
 
@@ -806,8 +809,7 @@ class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
         self._pg_site = caller_site()
-        if args or kwds:
-            self._pg_argument_ids = (*map(id, args), *map(id, kwds.values()))
+        self._pg_argument_ids = argument_ids(args, kwds)
 
     async def __aenter__(self) -> Any:
         try:
@@ -844,8 +846,7 @@ class StrictContextManager(_StrictCM, GuardedContextManager):
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
         self._pg_site = caller_site()
-        if args or kwds:
-            self._pg_argument_ids = (*map(id, args), *map(id, kwds.values()))
+        self._pg_argument_ids = argument_ids(args, kwds)
 
     def __enter__(self) -> Any:
         try:

@@ -262,6 +262,22 @@ def _right_protocol(kind: str, used: str) -> str:
     return k.SUPPORTED[kind][0]
 
 
+def rewritten(kind: str, used: str, expr: str, target: Optional[str]) -> str:
+    """``expr`` used with the protocol a provider of ``kind`` speaks, binding ``target``
+    (the rule the run-time and the import-time fixes share)."""
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
+        # A block over what a coroutine gives: await it, and enter the session it
+        # returns (a forgotten await, or a sync block on an async provider).
+        return render(k.ASYNC_WITH, f"await {expr}", target)
+    return render(_right_protocol(kind, used), expr, target)
+
+
+def fix_line(fix: str, note: str = "") -> str:
+    """A message's "fix:" line; a fix over several lines (code to write) has its code
+    lines indented under it."""
+    return f"  fix: {fix}{note}".replace("\n", "\n        ")
+
+
 def _fix(
     info: ProviderInfo, kind: str, used: str, line: str, owner: Optional[str], assigned: str
 ) -> str:
@@ -279,15 +295,7 @@ def _fix(
         if inner is not None:  # `r = await (await get_db()).execute(q)`
             expr, rest = inner
             target = "session"
-    right = _right_protocol(kind, used)
-    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
-        # A block over what a coroutine gives: await it, and enter the session it
-        # returns (a forgotten await, or a sync block on an async provider).
-        fixed = render(k.ASYNC_WITH, f"await {expr}", target)
-    elif kind == k.COROUTINE:
-        fixed = render(k.AWAIT, expr, target)
-    else:
-        fixed = render(right, expr, target)
+    fixed = rewritten(kind, used, expr, target)
     if rest is None:
         return fixed
     if fixed.endswith(":"):  # the rest of the line is the block's body
@@ -384,10 +392,7 @@ def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
     """The right statement for the provider call on ``site``'s line (PG204's fix)."""
     line = _logical_line(site.filename, site.lineno) if site is not None else ""
     expr, target = _pieces(line, short_name(info))
-    right = _right_protocol(info.kind, k.CALL)
-    if info.kind == k.COROUTINE:
-        return render(k.AWAIT, expr, target)
-    return render(right, expr, target)
+    return rewritten(info.kind, k.CALL, expr, target)
 
 
 def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
@@ -552,7 +557,7 @@ def misuse(
             parts.append(f"      {line.strip()}")
     parts.append(f"  {definition_line(info)}")
     parts.append(f"  {why}")
-    parts.append(f"  fix: {fix}{note}".replace("\n", "\n        "))
+    parts.append(fix_line(fix, note))
     parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
     message = "\n".join(parts)
     fields = {

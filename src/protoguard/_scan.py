@@ -460,14 +460,6 @@ _IS = {
 }
 
 
-def _fix_line(kind: str, used: str, expr: str, target: Optional[str]) -> str:
-    """The user's statement, rewritten to the protocol a provider of ``kind`` speaks."""
-    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
-        # A forgotten await, or a sync block: await it, enter the session (as at run time).
-        return _messages.render(k.ASYNC_WITH, f"await {expr}", target)
-    return _messages.render(_messages._right_protocol(kind, used), expr, target)
-
-
 def findings(
     uses: Iterable[Use],
     namespace: Mapping[str, Any],
@@ -518,7 +510,7 @@ def findings(
                 f"{_USED[use.protocol]} {'.'.join(use.chain)}(), which is {_IS[kind]} "
                 f"(defined at {info.location})"
             )
-            fix = _fix_line(kind, use.protocol, call, target or None)
+            fix = _messages.rewritten(kind, use.protocol, call, target or None)
         text = text or load()
         line, col = use.span[0], use.span[1]
         found.append(
