@@ -277,6 +277,25 @@ class TestPG201:
         assert _codes() == [("PG201", 1)]
 
 
+def _most_statements_at_once(async_maker: Any) -> list[int]:
+    """A one-item list that holds, as the test runs, the most SQL statements in flight at
+    once on the maker's engine (read from SQLAlchemy's cursor events)."""
+    in_flight: list[object] = []
+    most: list[int] = [0]
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        in_flight.append(cursor)
+        most[0] = max(most[0], len(in_flight))
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        in_flight.remove(cursor)
+
+    engine = async_maker.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    return most
+
+
 class TestPG202:
     """One session used by two tasks at once."""
 
@@ -352,19 +371,7 @@ class TestPG202:
         and each waiting call is one finding."""
         protoguard.configure(action=action)
         get_db, _, log = providers
-        in_flight: list[object] = []
-        most: list[int] = [0]
-
-        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            in_flight.append(cursor)
-            most[0] = max(most[0], len(in_flight))
-
-        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            in_flight.remove(cursor)
-
-        engine = async_maker.kw["bind"].sync_engine
-        event.listen(engine, "before_cursor_execute", before)
-        event.listen(engine, "after_cursor_execute", after)
+        most = _most_statements_at_once(async_maker)
 
         async def main() -> list[int]:
             async with get_db() as session:
@@ -390,19 +397,7 @@ class TestPG202:
         it go on, the task's call waits for the owner's to finish."""
         protoguard.configure(action=action)
         get_db, _, _ = providers
-        in_flight: list[object] = []
-        most: list[int] = [0]
-
-        def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            in_flight.append(cursor)
-            most[0] = max(most[0], len(in_flight))
-
-        def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            in_flight.remove(cursor)
-
-        engine = async_maker.kw["bind"].sync_engine
-        event.listen(engine, "before_cursor_execute", before)
-        event.listen(engine, "after_cursor_execute", after)
+        most = _most_statements_at_once(async_maker)
 
         async def main() -> list[int]:
             async with get_db() as session:
