@@ -1052,3 +1052,177 @@ class TestRecordedLines:
             event.remove(Session, "after_begin", listener)
         assert len(seen) >= 5  # the greenlet SQLAlchemy runs the sync session in
         assert [lineno for lineno, _ in seen] == [line for _, line in seen]
+
+
+class TestDrivenByContextlib:
+    """A generator provider that contextlib drives (``asynccontextmanager(provider)()``,
+    ``contextmanager(provider)()``; FastAPI's Depends() on every request) gets a plain
+    object instead of the transparent proxy: every way out of the block still reaches
+    the provider as it would unguarded, and the session is still watched."""
+
+    @staticmethod
+    def _logged_async(async_maker: Any, log: list[Any]) -> Any:
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                try:
+                    yield session
+                except BaseException as exc:
+                    log.append(("rolled back", type(exc).__name__))
+                    raise
+                finally:
+                    log.append("closed")
+
+        return get_gen
+
+    @staticmethod
+    def _logged_sync(sync_maker: Any, log: list[Any]) -> Any:
+        @protoguard.provider
+        def get_gen():
+            with sync_maker() as session:
+                try:
+                    yield session
+                except BaseException as exc:
+                    log.append(("rolled back", type(exc).__name__))
+                    raise
+                finally:
+                    log.append("closed")
+
+        return get_gen
+
+    def test_async_error_in_the_block_reaches_the_provider(self, run, async_maker) -> None:
+        log: list[Any] = []
+        get_gen = self._logged_async(async_maker, log)
+        failure = LookupError("in the block")
+
+        async def main() -> Any:
+            try:
+                async with contextlib.asynccontextmanager(get_gen)() as session:
+                    await session.execute(COUNT)
+                    raise failure
+            except LookupError as exc:
+                return exc, session
+
+        caught, session = run(main())
+        assert caught is failure
+        assert log == [("rolled back", "LookupError"), "closed"]
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError, match=r"\[PG203\]"):
+            run(session.execute(COUNT))
+
+    @pytest.mark.skipif(sys.version_info < (3, 11), reason="contextlib closes it from 3.11 on")
+    def test_async_yield_after_the_error(self, run, async_maker) -> None:
+        """A provider that yields again when the block raised: contextlib's "didn't
+        stop" becomes PG205 at the second yield, and the generator is closed."""
+        log: list[Any] = []
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                try:
+                    yield session
+                except LookupError:
+                    yield session  # yields again after the error
+                finally:
+                    log.append("closed")
+
+        async def main() -> None:
+            async with contextlib.asynccontextmanager(get_gen)():
+                raise LookupError("in the block")
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            run(main())
+        assert info.value.code == "PG205"
+        assert info.value.call_site == (__file__, _line_of("# yields again after the error"))
+        assert "didn't stop after athrow" in str(info.value.__context__)
+        assert log == ["closed"]
+
+    def test_sync_generator_under_contextmanager(self, sync_maker) -> None:
+        log: list[Any] = []
+        get_gen = self._logged_sync(sync_maker, log)
+        with contextlib.contextmanager(get_gen)() as session:
+            count = session.execute(COUNT).scalar_one()
+            assert isinstance(session, Session)
+        assert (count, log) == (2, ["closed"])
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError, match=r"\[PG203\]"):
+            session.execute(COUNT)
+
+    def test_sync_error_in_the_block_reaches_the_provider(self, sync_maker) -> None:
+        log: list[Any] = []
+        get_gen = self._logged_sync(sync_maker, log)
+        failure = LookupError("in the block")
+
+        def block() -> None:
+            with contextlib.contextmanager(get_gen)() as session:
+                session.execute(COUNT)
+                raise failure
+
+        with pytest.raises(LookupError) as info:
+            block()
+        assert info.value is failure
+        assert log == [("rolled back", "LookupError"), "closed"]
+        assert protoguard.findings() == []
+
+    def test_sync_two_yields(self, sync_maker) -> None:
+        """As unguarded: contextlib's own "didn't stop" (PG205 for a second yield is
+        found for async generators only), and the generator is closed."""
+        log: list[Any] = []
+
+        @protoguard.provider
+        def get_gen():
+            with sync_maker() as session:
+                try:
+                    yield session
+                    yield session
+                finally:
+                    log.append("closed")
+
+        with pytest.raises(RuntimeError, match="didn't stop"), contextlib.contextmanager(get_gen)():
+            pass
+        gc.collect()  # (contextlib closes it itself from 3.11 on)
+        assert log == ["closed"]
+
+    @pytest.mark.skipif(sys.version_info < (3, 10), reason="a decorator from 3.10 on")
+    def test_recreated_as_a_decorator(self, run, async_maker) -> None:
+        """contextlib makes a new context manager (and calls the provider again) on
+        each call of a function it decorates: each call runs the provider's cleanup."""
+        log: list[Any] = []
+        get_gen = self._logged_async(async_maker, log)
+
+        @contextlib.asynccontextmanager(get_gen)()
+        async def job() -> int:
+            return len(log)
+
+        async def main() -> list[int]:
+            return [await job(), await job()]
+
+        assert run(main()) == [0, 1]
+        assert log == ["closed", "closed"]
+        assert protoguard.findings() == []
+
+    def test_sync_provider_fails_before_its_yield(self) -> None:
+        failure = ConnectionError("database down")
+
+        @protoguard.provider
+        def get_gen():
+            raise failure
+            yield  # pragma: no cover
+
+        with pytest.raises(ConnectionError) as info, contextlib.contextmanager(get_gen)():
+            pass  # pragma: no cover
+        assert info.value is failure
+        assert protoguard.findings() == []
+
+    def test_sync_wrong_type(self, sync_maker) -> None:
+        @protoguard.provider(yields=AsyncSession)
+        def get_gen():
+            with sync_maker() as session:
+                yield session
+
+        with (
+            pytest.raises(ProviderRuntimeError, match="yields AsyncSession but handed out"),
+            contextlib.contextmanager(get_gen)(),
+        ):
+            pass  # pragma: no cover
+        assert _codes() == [("PG205", 1)]

@@ -184,6 +184,7 @@ def _guard_function(
     # A generator provider called by contextlib making its context manager
     # (asynccontextmanager(p)(...), as FastAPI's Depends() does on every request).
     generator = issubclass(result_class, (AsyncGeneratorProxy, GeneratorProxy))
+    driven_class: Any = getattr(strict_class, "_pg_driven", None)
     getframe, contextlib_init = _getframe, _lifecycle._CONTEXTLIB_INIT
 
     def call(target: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -193,17 +194,15 @@ def _guard_function(
             current = override_mode.get() or mode or settings.mode
         else:
             current = mode or settings.mode
-        if current == on:
-            if generator and getframe(1).f_code is contextlib_init:
-                # contextlib is making its context manager around the generator and
-                # drives it by the protocol itself (anext, athrow, aclose): nobody can
-                # misuse it, so mode "on" has nothing to guard and hands it over as it
-                # is. (Strict mode still watches the session it yields.)
-                return result
-            return result_class(result)
         if current == off:
             return result
-        return strict_class(result)
+        if generator and getframe(1).f_code is contextlib_init:
+            # contextlib is making its context manager around the generator and drives
+            # it by the protocol itself (anext, athrow, aclose): nobody can misuse it,
+            # so mode "on" has nothing to guard and hands it over as it is, and strict
+            # mode hands over a plain object that watches the session it yields.
+            return result if current == on else driven_class(result)
+        return result_class(result) if current == on else strict_class(result)
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return call(wrapped, *args, **kwargs)  # a call through a bound method

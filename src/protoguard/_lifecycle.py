@@ -1046,18 +1046,8 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             self._self_state.finish()
             raise
 
-    async def aclose(self) -> None:
-        state = self._self_state
-        gen = self.__wrapped__
-        twice = _yielded_again(state, gen, self._self_provider)
-        try:
-            await gen.aclose()
-        finally:
-            state.finish()
-        if twice:
-            # contextlib (3.11+) closes a generator that did not stop; Python's error
-            # ("generator didn't stop") becomes this one's __context__.
-            report(twice, can_raise=True)
+    def aclose(self) -> Any:
+        return _aclose(self._self_state, self.__wrapped__, self._self_provider)
 
     def __del__(self) -> None:
         state = self._self_state
@@ -1075,6 +1065,19 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             state.reported = True
             report(self._pg_left_early(), can_raise=False)
             _close_later(self.__wrapped__)
+
+
+async def _aclose(state: GeneratorState, gen: Any, info: ProviderInfo) -> None:
+    """Close an async generator provider's generator (PG205 if it yielded again)."""
+    twice = _yielded_again(state, gen, info)
+    try:
+        await gen.aclose()
+    finally:
+        state.finish()
+    if twice:
+        # contextlib (3.11+) closes a generator that did not stop; Python's error
+        # ("generator didn't stop") becomes this one's __context__.
+        report(twice, can_raise=True)
 
 
 _CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
@@ -1147,6 +1150,107 @@ def _yielded_again(state: GeneratorState, gen: Any, info: ProviderInfo) -> Optio
         return None
     state.reported = True
     return broke_protocol(info, yield_site(gen), twice=True)
+
+
+# --- generators driven by contextlib ------------------------------------------------------
+
+
+class _Driven(GeneratorState):
+    """A generator provider's generator as contextlib drives it, in strict mode.
+
+    ``asynccontextmanager(provider)(...)`` (what FastAPI's ``Depends()`` does on every
+    request) and ``contextmanager(provider)(...)`` make the generator inside contextlib,
+    which keeps it to itself and drives it by the protocol: one step to enter the block,
+    one step or a throw to leave it, a close if it did not stop. Nobody can misuse it or
+    leave it early, so this is not a transparent proxy like StrictAsyncGeneratorProxy
+    but a plain object with the methods contextlib calls and no finaliser: it is also
+    the state of the session it hands out (``watch``), one object per provider use.
+
+    PG202, PG203, PG205 and PG206 hold as for the proxy; PG201 and PG204 cannot happen
+    to a generator contextlib drives (a context manager made and never entered is
+    contextlib's object, not the provider's result, and is not reported).
+    """
+
+    _self_provider: ProviderInfo  # class attributes, set per provider by strict_class()
+    _self_expected: Optional[type] = None
+    __wrapped__: Any  # the generator
+
+    def __init__(self, gen: Any) -> None:
+        self.__wrapped__ = gen
+        # Read on every step: as instance values they are read faster than class
+        # defaults (see _StrictGenerator.__init__).
+        self.yielded = False
+        self.iterated_at = None
+        # Frames: 0 this, 1 the guarded provider's call, 2 contextlib's __init__, 3 its
+        # helper (contextlib's decorator), 4 whoever made the context manager.
+        frame: Optional[FrameType]
+        try:
+            frame = _getframe(4)
+        except ValueError:  # pragma: no cover - the helper called from C
+            frame = None
+        while frame is not None and frame.f_globals.get("__name__") in _INTERNAL_MODULES:
+            frame = frame.f_back
+        if frame is not None:
+            self.called_at = (frame.f_code, frame.f_lasti)
+
+    def _leaving(self) -> Any:
+        """contextlib is leaving the block: the session's scope ends here, before the
+        provider's code after 'yield' runs (which uses the session itself, not the
+        watched one). Returns the generator."""
+        self.done = True  # finish(), less the task callback and scope: there are none
+        self.exit_scope()
+        return self.__wrapped__
+
+
+class DrivenAsyncGenerator(_Driven):
+    """An async generator provider's generator under ``asynccontextmanager``."""
+
+    def __anext__(self) -> Any:
+        if self.yielded and _CONTEXTLIB_CLOSES:
+            # contextlib's exit. Its own awaitable goes back as it is, so contextlib's
+            # StopAsyncIteration passes no frame of protoguard's; a second 'yield'
+            # (PG205) is found when contextlib closes the generator (aclose).
+            return self._leaving().__anext__()
+        return _strict_anext(self, self)  # type: ignore[arg-type]
+
+    def athrow(self, *args: Any) -> Any:
+        return self._leaving().athrow(*args)
+
+    def aclose(self) -> Any:
+        return _aclose(self, self.__wrapped__, self._self_provider)
+
+
+class DrivenGenerator(_Driven):
+    """A generator provider's generator under ``contextmanager``."""
+
+    def __next__(self) -> Any:
+        if self.yielded:  # contextlib's exit
+            return next(self._leaving())
+        self.started = True
+        gen = self.__wrapped__
+        try:
+            value = next(gen)
+        except StopIteration as stop:
+            self.finish()
+            _never_yielded(self, self, stop)
+            raise
+        except BaseException:
+            self.finish()
+            raise
+        self.yielded = True
+        info = self._self_provider
+        if self._self_expected is not None:
+            check_type(info, self._self_expected, value, gen)
+        return watch(value, info, self.called_at, self)
+
+    def throw(self, *args: Any) -> Any:
+        return self._leaving().throw(*args)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self.finish()
 
 
 class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
@@ -1327,4 +1431,22 @@ def strict_class(result_class: type, expected: Optional[type]) -> type:
     # contextlib's docstring for a context manager, None for a generator or coroutine:
     # what mode "on" shows (see specialise).
     attrs["__doc__"] = result_class.__doc__
+    driven = DRIVEN_BASE.get(strict_base)
+    if driven is not None:
+        # The same provider's generator when contextlib drives it (see _Driven).
+        attrs["_pg_driven"] = type(
+            driven.__name__,
+            (driven,),
+            {
+                "_self_provider": attrs["_self_provider"],
+                "_self_expected": expected,
+                "__module__": driven.__module__,
+            },
+        )
     return type(strict_base)(strict_base.__name__, (strict_base,), attrs)
+
+
+DRIVEN_BASE: dict[type, type[_Driven]] = {
+    StrictAsyncGeneratorProxy: DrivenAsyncGenerator,
+    StrictGeneratorProxy: DrivenGenerator,
+}
