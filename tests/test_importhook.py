@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import re
@@ -156,6 +157,35 @@ class TestForms:
         provider = re.search(r"([\w.]+)\(", statement)
         assert provider is not None
         assert line[found[0].col - 1 :].startswith(provider.group(1) + "(")
+
+    @pytest.mark.parametrize(("statement", "code", "fix"), CASES)
+    def test_says_what_run_time_says(
+        self, package: Path, statement: str, code: str, fix: str
+    ) -> None:
+        """The finding names the misuse as the run-time ProtocolError does (what the
+        call returned: 'a coroutine (not awaited yet)', not 'a coroutine function'),
+        then what the provider is and where, as the error's definition line does."""
+        body = f"""
+        import protoguard
+        from .deps import get_db, sync_db, gen_db, sync_gen_db, make_session
+
+        get_db, sync_db, gen_db, sync_gen_db, make_session = map(
+            protoguard.provider, (get_db, sync_db, gen_db, sync_gen_db, make_session)
+        )
+
+        async def handler():
+            {statement}
+                pass
+        """
+        if not statement.endswith(":"):
+            body = body.replace("                pass\n", "")
+        (found,) = check(package, "rt", body)
+        module = sys.modules[f"{package.name}.rt"]
+        with protoguard.override(mode="on"), pytest.raises(protoguard.ProtocolError) as info:
+            asyncio.run(module.handler())
+        first, _at, _line, definition = str(info.value).splitlines()[:4]
+        assert (found.code, info.value.code) == (code, code)
+        assert found.message == f"{first.removeprefix(f'[{code}] ')}; {definition.strip()}"
 
     def test_call_over_several_lines(self, package: Path) -> None:
         """A call a formatter spread over lines is written on one line in the fix, as

@@ -55,6 +55,13 @@ _RESULT = {
     k.SESSIONMAKER: "a session (a context manager)",
 }
 
+
+def misused(protocol: str, call: str, kind: str) -> str:
+    """``'async with' on make_session(), which is a coroutine (not awaited yet)``: the
+    statement, the call and what the call returned, at run time and at import time."""
+    return f"{_WHAT[protocol].format(call=call)}, which is {_RESULT[kind]}"
+
+
 # What the provider itself is, for the line that says where it is defined.
 _DEFINITION = {
     k.ASYNC_CM: "an @asynccontextmanager function",
@@ -544,7 +551,7 @@ def misuse(
         if used == k.ATTRIBUTE:
             what = f"'.{attr}' on the object {call} returned, which is {_RESULT[kind]}"
         elif code != "PG107":
-            what = f"{_WHAT[used].format(call=call)}, which is {_RESULT[kind]}"
+            what = misused(used, call, kind)
         why = _WHY[code].format(
             right=right if used != k.ATTRIBUTE else f"use '{right}' on {call}",
             call=call,

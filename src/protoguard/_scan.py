@@ -442,24 +442,6 @@ def _diagnose_depends(obj: object) -> Optional[tuple[ProviderInfo, str, str, str
     return diagnosis.provider, diagnosis.code, diagnosis.message, diagnosis.fix
 
 
-_USED = {
-    k.ASYNC_FOR: "'async for' over",
-    k.ASYNC_WITH: "'async with' on",
-    k.WITH: "'with' on",
-    k.FOR: "'for' over",
-    k.AWAIT: "'await' on",
-}
-_IS = {
-    k.ASYNC_CM: "an async context manager",
-    k.SYNC_CM: "a context manager",
-    k.ASYNC_GEN: "an async generator",
-    k.SYNC_GEN: "a generator",
-    k.COROUTINE: "a coroutine function",
-    k.ASYNC_SESSIONMAKER: "an async_sessionmaker",
-    k.SESSIONMAKER: "a sessionmaker",
-}
-
-
 def findings(
     uses: Iterable[Use],
     namespace: Mapping[str, Any],
@@ -507,8 +489,8 @@ def findings(
             call = text.text(use.span) or ".".join(use.chain) + "(...)"
             target = text.text(use.target) if use.target is not None else None
             message = (
-                f"{_USED[use.protocol]} {'.'.join(use.chain)}(), which is {_IS[kind]} "
-                f"(defined at {info.location})"
+                f"{_messages.misused(use.protocol, '.'.join(use.chain) + '()', kind)}; "
+                f"{_messages.definition_line(info)}"
             )
             fix = _messages.rewritten(kind, use.protocol, call, target or None)
         text = text or load()
