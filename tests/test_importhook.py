@@ -304,6 +304,11 @@ class TestForms:
             """,
         )
         assert [f.code for f in found] == ["PG101", "PG104", "PG105"]
+        # Named as the code names it; a session maker made in code has no place to name.
+        assert found[0].message == (
+            "'async for' over Session(), which is a session (an async context manager); "
+            "Session: an async_sessionmaker"
+        )
 
 
 class TestDepends:

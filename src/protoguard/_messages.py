@@ -77,8 +77,11 @@ _DEFINITION = {
 
 def definition_line(info: ProviderInfo) -> str:
     """``get_db: an @asynccontextmanager function, defined at app/deps.py:10``."""
+    what = f"{short_name(info)}: {_DEFINITION[info.kind]}"
+    if info.filename is None:  # an unguarded sessionmaker, seen at import time, say
+        return what
     where = "guarded at" if info.kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER) else "defined at"
-    return f"{short_name(info)}: {_DEFINITION[info.kind]}, {where} {info.location}"
+    return f"{what}, {where} {info.location}"
 
 
 # Why the code is wrong, one sentence each; the fix line follows it.

@@ -485,6 +485,10 @@ def findings(
                 continue
             text = text or load()
             info = _info(obj, kind, guarded)
+            if info.filename is None:
+                # Nothing to point at (a sessionmaker made in code): name it as the
+                # code does, not by its class.
+                info = info._replace(name=".".join(use.chain))
             code = k.misuse_code(kind, use.protocol)
             call = text.text(use.span) or ".".join(use.chain) + "(...)"
             target = text.text(use.target) if use.target is not None else None
