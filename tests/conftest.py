@@ -27,6 +27,14 @@ ROWS = "INSERT INTO users (name) VALUES ('ada'), ('grace')"
 COUNT = text("SELECT count(*) FROM users")
 
 
+def line_of(path: str, marker: str) -> int:
+    """The one line of ``path`` that ends with ``marker``, so no test hard-codes a line."""
+    with open(path, encoding="utf-8") as source:
+        found = [n for n, line in enumerate(source, 1) if line.rstrip().endswith(marker)]
+    assert len(found) == 1, (marker, found)
+    return found[0]
+
+
 @pytest.fixture(autouse=True)
 def _default_mode() -> Iterator[None]:
     """Every test starts in mode "on", action "raise", with no findings, and leaves the

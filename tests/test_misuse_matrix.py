@@ -28,7 +28,7 @@ import pytest
 import protoguard
 from protoguard import ProtocolAttributeError, ProtocolError
 
-from .conftest import COUNT
+from .conftest import COUNT, line_of
 
 SECRET = "hunter2-secret"
 DOCS = "https://protoguard.readthedocs.io/en/latest/errors/"
@@ -311,14 +311,6 @@ def _family(kind: str) -> Family:
 
 def _driver(kind: str, protocol: str) -> Driver:
     return (ASYNC_DRIVERS if _family(kind).is_async else SYNC_DRIVERS)[protocol]
-
-
-def _line_of(marker: str) -> int:
-    """The one line of this file that ends with ``marker``."""
-    with open(__file__, encoding="utf-8") as source:
-        found = [n for n, line in enumerate(source, 1) if line.rstrip().endswith(marker)]
-    assert len(found) == 1, (marker, found)
-    return found[0]
 
 
 def _source_line(lineno: int) -> str:
@@ -669,13 +661,13 @@ class TestWrongProtocol:
             KINDS[kind][1],
             _family(kind).kind,
             __file__,
-            _line_of(DEF + kind),
+            line_of(__file__, DEF + kind),
         )
 
     def test_call_site(self, run, providers, kind, protocol, code, fix) -> None:
         """`.call_site` is this file and the exact line of the misuse."""
         error = _misuse(run, providers, kind, protocol)
-        expected = (__file__, _line_of(MISUSE + _driver(kind, protocol).marker))
+        expected = (__file__, line_of(__file__, MISUSE + _driver(kind, protocol).marker))
         assert error.call_site == expected
 
     def test_fix(self, run, providers, kind, protocol, code, fix) -> None:
@@ -691,7 +683,7 @@ class TestWrongProtocol:
         error = _misuse(run, providers, kind, protocol)
         name = _short(KINDS[kind][1])
         family = _family(kind)
-        lineno = _line_of(MISUSE + _driver(kind, protocol).marker)
+        lineno = line_of(__file__, MISUSE + _driver(kind, protocol).marker)
         lines = str(error).splitlines()
         head = lines[0]
         assert head.startswith(f"[{code}] ")
@@ -707,7 +699,7 @@ class TestWrongProtocol:
         expected_in_order = [
             f"  at {__file__}:{lineno}",
             f"      {_source_line(lineno)}",
-            f"  {name}: {family.definition}, {where} {__file__}:{_line_of(DEF + kind)}",
+            f"  {name}: {family.definition}, {where} {__file__}:{line_of(__file__, DEF + kind)}",
             f"  fix: {fix}",
             f"  docs: {DOCS}#{code.lower()}",
         ]
@@ -761,7 +753,7 @@ class TestFixKeepsTheCallAsWritten:
             run(handler())
         assert info.value.code == "PG101"
         assert info.value.fix == "async with get_db() as db_session:"
-        assert info.value.call_site == (__file__, _line_of(MISUSE + "catalog-example"))
+        assert info.value.call_site == (__file__, line_of(__file__, MISUSE + "catalog-example"))
 
     def test_nested_await(self, run, async_maker) -> None:
         """PG104 inside a larger expression: the fix enters the provider and keeps the
@@ -784,7 +776,7 @@ class TestFixKeepsTheCallAsWritten:
             "async with get_db() as session: return (await session.execute(COUNT)).scalar_one()"
         )
         compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
-        assert error.call_site == (__file__, _line_of(MISUSE + "nested"))
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "nested"))
 
     def test_sync_block_on_a_coroutine_provider(self, async_maker) -> None:
         """`with make_session() as db:` in a plain def: the fix keeps the block (awaits the
@@ -805,7 +797,7 @@ class TestFixKeepsTheCallAsWritten:
         assert error.fix == "async with await make_session() as db:"
         assert "  fix: async with await make_session() as db:  # needs an async def; " in str(error)
         assert "handler() is a plain def" in str(error)
-        assert error.call_site == (__file__, _line_of(MISUSE + "sync-block"))
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "sync-block"))
 
     def test_call_over_several_lines(self, run, async_maker) -> None:
         """A call a formatter spread over lines: the fix is the whole statement, on one
@@ -827,7 +819,7 @@ class TestFixKeepsTheCallAsWritten:
         error = info.value
         assert error.code == "PG102"
         assert error.fix == "async for db in get_db(read_only=True):"
-        first = _line_of(MISUSE + "several-lines")
+        first = line_of(__file__, MISUSE + "several-lines")
         assert error.call_site.filename == __file__
         assert first <= error.call_site.lineno <= first + 2
 
@@ -850,7 +842,7 @@ class TestFixKeepsTheCallAsWritten:
         with pytest.raises(ProtocolError) as info:
             run(handler())
         assert (info.value.code, info.value.fix) == ("PG102", "async for db in get_db():")
-        assert info.value.call_site == (__file__, _line_of(MISUSE + "one-of-several"))
+        assert info.value.call_site == (__file__, line_of(__file__, MISUSE + "one-of-several"))
 
     def test_method_through_self(self, run, async_maker) -> None:
         """`self.db.session(...)` on an async generator method keeps the whole chain."""
@@ -876,7 +868,7 @@ class TestFixKeepsTheCallAsWritten:
             "PG102",
             "async for s in self.db.session(password=password):",
         )
-        assert error.call_site == (__file__, _line_of(MISUSE + "self-chain"))
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "self-chain"))
         assert SECRET not in str(error)
 
     def test_attribute_on_classmethod_result(self, run, async_maker) -> None:
@@ -899,7 +891,7 @@ class TestFixKeepsTheCallAsWritten:
         error = info.value
         assert (error.code, error.used) == ("PG103", ".commit")
         assert error.fix == "async with Repo.session(password=password) as db:"
-        assert error.call_site == (__file__, _line_of(MISUSE + "classmethod-attribute"))
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "classmethod-attribute"))
         assert SECRET not in str(error)
         assert not hasattr(Repo.session(password=SECRET), "execute")
 
@@ -924,5 +916,5 @@ class TestFixKeepsTheCallAsWritten:
         error = info.value
         assert (error.code, error.used) == ("PG107", "with")
         assert error.fix == "with get_db(password=SECRET) as session:"
-        assert error.call_site == (__file__, _line_of(MISUSE + "partial-reenter"))
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "partial-reenter"))
         assert SECRET not in str(error)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 import protoguard
 from protoguard import ProtocolError, ProtocolWarning, ProviderRuntimeError, _lifecycle, _messages
 
-from .conftest import COUNT
+from .conftest import COUNT, line_of
 
 pytestmark = pytest.mark.usefixtures("_strict")
 
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.usefixtures("_strict")
 @pytest.fixture
 def _strict() -> None:
     protoguard.configure(mode="strict")
-
-
-def _line_of(marker: str) -> int:
-    """The line of this file that carries ``marker`` (so no line number is hard-coded)."""
-    with open(__file__, encoding="utf-8") as source:
-        for number, line in enumerate(source, start=1):
-            if line.rstrip().endswith(marker):
-                return number
-    raise AssertionError(marker)
 
 
 @pytest.fixture
@@ -246,7 +237,7 @@ class TestPG201:
                     break
             assert async_engine.pool.checkedout() == 0
             assert caught[0].filename == __file__
-            assert caught[0].lineno == _line_of("# PG201 here")
+            assert caught[0].lineno == line_of(__file__, "# PG201 here")
             # The loop rewritten, the provider left as it is (not made an
             # @asynccontextmanager function, which Depends() would then refuse).
             assert (
@@ -345,7 +336,8 @@ class TestPG202:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG202"
-        assert info.value.call_site == (__file__, _line_of("# PG202 made first, run second"))
+        line = line_of(__file__, "# PG202 made first, run second")
+        assert info.value.call_site == (__file__, line)
         assert str(info.value).count("task 'Task-") == 2
         assert _codes() == [("PG202", 1)]
 
@@ -360,7 +352,7 @@ class TestPG202:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG202"
-        assert info.value.call_site == (__file__, _line_of("# PG202 maker"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG202 maker"))
 
     @pytest.mark.parametrize("action", ["warn", "log"])
     def test_calls_never_overlap_whatever_the_action(
@@ -414,7 +406,7 @@ class TestPG202:
             with pytest.raises(ProtocolError) as info:
                 run(main())
             assert info.value.code == "PG202"
-            assert info.value.call_site == (__file__, _line_of("# PG202 audit"))
+            assert info.value.call_site == (__file__, line_of(__file__, "# PG202 audit"))
             assert "task 'audit'" in str(info.value)
             assert str(info.value).count("task '") == 2
         else:
@@ -440,7 +432,7 @@ class TestPG202:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG202"
-        assert info.value.call_site == (__file__, _line_of("# PG202 owner"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG202 owner"))
 
 
 class TestPG203:
@@ -491,7 +483,7 @@ class TestPG203:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG203"
-        assert info.value.call_site == (__file__, _line_of("# PG203 task-made"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG203 task-made"))
         assert _codes() == [("PG203", 1)]
 
     def test_use_after_async_with(self, run, providers) -> None:
@@ -506,7 +498,7 @@ class TestPG203:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG203"
-        assert info.value.call_site == (__file__, _line_of("# PG203 here"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG203 here"))
 
     def test_use_after_generator_finished(self, run, providers) -> None:
         """Using the session from a finished `async for` is PG203."""
@@ -533,7 +525,7 @@ class TestPG203:
         with pytest.raises(ProtocolError) as info:
             run(main())
         assert info.value.code == "PG203"
-        assert info.value.call_site == (__file__, _line_of("# PG203 not awaited"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG203 not awaited"))
         assert log == ["cm closed"]
         assert _codes() == [("PG203", 1)]
 
@@ -566,7 +558,7 @@ class TestPG203:
             assert run(main()) == 2
         assert [hook.exc_value.code for hook in seen] == ["PG203"]
         assert seen[0].err_msg.endswith("made when the provider's block exited")
-        assert seen[0].exc_value.call_site == (__file__, _line_of("# PG203 in a task"))
+        assert seen[0].exc_value.call_site == (__file__, line_of(__file__, "# PG203 in a task"))
         assert "was still running when the provider's block" in str(seen[0].exc_value)
         assert str(seen[0].exc_value).count("task 'Task-") == 2
 
@@ -588,7 +580,7 @@ class TestPG203:
         with pytest.raises(ProtocolError) as info:
             session.count_users()  # PG203 on a partialmethod
         assert info.value.code == "PG203"
-        assert info.value.call_site == (__file__, _line_of("# PG203 on a partialmethod"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG203 on a partialmethod"))
 
 
 class TestPG204:
@@ -605,7 +597,7 @@ class TestPG204:
         with pytest.warns(ProtocolWarning, match=r"\[PG204\]") as caught:
             drop()
         gc.collect()
-        assert caught[0].lineno == _line_of("# PG204 here")
+        assert caught[0].lineno == line_of(__file__, "# PG204 here")
 
     def test_dropped_generator(self, providers) -> None:
         """get_gen() called and dropped is reported too."""
@@ -634,7 +626,7 @@ class TestPG204:
         assert [str(w.message) for w in caught] == []
         assert _codes() == [("PG204", 1)]
         site = protoguard.findings()[0].call_site
-        assert site == (__file__, _line_of("# PG204 for a coroutine"))
+        assert site == (__file__, line_of(__file__, "# PG204 for a coroutine"))
         assert "garbage-collected without being awaited" in protoguard.findings()[0].message
 
     def test_awaited_coroutine_in_any_way_is_not_reported(self, run, async_maker) -> None:
@@ -711,7 +703,7 @@ class TestPG205:
             run(main())
         assert isinstance(info.value, RuntimeError)
         assert info.value.code == "PG205"
-        assert info.value.call_site == (__file__, _line_of("# never yields") - 1)
+        assert info.value.call_site == (__file__, line_of(__file__, "# never yields") - 1)
         assert isinstance(info.value.__cause__, StopAsyncIteration)
         protoguard.configure(action="log")
         with pytest.raises(RuntimeError, match=r"^generator didn't yield$") as plain:
@@ -736,7 +728,7 @@ class TestPG205:
 
         with pytest.raises(ProviderRuntimeError, match="finished without yielding") as info:
             run(main())
-        assert info.value.call_site == (__file__, _line_of("# a loop that never turns"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# a loop that never turns"))
         assert "make every path of the provider reach its 'yield'" in str(info.value)
         protoguard.configure(action="log")
         assert run(main()) == 0
@@ -754,7 +746,7 @@ class TestPG205:
         with pytest.raises(ProviderRuntimeError, match="finished without yielding") as info:
             for _ in get_gen():  # sync loop that never turns
                 pass
-        assert info.value.call_site == (__file__, _line_of("# sync loop that never turns"))
+        assert info.value.call_site == (__file__, line_of(__file__, "# sync loop that never turns"))
         with (
             pytest.raises(ProviderRuntimeError, match="finished without yielding"),
             contextlib.contextmanager(get_gen)(),
@@ -802,7 +794,7 @@ class TestPG205:
         error = info.value
         assert error.code == "PG205"
         assert error.call_site is not None
-        assert error.call_site.lineno == _line_of("# second yield")
+        assert error.call_site.lineno == line_of(__file__, "# second yield")
         if sys.version_info >= (3, 11):
             # contextlib closes a generator that did not stop and protoguard reports
             # there: Python's own error is the context.
@@ -826,7 +818,7 @@ class TestPG205:
         with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
             run(main())
         assert info.value.call_site is not None
-        assert info.value.call_site.lineno == _line_of("# yields again")
+        assert info.value.call_site.lineno == line_of(__file__, "# yields again")
         assert _codes() == [("PG205", 1)]
 
     def test_generator_left_by_contextlib_then_collected(self, run, providers) -> None:
@@ -981,7 +973,7 @@ class TestActions:
 
         with pytest.warns(ProtocolWarning, match=r"\[PG203\]") as caught:
             assert run(main()) == 2
-        assert caught[0].lineno == _line_of("# warned here")
+        assert caught[0].lineno == line_of(__file__, "# warned here")
 
     def test_log(self, run, providers, caplog) -> None:
         """action="log": the protoguard logger, and a count per call site."""
@@ -1133,7 +1125,8 @@ class TestDrivenByContextlib:
         with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
             run(main())
         assert info.value.code == "PG205"
-        assert info.value.call_site == (__file__, _line_of("# yields again after the error"))
+        line = line_of(__file__, "# yields again after the error")
+        assert info.value.call_site == (__file__, line)
         assert "didn't stop after athrow" in str(info.value.__context__)
         assert log == ["closed"]
 
