@@ -8,6 +8,7 @@ import logging
 
 import pytest
 from sqlalchemy import ForeignKey, create_engine, select
+from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -19,6 +20,8 @@ from sqlalchemy.orm import (
 
 import protoguard
 import protoguard.sqlalchemy
+
+from .conftest import line_of
 
 
 class Base(DeclarativeBase):
@@ -66,6 +69,12 @@ def get_db(tmp_path):
     for session in sessions:
         session.close()
     engine.dispose()
+
+
+class Note(AsyncAttrs, Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str]
 
 
 def _codes() -> list[tuple[str, int]]:
@@ -160,6 +169,127 @@ def test_provider_work_after_its_yield_is_not_a_use(tmp_path) -> None:
         assert sorted(check.scalars(select(Author.name))) == ["ada", "audit"]
     assert protoguard.findings() == []
     engine.dispose()
+
+
+class TestProviderCodeAfterYieldUnderContextlib:
+    """A generator provider that contextlib drives (Depends(), asynccontextmanager(p))
+    whose own code after 'yield' reads what its commit or rollback expired: SQLAlchemy
+    reloads it, after contextlib ended the scope, and that is the provider's work, not
+    a use of the session it handed out. The caller reading the same after the block
+    still is PG203."""
+
+    @pytest.fixture
+    def maker(self, tmp_path):
+        engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+        Base.metadata.create_all(engine)
+        with sessionmaker(engine).begin() as session:
+            session.add(Author(id=1, name="ada"))
+        yield sessionmaker(engine)  # expire_on_commit=True, SQLAlchemy's default
+        engine.dispose()
+
+    @pytest.mark.parametrize("fails", [False, True], ids=["commit", "rollback"])
+    def test_sync(self, maker, fails: bool) -> None:
+        log = []
+
+        @protoguard.provider(mode="strict")
+        def get_db():
+            with maker() as session:
+                ada = session.get(Author, 1)
+                try:
+                    yield session
+                except LookupError:
+                    session.rollback()
+                    log.append(("rolled back", ada.name))  # expired: reloaded here
+                    raise
+                session.commit()
+                log.append(("committed", ada.name))  # expired: reloaded here
+
+        with contextlib.suppress(LookupError), contextlib.contextmanager(get_db)() as session:
+            session.add(Author(name="grace"))
+            if fails:
+                raise LookupError("in the block")
+        assert log == [("rolled back" if fails else "committed", "ada")]
+        assert protoguard.findings() == []
+
+    @pytest.mark.parametrize("fails", [False, True], ids=["commit", "rollback"])
+    def test_async(self, run, async_engine, fails: bool) -> None:
+        log = []
+        maker = async_sessionmaker(async_engine)
+
+        @protoguard.provider(mode="strict")
+        async def get_db():
+            async with maker() as session:
+                ada = await session.get(Author, 1)
+                try:
+                    yield session
+                except LookupError:
+                    await session.rollback()
+                    # expired by the rollback: reloaded here, in SQLAlchemy's greenlet
+                    log.append(("rolled back", await session.run_sync(lambda _: ada.name)))
+                    raise
+                await session.commit()
+                log.append(("committed", await session.run_sync(lambda _: ada.name)))
+
+        async def main() -> None:
+            async with async_engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            async with async_engine.begin() as conn:
+                await conn.execute(Author.__table__.insert().values(id=1, name="ada"))
+            with contextlib.suppress(LookupError):
+                async with contextlib.asynccontextmanager(get_db)() as session:
+                    session.add(Author(name="grace"))
+                    if fails:
+                        raise LookupError("in the block")
+            await async_engine.dispose()
+
+        run(main())
+        assert log == [("rolled back" if fails else "committed", "ada")]
+        assert protoguard.findings() == []
+
+    def test_the_callers_await_after_the_block_is_pg203_at_its_line(
+        self, run, async_engine
+    ) -> None:
+        """An AsyncSession loads in SQLAlchemy's greenlet; the finding still names the
+        line that awaited the attribute."""
+        protoguard.configure(action="log")
+        maker = async_sessionmaker(async_engine)
+
+        @protoguard.provider(mode="strict")
+        async def get_db():
+            session = maker()  # not closed: its objects stay attached after the block
+            yield session
+            await session.commit()
+
+        async def main() -> str:
+            async with async_engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            async with contextlib.asynccontextmanager(get_db)() as session:
+                session.add(note := Note(id=1, text="x"))
+            text = await note.awaitable_attrs.text  # expired by the commit: reloaded
+            await session.close()
+            await async_engine.dispose()
+            return text
+
+        assert run(main()) == "x"
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        line = line_of(__file__, "# expired by the commit: reloaded")
+        assert finding.call_site == (__file__, line)
+
+    def test_the_callers_read_after_the_block_is_still_pg203(self, maker) -> None:
+        protoguard.configure(action="log")
+
+        @protoguard.provider(mode="strict")
+        def get_db():
+            session = maker()  # not closed: its objects stay attached after the block
+            yield session
+            session.commit()
+
+        with contextlib.contextmanager(get_db)() as session:
+            ada = session.get(Author, 1)
+        assert ada.name == "ada"  # expired by the provider's commit: reloaded here
+        assert _codes() == [("PG203", 1)]
+        session.close()
 
 
 def test_a_session_the_provider_was_handed_is_the_callers_after_the_block(tmp_path) -> None:

@@ -341,6 +341,10 @@ class SessionState:
             self.owner = task
             _scopes.set(_opened(self))
 
+    def provider_running(self) -> bool:
+        """Whether the provider's own code is running now (see _Driven's)."""
+        return False
+
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
         self.open = False
@@ -619,13 +623,22 @@ def watch(
 
 
 def _outside_sqlalchemy() -> Optional[Site]:
-    """The innermost user frame that is neither protoguard's nor SQLAlchemy's."""
+    """The innermost user frame that is neither protoguard's nor SQLAlchemy's. An
+    AsyncSession's loads run in a greenlet of SQLAlchemy's whose stack ends at its own
+    start: the walk goes on where the greenlets above it were left, in the coroutine
+    that awaited SQLAlchemy (``await obj.awaitable_attrs.name``)."""
     frame = user_frame(2)
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
-        ("sqlalchemy.", "greenlet")
-    ):
-        frame = frame.f_back
-    return _site(frame)
+    glet = sys.modules.get("greenlet")
+    current = None if glet is None else glet.getcurrent()
+    while True:
+        while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+            ("sqlalchemy.", "greenlet", "protoguard.")
+        ):
+            frame = frame.f_back
+        if frame is not None or current is None:
+            return _site(frame)
+        current = current.parent
+        frame = None if current is None else current.gr_frame
 
 
 def report_connection_after_scope(state: SessionState) -> None:
@@ -1192,6 +1205,13 @@ class _Driven(GeneratorState):
             frame = frame.f_back
         if frame is not None:
             self.called_at = (frame.f_code, frame.f_lasti)
+
+    def provider_running(self) -> bool:
+        """Whether the generator is running: its code after 'yield' (the scope ended
+        as contextlib left the block), where the provider may load what its own commit
+        expired. That is the provider's, not a use of what it handed out."""
+        gen = self.__wrapped__
+        return bool(getattr(gen, "ag_running", False) or getattr(gen, "gi_running", False))
 
     def _leaving(self) -> Any:
         """contextlib is leaving the block: the session's scope ends here, before the

@@ -35,6 +35,10 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
     state = getattr(session, STATE, None)
     if state is None or state.open or state.depth:
         return  # unwatched, in scope, or a call on the session (checked at the call)
+    if state.provider_running():
+        # The provider's own code after its 'yield' (run after contextlib ended the
+        # scope): a commit there expires what it loaded, and reading it again loads it.
+        return
     if not _loading_an_attribute(sys._getframe(1)):
         # An explicit call on the session itself: the provider's own cleanup after its
         # 'yield' (a commit), or code that holds the session by its own reference (a
