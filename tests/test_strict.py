@@ -1102,10 +1102,9 @@ class TestDrivenByContextlib:
         with pytest.raises(ProtocolError, match=r"\[PG203\]"):
             run(session.execute(COUNT))
 
-    @pytest.mark.skipif(sys.version_info < (3, 11), reason="contextlib closes it from 3.11 on")
     def test_async_yield_after_the_error(self, run, async_maker) -> None:
-        """A provider that yields again when the block raised: contextlib's "didn't
-        stop" becomes PG205 at the second yield, and the generator is closed."""
+        """A provider that yields again when the block raised: PG205 at the second
+        yield, and the generator is closed (its cleanup run)."""
         log: list[Any] = []
 
         @protoguard.provider
@@ -1127,7 +1126,10 @@ class TestDrivenByContextlib:
         assert info.value.code == "PG205"
         line = line_of(__file__, "# yields again after the error")
         assert info.value.call_site == (__file__, line)
-        assert "didn't stop after athrow" in str(info.value.__context__)
+        if sys.version_info >= (3, 11):  # found as contextlib closes the generator
+            assert "didn't stop after athrow" in str(info.value.__context__)
+        else:  # found as the error's throw returns
+            assert isinstance(info.value.__context__, LookupError)
         assert log == ["closed"]
 
     def test_sync_generator_under_contextmanager(self, sync_maker) -> None:
@@ -1157,9 +1159,11 @@ class TestDrivenByContextlib:
         assert log == [("rolled back", "LookupError"), "closed"]
         assert protoguard.findings() == []
 
-    def test_sync_two_yields(self, sync_maker) -> None:
-        """As unguarded: contextlib's own "didn't stop" (PG205 for a second yield is
-        found for async generators only), and the generator is closed."""
+    @pytest.mark.parametrize("fails", [False, True], ids=["exit", "error"])
+    def test_sync_two_yields(self, sync_maker, fails: bool) -> None:
+        """A sync provider that yields again where contextlib leaves the block (its
+        exit, or the block's error thrown in): PG205 at that yield, the generator closed
+        first, the block's error as its context."""
         log: list[Any] = []
 
         @protoguard.provider
@@ -1167,14 +1171,42 @@ class TestDrivenByContextlib:
             with sync_maker() as session:
                 try:
                     yield session
-                    yield session
+                except LookupError:
+                    pass
+                finally:
+                    log.append("left")
+                try:
+                    yield session  # yields a second time
                 finally:
                     log.append("closed")
 
+        def block() -> None:
+            with contextlib.contextmanager(get_gen)() as session:
+                session.execute(COUNT)
+                if fails:
+                    raise LookupError("in the block")
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            block()
+        assert info.value.code == "PG205"
+        line = line_of(__file__, "# yields a second time")
+        assert info.value.call_site == (__file__, line)
+        assert isinstance(info.value.__context__, LookupError if fails else type(None))
+        assert log == ["left", "closed"]
+
+    def test_sync_two_yields_logged(self, sync_maker) -> None:
+        """With action "log", the finding is counted and contextlib's own error goes on."""
+        protoguard.configure(action="log")
+
+        @protoguard.provider
+        def get_gen():
+            with sync_maker() as session:
+                yield session
+                yield session
+
         with pytest.raises(RuntimeError, match="didn't stop"), contextlib.contextmanager(get_gen)():
             pass
-        gc.collect()  # (contextlib closes it itself from 3.11 on)
-        assert log == ["closed"]
+        assert _codes() == [("PG205", 1)]
 
     @pytest.mark.skipif(sys.version_info < (3, 10), reason="a decorator from 3.10 on")
     def test_recreated_as_a_decorator(self, run, async_maker) -> None:

@@ -1234,10 +1234,42 @@ class DrivenAsyncGenerator(_Driven):
         return _strict_anext(self, self)  # type: ignore[arg-type]
 
     def athrow(self, *args: Any) -> Any:
-        return self._leaving().athrow(*args)
+        gen = self._leaving()
+        if _CONTEXTLIB_CLOSES:
+            # A 'yield' after the error is found when contextlib closes it (aclose).
+            return gen.athrow(*args)
+        return _athrow_checked(self, gen, args)  # pragma: no cover - Python 3.9 and 3.10
 
     def aclose(self) -> Any:
         return _aclose(self, self.__wrapped__, self._self_provider)
+
+
+async def _athrow_checked(
+    state: _Driven, gen: Any, args: tuple[Any, ...]
+) -> Any:  # pragma: no cover - Python 3.9 and 3.10, where contextlib does not close it
+    """contextlib throwing the block's error into an async generator provider: if the
+    provider yields again instead of finishing, PG205 (see _yielded_twice)."""
+    value = await gen.athrow(*args)  # its error or StopAsyncIteration: the usual ends
+    where = yield_site(gen)
+    state.reported = True
+    try:
+        await gen.aclose()
+    finally:
+        report(broke_protocol(state._self_provider, where, twice=True), can_raise=True)
+    return value
+
+
+def _yielded_twice(state: _Driven, gen: Any) -> None:
+    """PG205 for a generator provider that yielded again where contextlib left the block
+    (it is suspended at that second 'yield'): closed here, so its cleanup runs, then
+    reported; if the action lets it pass, contextlib goes on to say "generator didn't
+    stop"."""
+    where = yield_site(gen)
+    state.reported = True
+    try:
+        gen.close()
+    finally:
+        report(broke_protocol(state._self_provider, where, twice=True), can_raise=True)
 
 
 class DrivenGenerator(_Driven):
@@ -1245,7 +1277,10 @@ class DrivenGenerator(_Driven):
 
     def __next__(self) -> Any:
         if self.yielded:  # contextlib's exit
-            return next(self._leaving())
+            gen = self._leaving()
+            value = next(gen)  # StopIteration: the usual end
+            _yielded_twice(self, gen)
+            return value
         self.started = True
         gen = self.__wrapped__
         try:
@@ -1264,7 +1299,10 @@ class DrivenGenerator(_Driven):
         return watch(value, info, self.called_at, self)
 
     def throw(self, *args: Any) -> Any:
-        return self._leaving().throw(*args)
+        gen = self._leaving()
+        value = gen.throw(*args)  # its error or StopIteration: the usual ends
+        _yielded_twice(self, gen)
+        return value
 
     def close(self) -> None:
         try:
