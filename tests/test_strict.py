@@ -1052,6 +1052,38 @@ class TestDrivenByContextlib:
     object instead of the transparent proxy: every way out of the block still reaches
     the provider as it would unguarded, and the session is still watched."""
 
+    def test_the_wrong_contextlib_helper_fails_as_unguarded(self, run) -> None:
+        """contextmanager() around an async generator provider, asynccontextmanager()
+        around a sync one: Python's own error, naming the generator (not protoguard's
+        object), as it is without protoguard."""
+
+        async def agen():
+            yield "session"
+
+        def sgen():
+            yield "session"
+
+        def sync_block(provider: Any) -> None:
+            with contextlib.contextmanager(provider)():
+                pass
+
+        async def async_block(provider: Any) -> None:
+            async with contextlib.asynccontextmanager(provider)():
+                pass
+
+        def outcome(call: Any) -> tuple[type, str]:
+            with pytest.raises((TypeError, AttributeError)) as info:
+                call()
+            return type(info.value), str(info.value)
+
+        for bare, use in (
+            (agen, sync_block),
+            (sgen, lambda provider: run(async_block(provider))),
+        ):
+            guarded = protoguard.provider(bare)
+            assert outcome(lambda: use(guarded)) == outcome(lambda: use(bare))  # noqa: B023
+        assert protoguard.findings() == []
+
     @staticmethod
     def _logged_async(async_maker: Any, log: list[Any]) -> Any:
         @protoguard.provider

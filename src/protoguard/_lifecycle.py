@@ -19,6 +19,7 @@ block), so nothing here keeps a session, a task or a generator alive.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dis
 import functools
@@ -1243,6 +1244,15 @@ class DrivenAsyncGenerator(_Driven):
     def aclose(self) -> Any:
         return _aclose(self, self.__wrapped__, self._self_provider)
 
+    def __next__(self) -> Any:
+        """``contextmanager()`` around an async generator provider: Python's own error
+        for the generator, which names it, not this object."""
+        return next(self.__wrapped__)
+
+
+# What asynccontextmanager() does to its generator's first step (anext() from 3.10 on).
+_first_step: Any = getattr(builtins, "anext", operator.methodcaller("__anext__"))
+
 
 async def _athrow_checked(
     state: _Driven, gen: Any, args: tuple[Any, ...]
@@ -1303,6 +1313,11 @@ class DrivenGenerator(_Driven):
         value = gen.throw(*args)  # its error or StopIteration: the usual ends
         _yielded_twice(self, gen)
         return value
+
+    def __anext__(self) -> Any:
+        """``asynccontextmanager()`` around a generator provider: Python's own error for
+        the generator, which names it, not this object."""
+        return _first_step(self.__wrapped__)
 
     def close(self) -> None:
         try:
