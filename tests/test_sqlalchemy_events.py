@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import sys
+import threading
 
 import pytest
 from sqlalchemy import ForeignKey, create_engine, select
@@ -275,6 +278,110 @@ class TestProviderCodeAfterYieldUnderContextlib:
         assert finding.code == "PG203"
         line = line_of(__file__, "# expired by the commit: reloaded")
         assert finding.call_site == (__file__, line)
+
+    def test_another_threads_read_during_the_cleanup_is_pg203(self, maker) -> None:
+        """The provider's code after 'yield' is running (in this thread) when another
+        thread reads what the block loaded: that load is not the provider's."""
+        protoguard.configure(action="log")
+        cleanup_running, read_done = threading.Event(), threading.Event()
+        names = []
+
+        @protoguard.provider(mode="strict")
+        def get_db():
+            session = maker()
+            try:
+                yield session
+            finally:
+                cleanup_running.set()
+                read_done.wait(10)
+                session.close()
+
+        def reader() -> None:
+            cleanup_running.wait(10)
+            try:
+                names.append(ada.name)  # read in another thread during the cleanup
+            finally:
+                read_done.set()
+
+        with contextlib.contextmanager(get_db)() as session:
+            ada = session.get(Author, 1)
+            session.commit()  # ends the transaction and expires what it loaded
+            thread = threading.Thread(target=reader)
+            thread.start()
+        thread.join()
+        assert names == ["ada"]
+        (finding,) = protoguard.findings()
+        line = line_of(__file__, "# read in another thread during the cleanup")
+        assert (finding.code, finding.call_site) == ("PG203", (__file__, line))
+
+    @pytest.mark.skipif(
+        sys.version_info < (3, 11),
+        reason="before 3.11 an async provider's scope under contextlib ends after its cleanup",
+    )
+    def test_another_tasks_read_during_the_cleanup_is_pg203(self, run, async_engine) -> None:
+        """The provider's code after 'yield' is suspended in an await when another task
+        awaits what the block loaded: that load is not the provider's."""
+        protoguard.configure(action="log")
+        maker = async_sessionmaker(async_engine)
+
+        @protoguard.provider(mode="strict")
+        async def get_db():
+            session = maker()
+            try:
+                yield session
+            finally:
+                await asyncio.sleep(0.05)  # the other task reads meanwhile
+                await session.close()
+
+        async def main() -> str:
+            async with async_engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+                await conn.execute(Note.__table__.insert().values(id=1, text="x"))
+            async with contextlib.asynccontextmanager(get_db)() as session:
+                note = await session.get(Note, 1)
+                await session.commit()  # ends the transaction and expires what it loaded
+
+                async def reader() -> str:
+                    await asyncio.sleep(0.01)
+                    return await note.awaitable_attrs.text  # read in another task
+
+                task = asyncio.create_task(reader())
+            text = await task
+            await async_engine.dispose()
+            return text
+
+        assert run(main()) == "x"
+        (finding,) = protoguard.findings()
+        line = line_of(__file__, "# read in another task")
+        assert (finding.code, finding.call_site) == ("PG203", (__file__, line))
+
+    def test_a_read_that_is_a_task_of_its_own_names_no_line(self, run, async_engine) -> None:
+        """asyncio.gather(note.awaitable_attrs.text): the load is a task of its own, and
+        the line that awaited it is on no stack; the finding names no place rather than
+        the event loop's."""
+        protoguard.configure(action="log")
+        maker = async_sessionmaker(async_engine)
+
+        @protoguard.provider(mode="strict")
+        async def get_db():
+            session = maker()
+            yield session
+            await session.commit()
+
+        async def main() -> list[str]:
+            async with async_engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+            async with contextlib.asynccontextmanager(get_db)() as session:
+                session.add(note := Note(id=1, text="x"))
+            texts = await asyncio.gather(note.awaitable_attrs.text)
+            await session.close()
+            await async_engine.dispose()
+            return texts
+
+        assert run(main()) == ["x"]
+        (finding,) = protoguard.findings()
+        assert (finding.code, finding.call_site) == ("PG203", None)
+        assert "asyncio" not in finding.message
 
     def test_the_callers_read_after_the_block_is_still_pg203(self, maker) -> None:
         protoguard.configure(action="log")

@@ -1164,6 +1164,32 @@ class TestDrivenByContextlib:
             assert isinstance(info.value.__context__, LookupError)
         assert log == ["closed"]
 
+    @pytest.mark.parametrize("fails", [False, True], ids=["exit", "error"])
+    def test_async_two_yields_and_a_failing_cleanup(self, run, async_maker, fails) -> None:
+        """A second yield is PG205 also when the cleanup that closing it runs raises:
+        the cleanup's error is in PG205's context, not in its place."""
+
+        @protoguard.provider
+        async def get_gen():
+            session = async_maker()
+            with contextlib.suppress(LookupError):
+                yield session
+            try:
+                yield session  # the second yield
+            finally:
+                await session.close()
+                raise ValueError("cleanup failed")
+
+        async def main() -> None:
+            async with contextlib.asynccontextmanager(get_gen)():
+                if fails:
+                    raise LookupError("in the block")
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            run(main())
+        assert info.value.call_site == (__file__, line_of(__file__, "# the second yield"))
+        assert isinstance(info.value.__context__, ValueError)
+
     def test_sync_generator_under_contextmanager(self, sync_maker) -> None:
         log: list[Any] = []
         get_gen = self._logged_sync(sync_maker, log)

@@ -30,6 +30,7 @@ import sys
 import types
 import typing
 import weakref
+from collections.abc import Iterator
 from contextvars import ContextVar
 from types import FrameType
 from typing import Any, NoReturn, Optional, Union
@@ -342,9 +343,9 @@ class SessionState:
             self.owner = task
             _scopes.set(_opened(self))
 
-    def provider_running(self) -> bool:
-        """Whether the provider's own code is running now (see _Driven's)."""
-        return False
+    def provider_frame(self) -> Optional[FrameType]:
+        """The frame of the provider's own code, if it is running now (see _Driven's)."""
+        return None
 
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
@@ -623,33 +624,58 @@ def watch(
     return proxy
 
 
-def _outside_sqlalchemy() -> Optional[Site]:
-    """The innermost user frame that is neither protoguard's nor SQLAlchemy's. An
-    AsyncSession's loads run in a greenlet of SQLAlchemy's whose stack ends at its own
-    start: the walk goes on where the greenlets above it were left, in the coroutine
-    that awaited SQLAlchemy (``await obj.awaitable_attrs.name``)."""
-    frame = user_frame(2)
-    glet = sys.modules.get("greenlet")
-    current = None if glet is None else glet.getcurrent()
-    while True:
-        while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
-            ("sqlalchemy.", "greenlet", "protoguard.")
-        ):
+def _stack(frame: Optional[FrameType]) -> Iterator[tuple[FrameType, bool]]:
+    """``frame`` and its callers, each with whether it was reached by leaving a greenlet
+    of SQLAlchemy's. An AsyncSession's loads run in such a greenlet, whose stack ends at
+    its own start; the walk goes on where the greenlets above it were left."""
+    getcurrent = getattr(sys.modules.get("greenlet"), "getcurrent", None)
+    current = None if getcurrent is None else getcurrent()
+    left_sqlalchemy = False
+    for _ in range(100):  # a bound: greenlets nest a few deep, never this many
+        while frame is not None:
+            yield frame, left_sqlalchemy
             frame = frame.f_back
-        if frame is not None or current is None:
-            return _site(frame)
-        current = current.parent
-        frame = None if current is None else current.gr_frame
+        if current is None:
+            return
+        left_sqlalchemy = str(type(current).__module__).startswith("sqlalchemy.")
+        current = getattr(current, "parent", None)
+        frame = getattr(current, "gr_frame", None)
 
 
-def report_connection_after_scope(state: SessionState) -> None:
-    """PG203 from SQLAlchemy's after_begin: the session took a new connection after
-    its provider's scope exited, by a path that did not call the session (a lazy load)."""
+_LOADING_MODULES = ("sqlalchemy.", "greenlet", "protoguard.", "asyncio.")
+
+
+def _outside_sqlalchemy(frames: list[tuple[FrameType, bool]]) -> Optional[Site]:
+    """The innermost user frame that is neither protoguard's, SQLAlchemy's nor asyncio's.
+    Past the start of SQLAlchemy's greenlet it must be a coroutine's, the one that
+    awaited SQLAlchemy (``await obj.awaitable_attrs.name``); any other frame there means
+    the load was a task of its own (``asyncio.gather(obj.awaitable_attrs.name)``), whose
+    awaiting line is on no stack: no place then, rather than the event loop's."""
+    for frame, left_sqlalchemy in frames:
+        if str(frame.f_globals.get("__name__", "")).startswith(_LOADING_MODULES):
+            continue
+        if left_sqlalchemy and not frame.f_code.co_flags & _CO_AWAITING:
+            return None
+        return _site(frame)
+    return None
+
+
+_CO_AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def connection_after_scope(state: SessionState) -> None:
+    """SQLAlchemy's after_begin, for a session whose provider's scope has exited, as an
+    object it loaded loads an attribute: PG203, unless the provider's own code after
+    its 'yield' is loading it (a reload of what its own commit expired)."""
+    frames = list(_stack(user_frame(2)))
+    own = state.provider_frame()
+    if own is not None and any(frame is own for frame, _ in frames):
+        return
     report(
         finding(
             "PG203",
             state.info,
-            _outside_sqlalchemy(),
+            _outside_sqlalchemy(frames),
             f"The session checked out a new connection after its provider's block "
             f"(opened at {resolve(state.opened_at) or 'an unknown place'}) exited: an object it "
             f"loaded was used (a lazy-loaded attribute, say), outside the provider's "
@@ -1088,10 +1114,11 @@ async def _aclose(state: GeneratorState, gen: Any, info: ProviderInfo) -> None:
         await gen.aclose()
     finally:
         state.finish()
-    if twice:
-        # contextlib (3.11+) closes a generator that did not stop; Python's error
-        # ("generator didn't stop") becomes this one's __context__.
-        report(twice, can_raise=True)
+        if twice:
+            # contextlib (3.11+) closes a generator that did not stop; Python's error
+            # ("generator didn't stop") becomes this one's __context__, and so does an
+            # error of the provider's cleanup.
+            report(twice, can_raise=True)
 
 
 _CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
@@ -1207,12 +1234,18 @@ class _Driven(GeneratorState):
         if frame is not None:
             self.called_at = (frame.f_code, frame.f_lasti)
 
-    def provider_running(self) -> bool:
-        """Whether the generator is running: its code after 'yield' (the scope ended
+    def provider_frame(self) -> Optional[FrameType]:
+        """The generator's frame while it runs: its code after 'yield' (the scope ended
         as contextlib left the block), where the provider may load what its own commit
-        expired. That is the provider's, not a use of what it handed out."""
+        expired. A load made from that frame is the provider's, not a use of what it
+        handed out."""
         gen = self.__wrapped__
-        return bool(getattr(gen, "ag_running", False) or getattr(gen, "gi_running", False))
+        if getattr(gen, "ag_running", False) or getattr(gen, "gi_running", False):
+            frame: Optional[FrameType] = getattr(gen, "ag_frame", None) or getattr(
+                gen, "gi_frame", None
+            )
+            return frame
+        return None
 
     def _leaving(self) -> Any:
         """contextlib is leaving the block: the session's scope ends here, before the
@@ -1273,7 +1306,7 @@ def _yielded_twice(state: _Driven, gen: Any) -> None:
     """PG205 for a generator provider that yielded again where contextlib left the block
     (it is suspended at that second 'yield'): closed here, so its cleanup runs, then
     reported; if the action lets it pass, contextlib goes on to say "generator didn't
-    stop"."""
+    stop" (or the cleanup's own error goes on, if it raised one)."""
     where = yield_site(gen)
     state.reported = True
     try:

@@ -35,10 +35,6 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
     state = getattr(session, STATE, None)
     if state is None or state.open or state.depth:
         return  # unwatched, in scope, or a call on the session (checked at the call)
-    if state.provider_running():
-        # The provider's own code after its 'yield' (run after contextlib ended the
-        # scope): a commit there expires what it loaded, and reading it again loads it.
-        return
     if not _loading_an_attribute(sys._getframe(1)):
         # An explicit call on the session itself: the provider's own cleanup after its
         # 'yield' (a commit), or code that holds the session by its own reference (a
@@ -46,9 +42,9 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
         # the provider handed out.
         return
     # Imported here: protoguard._lifecycle imports this module.
-    from ._lifecycle import report_connection_after_scope
+    from ._lifecycle import connection_after_scope
 
-    report_connection_after_scope(state)
+    connection_after_scope(state)
 
 
 def _loading_an_attribute(frame: Optional[FrameType]) -> bool:
