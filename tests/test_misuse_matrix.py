@@ -223,11 +223,12 @@ FAMILIES = {
         supported=("await",),
         correct=("await",),
         wrong={
+            # A block or a loop stays a block: the session the coroutine returns is
+            # entered, so it is closed at the block's end.
             "async with": ("PG106", f"async with await {EXPR} as db_session:"),
-            "async for": ("PG106", AS_COROUTINE),
-            # A block stays a block: the session the coroutine returns is entered.
+            "async for": ("PG106", f"async with await {EXPR} as db_session:"),
             "with": ("PG105", f"async with await {EXPR} as db_session:"),
-            "for": ("PG105", AS_COROUTINE),
+            "for": ("PG105", f"async with await {EXPR} as db_session:"),
             "attribute": ("PG103", AS_COROUTINE),
         },
         # Never entered at all, so never entered twice.

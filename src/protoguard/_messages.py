@@ -275,9 +275,10 @@ def _right_protocol(kind: str, used: str) -> str:
 def rewritten(kind: str, used: str, expr: str, target: Optional[str]) -> str:
     """``expr`` used with the protocol a provider of ``kind`` speaks, binding ``target``
     (the rule the run-time and the import-time fixes share)."""
-    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH):
-        # A block over what a coroutine gives: await it, and enter the session it
-        # returns (a forgotten await, or a sync block on an async provider).
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH, k.ASYNC_FOR, k.FOR):
+        # A block or a loop over what a coroutine gives: await it, and enter the
+        # session it returns (a forgotten await, or a sync block on an async provider),
+        # so the body stays a block and the session is closed at its end.
         return render(k.ASYNC_WITH, f"await {expr}", target)
     return render(_right_protocol(kind, used), expr, target)
 
