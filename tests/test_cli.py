@@ -82,6 +82,10 @@ class TestExitCodes:
         assert lines[0].startswith(f"{handlers}:6:21: PG101 'async for' over get_db()")
         assert lines[0].endswith("fix: async with get_db() as db:")
         assert lines[1].startswith(f"{handlers}:8:16: PG102 'async with' on gen_db()")
+        # The provider's file is shown as the finding's is: relative to the directory.
+        deps = os.path.join("shop", "deps.py")
+        assert f"get_db: an @asynccontextmanager function, defined at {deps}:" in lines[0]
+        assert str(project) not in result.stdout
         assert len(lines) == 2
         assert "2 wrong protocol(s) found." in result.stderr
 
@@ -150,6 +154,7 @@ class TestFormats:
         assert found[0]["fix"] == "async with get_db() as db:"
         assert found[0]["provider"]["name"] == "get_db"
         assert found[0]["provider"]["kind"] == "async context manager"
+        assert found[0]["provider"]["location"].startswith(os.path.join("shop", "deps.py:"))
         assert found[0]["docs"].endswith("#pg101")
         clean = protoguard(project, "clean", "--format", "json")
         assert clean.returncode == 0

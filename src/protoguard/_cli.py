@@ -162,6 +162,21 @@ def _shown(path: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
+def _message(f: SourceFinding) -> str:
+    """The finding's message, with the provider's file shown as the finding's is."""
+    filename = f.provider.filename
+    if filename is None:
+        return f.message
+    return f.message.replace(filename, _shown(filename))
+
+
+def _location(f: SourceFinding) -> str:
+    filename = f.provider.filename
+    if filename is None or f.provider.lineno is None:
+        return f.provider.location
+    return f"{_shown(filename)}:{f.provider.lineno}"
+
+
 def _escape(text: str, *, property_value: bool = False) -> str:
     """Escape text for a GitHub workflow command."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -180,13 +195,13 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
                     "line": f.line,
                     "col": f.col,
                     "code": f.code,
-                    "message": f.message,
+                    "message": _message(f),
                     "fix": f.fix,
                     "module": f.module,
                     "provider": {
                         "name": f.provider.name,
                         "kind": f.provider.kind,
-                        "location": f.provider.location,
+                        "location": _location(f),
                     },
                     "docs": f"{DOCS_URL}#{f.code.lower()}",
                 }
@@ -201,12 +216,12 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
                 f"file={_escape(_shown(f.path), property_value=True)},line={f.line},"
                 f"col={f.col},title={_escape(f.code, property_value=True)}"
             )
-            lines.append(f"::error {properties}::{_escape(f'{f.message}. fix: {f.fix}')}")
+            lines.append(f"::error {properties}::{_escape(f'{_message(f)}. fix: {f.fix}')}")
         else:
             # A fix over several lines (a generator to write) goes on indented lines
             # below its finding, which stays one line that starts with file:line:col.
             fix = f.fix.replace("\n", "\n    ")
-            lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {f.message}; fix: {fix}")
+            lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {_message(f)}; fix: {fix}")
     return "\n".join(lines)
 
 
