@@ -162,19 +162,14 @@ def _shown(path: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
-def _message(f: SourceFinding) -> str:
-    """The finding's message, with the provider's file shown as the finding's is."""
-    filename = f.provider.filename
-    if filename is None:
-        return f.message
-    return f.message.replace(filename, _shown(filename))
-
-
 def _location(f: SourceFinding) -> str:
-    filename = f.provider.filename
-    if filename is None or f.provider.lineno is None:
-        return f.provider.location
-    return f"{_shown(filename)}:{f.provider.lineno}"
+    """Where the provider is defined, shown as the finding's path is."""
+    location = f.provider.location
+    return location if f.provider.filename is None else _shown(location)
+
+
+def _message(f: SourceFinding) -> str:
+    return f.message.replace(f.provider.location, _location(f))
 
 
 def _escape(text: str, *, property_value: bool = False) -> str:

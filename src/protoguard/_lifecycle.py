@@ -344,7 +344,7 @@ class SessionState:
             _scopes.set(_opened(self))
 
     def provider_frame(self) -> Optional[FrameType]:
-        """The frame of the provider's own code, if it is running now (see _Driven's)."""
+        """The frame of the provider's own code, if it has one (see _Driven's)."""
         return None
 
     def exit_scope(self) -> None:
@@ -1144,13 +1144,8 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
         state.finish()
         raise
     if state.yielded:
-        where = yield_site(gen)
         state.finish()
-        state.reported = True
-        try:
-            await gen.aclose()  # here, in this task: its cleanup runs before the error
-        finally:
-            report(broke_protocol(proxy._self_provider, where, twice=True), can_raise=True)
+        await _aclose_yielded_twice(state, gen, proxy._self_provider)
         raise RuntimeError("generator didn't stop")
     # What _pg_handed_out does, with this state as the session's (see GeneratorState).
     state.yielded = True
@@ -1235,17 +1230,15 @@ class _Driven(GeneratorState):
             self.called_at = (frame.f_code, frame.f_lasti)
 
     def provider_frame(self) -> Optional[FrameType]:
-        """The generator's frame while it runs: its code after 'yield' (the scope ended
-        as contextlib left the block), where the provider may load what its own commit
-        expired. A load made from that frame is the provider's, not a use of what it
-        handed out."""
+        """The generator's frame (None once it finished). On a stack it is the code
+        after 'yield' running (the scope ended as contextlib left the block), where the
+        provider may load what its own commit expired: that load is the provider's,
+        not a use of what it handed out. Suspended, it is on no stack."""
         gen = self.__wrapped__
-        if getattr(gen, "ag_running", False) or getattr(gen, "gi_running", False):
-            frame: Optional[FrameType] = getattr(gen, "ag_frame", None) or getattr(
-                gen, "gi_frame", None
-            )
-            return frame
-        return None
+        frame: Optional[FrameType] = getattr(gen, "ag_frame", None) or getattr(
+            gen, "gi_frame", None
+        )
+        return frame
 
     def _leaving(self) -> Any:
         """contextlib is leaving the block: the session's scope ends here, before the
@@ -1291,22 +1284,26 @@ async def _athrow_checked(
     state: _Driven, gen: Any, args: tuple[Any, ...]
 ) -> Any:  # pragma: no cover - Python 3.9 and 3.10, where contextlib does not close it
     """contextlib throwing the block's error into an async generator provider: if the
-    provider yields again instead of finishing, PG205 (see _yielded_twice)."""
+    provider yields again instead of finishing, PG205 (see _aclose_yielded_twice)."""
     value = await gen.athrow(*args)  # its error or StopAsyncIteration: the usual ends
+    await _aclose_yielded_twice(state, gen, state._self_provider)
+    return value
+
+
+async def _aclose_yielded_twice(state: GeneratorState, gen: Any, info: ProviderInfo) -> None:
+    """PG205 for a generator provider suspended at a second 'yield': closed here, in this
+    task, so its cleanup runs, then reported; if the action lets it pass, what contextlib
+    or the loop says next goes on ("generator didn't stop", or the cleanup's own error)."""
     where = yield_site(gen)
     state.reported = True
     try:
         await gen.aclose()
     finally:
-        report(broke_protocol(state._self_provider, where, twice=True), can_raise=True)
-    return value
+        report(broke_protocol(info, where, twice=True), can_raise=True)
 
 
-def _yielded_twice(state: _Driven, gen: Any) -> None:
-    """PG205 for a generator provider that yielded again where contextlib left the block
-    (it is suspended at that second 'yield'): closed here, so its cleanup runs, then
-    reported; if the action lets it pass, contextlib goes on to say "generator didn't
-    stop" (or the cleanup's own error goes on, if it raised one)."""
+def _close_yielded_twice(state: _Driven, gen: Any) -> None:
+    """_aclose_yielded_twice, for a sync generator under ``contextmanager``."""
     where = yield_site(gen)
     state.reported = True
     try:
@@ -1322,7 +1319,7 @@ class DrivenGenerator(_Driven):
         if self.yielded:  # contextlib's exit
             gen = self._leaving()
             value = next(gen)  # StopIteration: the usual end
-            _yielded_twice(self, gen)
+            _close_yielded_twice(self, gen)
             return value
         self.started = True
         gen = self.__wrapped__
@@ -1344,7 +1341,7 @@ class DrivenGenerator(_Driven):
     def throw(self, *args: Any) -> Any:
         gen = self._leaving()
         value = gen.throw(*args)  # its error or StopIteration: the usual ends
-        _yielded_twice(self, gen)
+        _close_yielded_twice(self, gen)
         return value
 
     def __anext__(self) -> Any:

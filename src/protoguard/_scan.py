@@ -485,15 +485,16 @@ def findings(
                 continue
             text = text or load()
             info = _info(obj, kind, guarded)
+            name = ".".join(use.chain)
             if info.filename is None:
                 # Nothing to point at (a sessionmaker made in code): name it as the
                 # code does, not by its class.
-                info = info._replace(name=".".join(use.chain))
+                info = info._replace(name=name)
             code = k.misuse_code(kind, use.protocol)
-            call = text.text(use.span) or ".".join(use.chain) + "(...)"
+            call = text.text(use.span) or name + "(...)"
             target = text.text(use.target) if use.target is not None else None
             message = (
-                f"{_messages.misused(use.protocol, '.'.join(use.chain) + '()', kind)}; "
+                f"{_messages.misused(use.protocol, name + '()', kind)}; "
                 f"{_messages.definition_line(info)}"
             )
             fix = _messages.rewritten(kind, use.protocol, call, target or None)
