@@ -2,6 +2,7 @@
 unguarded vs. mode "on" vs. mode "strict".
 
 Run:  python benchmarks/fastapi_request.py [--rounds 200] [--requests 20] [--clock cpu|wall]
+                                          [--sample-rate 1]
 
 The apps are the same code behind the same async generator provider (FastAPI's Depends
 style): left unguarded, guarded with mode "on", and guarded with mode "strict". A fourth,
@@ -19,6 +20,9 @@ The default clock is the process's CPU time (all its threads, aiosqlite's worker
 included): protoguard adds computation, never waiting, and CPU time leaves out the time
 other processes on a busy machine hold the CPU, which wall time would charge to whichever
 block they land in. ``--clock wall`` times with ``time.perf_counter`` instead.
+
+``--sample-rate`` sets ``protoguard.configure(sample_rate=...)``, the share of provider
+uses strict mode watches (the others run as mode "on"); by default every use is watched.
 """
 
 from __future__ import annotations
@@ -111,8 +115,9 @@ async def timed(app: FastAPI, n: int, clock: Any = time.perf_counter) -> float:
     return clock() - start
 
 
-async def main(rounds: int, requests: int, clock_name: str) -> None:
+async def main(rounds: int, requests: int, clock_name: str, sample_rate: float = 1.0) -> None:
     clock = CLOCKS[clock_name]
+    protoguard.configure(sample_rate=sample_rate)
     with tempfile.TemporaryDirectory() as tmp:
         url = "sqlite+aiosqlite:///" + os.path.join(tmp, "bench.db")
         apps, engine = build_apps(url)
@@ -134,7 +139,10 @@ async def main(rounds: int, requests: int, clock_name: str) -> None:
                 ratios[name].append(seconds[name] / seconds["unguarded"])
                 added[name].append((seconds[name] - seconds["unguarded"]) / requests)
         await engine.dispose()
-    print(f"{rounds} rounds x {requests} requests each, interleaved, {clock_name} clock")
+    print(
+        f"{rounds} rounds x {requests} requests each, interleaved, {clock_name} clock, "
+        f"strict mode's sample rate {sample_rate:g}"
+    )
     print(f"unguarded request: median {statistics.median(per_request) * 1e6:.0f} us")
     print(f"{'mode':<10}{'median ratio':>14}{'p25-p75':>16}{'added per request':>20}")
     for name, values in ratios.items():
@@ -150,7 +158,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--requests", type=int, default=20, help="requests per timed block")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--sample-rate", type=float, default=1.0, help="0 to 1 (default 1)")
     arguments = parser.parse_args()
     if arguments.rounds < 1 or arguments.requests < 1:
         parser.error("--rounds and --requests must be at least 1")
-    asyncio.run(main(arguments.rounds, arguments.requests, arguments.clock))
+    if not 0 <= arguments.sample_rate <= 1:
+        parser.error("--sample-rate must be from 0 to 1")
+    asyncio.run(main(arguments.rounds, arguments.requests, arguments.clock, arguments.sample_rate))

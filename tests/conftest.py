@@ -37,13 +37,15 @@ def line_of(path: str, marker: str) -> int:
 
 @pytest.fixture(autouse=True)
 def _default_mode() -> Iterator[None]:
-    """Every test starts in mode "on", action "raise", with no findings, and leaves the
-    global settings as it found them."""
-    saved = (protoguard._config.settings.mode, protoguard._findings.table.action)
-    protoguard.configure(mode="on", action="raise")
+    """Every test starts in mode "on", action "raise", sample rate 1, with no findings,
+    and leaves the global settings as it found them."""
+    settings = protoguard._config.settings
+    saved = (settings.mode, protoguard._findings.table.action, settings.sample_rate)
+    protoguard.configure(mode="on", action="raise", sample_rate=1)
     protoguard.clear_findings()
     yield
-    protoguard._config.settings.mode, protoguard._findings.table.action = saved
+    settings.mode, protoguard._findings.table.action = saved[:2]
+    settings.set_sample_rate(saved[2])
     protoguard.clear_findings()
     # An import hook a test left installed would check every later test's imports.
     leaked = list(_importhook._registry.hooks)

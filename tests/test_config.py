@@ -164,3 +164,55 @@ class TestOverride:
         with pytest.raises(ConfigurationError, match=r"override\(mode=\.\.\.\)"):  # noqa: SIM117
             with protoguard.override(mode="never"):
                 pytest.fail("the block must not run")
+
+
+class TestSampleRate:
+    """PROTOGUARD_SAMPLE_RATE and configure(sample_rate=...): the share of provider uses
+    strict mode watches (what each does to those uses: test_strict.TestSampleRate)."""
+
+    @staticmethod
+    def _import_with(value: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOGUARD_")}
+        env["PROTOGUARD_SAMPLE_RATE"] = value
+        code = "import protoguard; print(protoguard._config.settings.sample_rate)"
+        return subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+
+    @pytest.mark.parametrize(
+        ("value", "expected"), [("", 1.0), ("0", 0.0), (" 0.25 ", 0.25), ("1e-2", 0.01), ("1", 1.0)]
+    )
+    def test_environment(self, value: str, expected: float) -> None:
+        """A number from 0 to 1 is read when protoguard is imported; empty means 1."""
+        result = self._import_with(value)
+        assert result.returncode == 0, result.stderr
+        assert float(result.stdout) == expected
+
+    def test_invalid_environment_is_one_clear_error(self) -> None:
+        """A value that is not a share fails the import with one message saying what is."""
+        result = self._import_with("10%")
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            "protoguard.ConfigurationError: the environment variable PROTOGUARD_SAMPLE_RATE: "
+            "'10%' is not a sample rate; use a number from 0 to 1, the share of provider "
+            "uses strict mode watches (0.1: one in ten; 1: every use, the default)."
+        )
+
+    @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), True, "half", [0.5]])
+    def test_invalid_value_changes_nothing(self, bad: object) -> None:
+        """A bad rate is a ConfigurationError, and the rest of the call is not applied."""
+        with pytest.raises(ConfigurationError, match="is not a sample rate") as info:
+            protoguard.configure(mode="strict", sample_rate=bad)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError)
+        assert "protoguard.configure(sample_rate=...)" in str(info.value)
+        assert protoguard.current_mode() == "on"
+        assert protoguard._config.settings.sample_rate == 1.0
+
+    def test_fraction_and_string(self) -> None:
+        """Any real number from 0 to 1 is a rate, and so is its text."""
+        from fractions import Fraction
+
+        protoguard.configure(sample_rate=Fraction(1, 4))
+        assert protoguard._config.settings.sample_rate == 0.25
+        protoguard.configure(sample_rate="0.5")  # type: ignore[arg-type]
+        assert protoguard._config.settings.sample_rate == 0.5

@@ -955,6 +955,130 @@ class TestPG206:
         assert "task 'request-a'" in str(info.value)
 
 
+class TestSampleRate:
+    """configure(sample_rate=...): strict mode watches a random share of provider uses and
+    runs the others as mode "on"; an override() block watches every use."""
+
+    @staticmethod
+    def _use_after_block(provider: Any, how: str) -> Any:
+        """One provider use that uses the session after its block (PG203 if watched)."""
+
+        async def use() -> None:
+            # Each way has its own line for the misuse, so each is counted apart.
+            if how == "async with":
+                async with provider() as db:
+                    pass
+                used = db.execute(COUNT)  # PG203 if watched
+            elif how == "async for":
+                async for db in provider():  # noqa: B007 - used after the loop: the misuse
+                    pass
+                used = db.execute(COUNT)  # PG203 if watched
+            else:  # as Depends() enters a generator provider
+                async with contextlib.asynccontextmanager(provider)() as db:
+                    pass
+                used = db.execute(COUNT)  # PG203 if watched
+            try:
+                await used
+            finally:
+                await db.close()
+
+        return use
+
+    @staticmethod
+    def _pg203_counts(run: Any, *uses: Any, rounds: int) -> list[int]:
+        """Run the uses in turn ``rounds`` times; the PG203 count of each (by its line)."""
+        protoguard.configure(action="log")
+        logger = logging.getLogger("protoguard")
+        logger.disabled = True
+
+        async def main() -> None:
+            for _ in range(rounds):
+                for use in uses:
+                    await use()
+
+        try:
+            run(main())
+        finally:
+            logger.disabled = False
+        by_line: dict[Any, int] = {}
+        for finding in protoguard.findings():
+            assert finding.code == "PG203", finding.message
+            by_line[finding.call_site] = finding.count
+        assert len(by_line) <= len(uses)
+        return sorted(by_line.values())
+
+    @pytest.mark.parametrize("rate", [0, 1])
+    @pytest.mark.parametrize(
+        "kind",
+        ["asynccontextmanager", "partial", "async generator", "Depends", "async_sessionmaker"],
+    )
+    def test_every_kind_follows_the_rate(self, run, providers, async_maker, kind, rate) -> None:
+        """At 1 every use is watched, at 0 none is: the same misuse is found each time
+        or never, whichever way the provider is entered."""
+        get_db, get_gen, _ = providers
+
+        @contextlib.asynccontextmanager
+        async def scope(maker: Any) -> Any:
+            async with maker() as session:
+                yield session
+
+        provider, how = {
+            "asynccontextmanager": (get_db, "async with"),
+            "partial": (protoguard.provider(functools.partial(scope, async_maker)), "async with"),
+            "async generator": (get_gen, "async for"),
+            "Depends": (get_gen, "Depends"),
+            "async_sessionmaker": (protoguard.provider(async_maker), "async with"),
+        }[kind]
+        protoguard.configure(sample_rate=rate)
+        counts = self._pg203_counts(run, self._use_after_block(provider, how), rounds=5)
+        assert counts == ([5] if rate else [])
+
+    def test_a_random_share_of_uses(self, run, providers) -> None:
+        """At 0.5, about half of the uses are watched, and uses that alternate between two
+        providers are each watched about half the time (the sample has no rhythm that
+        could always miss one of them)."""
+        get_db, get_gen, _ = providers
+        protoguard.configure(sample_rate=0.5)
+        counts = self._pg203_counts(
+            run,
+            self._use_after_block(get_db, "async with"),
+            self._use_after_block(get_gen, "Depends"),
+            rounds=200,
+        )
+        # 200 uses each, each watched with probability 0.5: a count outside 60-140 is
+        # more than 5.6 standard deviations (7.1) from 100.
+        assert len(counts) == 2
+        assert all(60 <= count <= 140 for count in counts), counts
+
+    def test_protocol_misuse_is_still_an_error(self, run, providers) -> None:
+        """A use left out of the sample is mode "on": the wrong protocol still raises."""
+        get_db, _, _ = providers
+        protoguard.configure(sample_rate=0)
+
+        async def main() -> None:
+            async for _ in get_db():  # PG101 sampled-out
+                pass  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG101"
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG101 sampled-out"))
+
+    def test_override_watches_every_use(self, run, providers) -> None:
+        """Inside override(mode="strict") the rate does not apply: tests do not depend
+        on chance."""
+        get_db, get_gen, _ = providers
+        protoguard.configure(sample_rate=0)
+        with protoguard.override(mode="strict"):
+            counts = self._pg203_counts(
+                run,
+                self._use_after_block(get_db, "async with"),
+                self._use_after_block(get_gen, "Depends"),
+                rounds=3,
+            )
+        assert counts == [3, 3]
+
+
 class TestActions:
     """What a finding does is set by the action; every finding is counted."""
 

@@ -352,5 +352,8 @@ def findings(finding: Finding) -> None:
 
 def modes() -> None:
     protoguard.configure(mode="on", action="log")
+    protoguard.configure(mode="strict", sample_rate=0.1)
+    protoguard.configure(sample_rate=1)
+    protoguard.configure(sample_rate="0.1")  # type: ignore[arg-type]
     with protoguard.override(mode="off"):
         assert_type(protoguard.current_mode(), str)

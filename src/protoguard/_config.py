@@ -7,7 +7,10 @@ provider's own ``mode=``, then the global mode (``configure()``, else the enviro
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
+import random
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Optional
@@ -21,6 +24,7 @@ STRICT = "strict"
 MODES = (OFF, ON, STRICT)
 
 ENV_MODE = "PROTOGUARD_MODE"
+ENV_SAMPLE_RATE = "PROTOGUARD_SAMPLE_RATE"
 
 
 def check_mode(value: object, where: str) -> str:
@@ -44,19 +48,86 @@ def _mode_from_environment() -> str:
     return check_mode(raw, f"the environment variable {ENV_MODE}")
 
 
+def check_sample_rate(value: object, where: str) -> float:
+    """Return ``value`` as a share of provider uses (0 to 1), or raise one clear error."""
+    rate: Optional[float] = None
+    if isinstance(value, bool):
+        pass  # True is a number to Python, but no share of anything
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            rate = float(value.strip())
+    elif isinstance(value, numbers.Real):
+        rate = float(value)
+    if rate is not None and 0.0 <= rate <= 1.0:  # NaN fails both comparisons
+        return rate
+    if isinstance(value, str):
+        shown = repr(value) if len(value) <= 20 else repr(value[:20] + "...")
+    else:
+        shown = f"a value of type {type(value).__name__}"
+    raise ConfigurationError(
+        f"{where}: {shown} is not a sample rate; use a number from 0 to 1, the share of "
+        f"provider uses strict mode watches (0.1: one in ten; 1: every use, the default)."
+    )
+
+
+def _sample_rate_from_environment() -> float:
+    raw = os.environ.get(ENV_SAMPLE_RATE)
+    if raw is None or raw.strip() == "":
+        return 1.0
+    return check_sample_rate(raw, f"the environment variable {ENV_SAMPLE_RATE}")
+
+
 class _Settings:
     """The process-wide settings. One instance; read on every guarded call."""
 
-    __slots__ = ("mode", "overridden")
+    __slots__ = ("_random", "left", "mode", "overridden", "sample_rate", "sampling")
 
     def __init__(self) -> None:
         self.mode = _mode_from_environment()
         # True once any override() has been set anywhere: until then a guarded call
         # need not read the ContextVar (a service that never overrides pays nothing).
         self.overridden = False
+        self._random = random.Random()
+        self.set_sample_rate(_sample_rate_from_environment())
+
+    def set_sample_rate(self, rate: float) -> None:
+        self.sample_rate = rate
+        # False at 1, the default: a strict-mode provider use then reads only this flag.
+        self.sampling = rate < 1.0
+        self.left = self._gap()
+
+    def _gap(self) -> float:
+        """How many strict-mode uses from here to the next watched one, counting it.
+
+        A random count, distributed as if a coin that comes up heads with probability
+        ``sample_rate`` were tossed at each use (a geometric distribution): the uses in
+        between then cost one subtraction each, and uses that come in a fixed rhythm
+        (every tenth request is of one kind) are not always watched or always missed.
+        """
+        rate = self.sample_rate
+        if rate >= 1.0:
+            return 1
+        if rate <= 0.0:
+            return math.inf  # never: a count that does not run out
+        return 1 + math.floor(math.log(1.0 - self._random.random()) / math.log(1.0 - rate))
 
 
 settings = _Settings()
+
+
+def unwatched() -> bool:
+    """Whether this strict-mode provider use is left out of the sample and runs as mode
+    ``"on"``. Called only while the sample rate is below 1 (``settings.sampling``).
+    Inside an ``override()`` block every use is watched: it is meant for tests, which
+    must not depend on chance."""
+    if settings.overridden and override_mode.get() is not None:
+        return False
+    settings.left -= 1
+    if settings.left > 0:
+        return True
+    settings.left = settings._gap()
+    return False
+
 
 # The context-local override. ``None`` means "no override in this context".
 override_mode: ContextVar[Optional[str]] = ContextVar("protoguard_override_mode", default=None)
@@ -75,7 +146,12 @@ def mode_for(mode: Optional[str]) -> str:
     return mode or settings.mode
 
 
-def configure(*, mode: Optional[str] = None, action: Optional[str] = None) -> None:
+def configure(
+    *,
+    mode: Optional[str] = None,
+    action: Optional[str] = None,
+    sample_rate: Optional[float] = None,
+) -> None:
     """Change protoguard's process-wide settings.
 
     ``mode`` is ``"off"``, ``"on"`` or ``"strict"``. It applies to every guarded
@@ -86,18 +162,30 @@ def configure(*, mode: Optional[str] = None, action: Optional[str] = None) -> No
     ``action`` is what a strict-mode finding does: ``"raise"`` (the default),
     ``"warn"`` (a ProtocolWarning at the user's line) or ``"log"`` (the ``protoguard``
     logger). Every finding is counted whatever the action: see ``findings()``.
+
+    ``sample_rate``, from 0 to 1, is the share of provider uses strict mode watches
+    (1, every use, unless ``PROTOGUARD_SAMPLE_RATE`` says otherwise): at 0.1 a random
+    one in ten gets strict mode's checks and the others run as in mode ``"on"``. Inside
+    an ``override()`` block every use is watched.
     """
-    # Check both before changing either, so a bad call changes nothing.
+    # Check all before changing any, so a bad call changes nothing.
     new_mode = None if mode is None else check_mode(mode, "protoguard.configure(mode=...)")
     new_action = (
         None
         if action is None
         else _findings.check_action(action, "protoguard.configure(action=...)")
     )
+    new_rate = (
+        None
+        if sample_rate is None
+        else check_sample_rate(sample_rate, "protoguard.configure(sample_rate=...)")
+    )
     if new_mode is not None:
         settings.mode = new_mode
     if new_action is not None:
         _findings.table.action = new_action
+    if new_rate is not None:
+        settings.set_sample_rate(new_rate)
 
 
 def current_mode() -> str:

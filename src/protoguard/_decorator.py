@@ -92,7 +92,9 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         session = self.__wrapped__(*args, **kwargs)
         mode = _config.mode_for(self._self_mode)
-        if mode == _config.ON:
+        if mode == _config.ON or (
+            mode == _config.STRICT and _config.settings.sampling and _config.unwatched()
+        ):
             return self._self_result_class(session)
         if mode == _config.OFF:
             return session
@@ -134,8 +136,8 @@ def _guard_contextmanager(
     """The guarded form of an @asynccontextmanager/@contextmanager function."""
     settings = _config.settings
     override_mode = _config.override_mode
-    mode_for = _config.mode_for
-    on, off = _config.ON, _config.OFF
+    mode_for, unwatched = _config.mode_for, _config.unwatched
+    on, off, strict = _config.ON, _config.OFF, _config.STRICT
     inner = getattr(func, "__wrapped__", None)
     if type(func).__name__ == "function" and inner is not None:
         # The common case, a plain decorated function: build contextlib's object
@@ -146,7 +148,7 @@ def _guard_contextmanager(
                 current = override_mode.get() or mode or settings.mode
             else:
                 current = mode or settings.mode
-            if current == on:
+            if current == on or (current == strict and settings.sampling and unwatched()):
                 return result_class(inner, args, kwds)
             if current == off:
                 return func(*args, **kwds)
@@ -157,7 +159,7 @@ def _guard_contextmanager(
         def guarded(*args: Any, **kwds: Any) -> Any:
             cm = func(*args, **kwds)
             current = mode_for(mode)
-            if current == on:
+            if current == on or (current == strict and settings.sampling and unwatched()):
                 cm.__class__ = result_class
             elif current != off:
                 cm.__class__ = strict_class
@@ -180,7 +182,7 @@ def _guard_function(
     """The guarded form of a generator, async generator, coroutine or plain function."""
     settings = _config.settings
     override_mode = _config.override_mode
-    on, off = _config.ON, _config.OFF
+    on, off, unwatched = _config.ON, _config.OFF, _config.unwatched
     # A generator provider called by contextlib making its context manager
     # (asynccontextmanager(p)(...), as FastAPI's Depends() does on every request).
     generator = issubclass(result_class, (AsyncGeneratorProxy, GeneratorProxy))
@@ -196,6 +198,8 @@ def _guard_function(
             current = mode or settings.mode
         if current == off:
             return result
+        if settings.sampling and current != on and unwatched():
+            current = on  # strict mode, but this use is not in the sample
         if generator and getframe(1).f_code is contextlib_init:
             # contextlib is making its context manager around the generator and drives
             # it by the protocol itself (anext, athrow, aclose): nobody can misuse it,
