@@ -127,6 +127,41 @@ class TestOptions:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+class TestSampleRate:
+    """--protoguard-mode makes strict mode watch every use, whatever the environment says."""
+
+    def test_every_use_is_watched(
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With PROTOGUARD_SAMPLE_RATE=0 in the environment, strict mode set by the plugin
+        still finds each of twenty early exits from a generator provider (PG201)."""
+        monkeypatch.setenv("PROTOGUARD_SAMPLE_RATE", "0")
+        pytester.makepyfile(
+            textwrap.dedent(
+                """
+                import asyncio
+                import protoguard
+
+                @protoguard.provider
+                async def get_db():
+                    yield "session"
+
+                async def leave_early():
+                    async for db in get_db():
+                        return db
+
+                def test_every_use_watched():
+                    protoguard.configure(action="log")
+                    for _ in range(20):
+                        assert asyncio.run(leave_early()) == "session"
+                    assert [(f.code, f.count) for f in protoguard.findings()] == [("PG201", 20)]
+                """
+            )
+        )
+        result = pytester.runpytest_subprocess("--protoguard-mode=strict")
+        result.assert_outcomes(passed=1)
+
+
 class TestPerTest:
     """The marker and the fixture give one test another mode."""
 

@@ -3,9 +3,11 @@
 ``--protoguard-packages=a,b`` (ini: ``protoguard_packages``) installs the import hook for
 those packages before collection, and ``--protoguard-mode=off|on|strict`` (ini:
 ``protoguard_mode``) sets protoguard's mode for the session: the import hook's, and the
-global mode of guarded providers. Findings are listed in the terminal summary; in strict
-mode they fail the session. ``@pytest.mark.protoguard(mode=...)`` and the
-``protoguard_mode`` fixture give one test another mode.
+global mode of guarded providers, which then watch every use in strict mode whatever
+``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
+listed in the terminal summary; in strict mode they fail the session.
+``@pytest.mark.protoguard(mode=...)`` and the ``protoguard_mode`` fixture give one test
+another mode.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._importhook import ImportHook
 
 _HOOK = pytest.StashKey[Optional[ImportHook]]()
 _SAVED_MODE = pytest.StashKey[Optional[str]]()
+_SAVED_SAMPLE_RATE = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,8 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
     packages = _setting(config, "protoguard_packages", "protoguard_packages")
     names = tuple(p for p in packages.replace(",", " ").split() if p)
     config.stash[_SAVED_MODE] = _config.settings.mode
+    config.stash[_SAVED_SAMPLE_RATE] = _config.settings.sample_rate
     if mode is not None:
-        _config.configure(mode=mode)
+        _config.configure(mode=mode, sample_rate=1)
     hook = None
     if names:
         # Collects only: the summary reports, strict mode fails the session at the end.
@@ -78,6 +82,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     saved = config.stash.get(_SAVED_MODE, None)
     if saved is not None:
         _config.settings.mode = saved
+    rate = config.stash.get(_SAVED_SAMPLE_RATE, None)
+    if rate is not None and rate != _config.settings.sample_rate:
+        _config.settings.set_sample_rate(rate)
 
 
 def _strict(config: pytest.Config, hook: ImportHook) -> bool:
