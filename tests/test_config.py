@@ -216,3 +216,46 @@ class TestSampleRate:
         assert protoguard._config.settings.sample_rate == 0.25
         protoguard.configure(sample_rate="0.5")  # type: ignore[arg-type]
         assert protoguard._config.settings.sample_rate == 0.5
+
+    @pytest.mark.parametrize("rate", [1e-17, 5e-324, 1e-300])
+    def test_a_rate_too_small_to_count_is_never(self, rate: float) -> None:
+        """A rate so small that 1 - rate rounds to 1 is accepted and watches nothing (no
+        ZeroDivisionError, here or at a provider call later)."""
+        protoguard.configure(mode="strict", sample_rate=rate)
+        assert protoguard._config.settings.sample_rate == rate
+        assert all(protoguard._config.unwatched() for _ in range(1000))
+
+    @pytest.mark.parametrize("rate", [0.5, 0.1, 0.001, 1e-9])
+    def test_gaps_watch_the_rate_on_average(self, rate: float) -> None:
+        """The gaps between watched uses average 1/rate (a seeded draw of 20,000)."""
+        import random
+        import statistics
+
+        settings = protoguard._config._Settings()
+        settings._random = random.Random(20261206)
+        gaps = [settings._gap(rate) for _ in range(20_000)]
+        assert min(gaps) >= 1
+        # The mean of 20,000 geometric gaps is within 3 % of 1/rate: over 4 standard
+        # deviations (at most 0.71 % of 1/rate) for any of these rates.
+        assert statistics.mean(gaps) * rate == pytest.approx(1, rel=0.03)
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+    def test_forked_workers_draw_their_own_uses(self) -> None:
+        """Two workers forked from one process (gunicorn --preload) do not watch the same
+        uses: each reseeds its draw."""
+        code = (
+            "import os, protoguard\n"
+            "from protoguard import _config\n"
+            "protoguard.configure(mode='strict', sample_rate=0.5)\n"
+            "for _ in range(2):\n"
+            "    if os.fork() == 0:\n"
+            "        print(''.join('x' if _config.unwatched() else 'w' for _ in range(64)))\n"
+            "        os._exit(0)\n"
+            "    os.wait()\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        first, second = result.stdout.split()
+        assert len(first) == len(second) == 64
+        assert first != second  # the same 64 draws by chance: 1 in 2**64

@@ -57,9 +57,10 @@ def check_sample_rate(value: object, where: str) -> float:
         with contextlib.suppress(ValueError):
             rate = float(value.strip())
     elif isinstance(value, numbers.Real):
-        rate = float(value)
+        with contextlib.suppress(OverflowError):  # an int too large for a float
+            rate = float(value)
     if rate is not None and 0.0 <= rate <= 1.0:  # NaN fails both comparisons
-        return rate
+        return rate + 0.0  # -0.0 as 0.0
     if isinstance(value, str):
         shown = repr(value) if len(value) <= 20 else repr(value[:20] + "...")
     else:
@@ -91,41 +92,54 @@ class _Settings:
         self.set_sample_rate(_sample_rate_from_environment())
 
     def set_sample_rate(self, rate: float) -> None:
+        left = self._gap(rate)  # first: if it failed, nothing would have changed
         self.sample_rate = rate
         # False at 1, the default: a strict-mode provider use then reads only this flag.
         self.sampling = rate < 1.0
-        self.left = self._gap()
+        self.left = left
 
-    def _gap(self) -> float:
+    def _gap(self, rate: float) -> float:
         """How many strict-mode uses from here to the next watched one, counting it.
 
         A random count, distributed as if a coin that comes up heads with probability
-        ``sample_rate`` were tossed at each use (a geometric distribution): the uses in
-        between then cost one subtraction each, and uses that come in a fixed rhythm
-        (every tenth request is of one kind) are not always watched or always missed.
+        ``rate`` were tossed at each use (a geometric distribution): the uses in between
+        then cost a count each, and uses that come in a fixed rhythm (every tenth request
+        is of one kind) are not always watched or always missed.
         """
-        rate = self.sample_rate
         if rate >= 1.0:
             return 1
         if rate <= 0.0:
             return math.inf  # never: a count that does not run out
-        return 1 + math.floor(math.log(1.0 - self._random.random()) / math.log(1.0 - rate))
+        # log1p: exact for rates so small that 1.0 - rate rounds to 1.0.
+        gap = math.log(1.0 - self._random.random()) / math.log1p(-rate)
+        return 1 + math.floor(gap) if gap < _FAR else math.inf
+
+    def reseed(self) -> None:
+        """A forked worker draws its own uses, not its parent's sequence."""
+        self._random.seed()
+        self.left = self._gap(self.sample_rate)
+
+
+# Gaps longer than this are "never" (a float cannot count further by ones anyway).
+_FAR = 2.0**53
 
 
 settings = _Settings()
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=settings.reseed)
 
 
 def unwatched() -> bool:
     """Whether this strict-mode provider use is left out of the sample and runs as mode
     ``"on"``. Called only while the sample rate is below 1 (``settings.sampling``).
-    Inside an ``override()`` block every use is watched: it is meant for tests, which
-    must not depend on chance."""
+    Inside an ``override(mode="strict")`` block every use is watched: it is meant for
+    tests, which must not depend on chance."""
     if settings.overridden and override_mode.get() is not None:
         return False
     settings.left -= 1
     if settings.left > 0:
         return True
-    settings.left = settings._gap()
+    settings.left = settings._gap(settings.sample_rate)
     return False
 
 
@@ -165,8 +179,11 @@ def configure(
 
     ``sample_rate``, from 0 to 1, is the share of provider uses strict mode watches
     (1, every use, unless ``PROTOGUARD_SAMPLE_RATE`` says otherwise): at 0.1 a random
-    one in ten gets strict mode's checks and the others run as in mode ``"on"``. Inside
-    an ``override()`` block every use is watched.
+    one in ten gets strict mode's checks and the others run as in mode ``"on"``, the
+    uses of providers decorated with ``mode="strict"`` included; inside an
+    ``override(mode="strict")`` block every use is watched. Pair a rate below 1 with
+    ``action="log"`` or ``"warn"``: with ``"raise"``, a misuse fails only the uses that
+    happen to be watched.
     """
     # Check all before changing any, so a bad call changes nothing.
     new_mode = None if mode is None else check_mode(mode, "protoguard.configure(mode=...)")
