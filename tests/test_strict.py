@@ -954,6 +954,60 @@ class TestPG206:
         assert "task 'request-b'" in str(info.value)
         assert "task 'request-a'" in str(info.value)
 
+    @pytest.mark.parametrize(
+        "how", ["asynccontextmanager", "async generator", "Depends", "sessionmaker", "coroutine"]
+    )
+    def test_a_block_in_an_async_generator_belongs_to_it(self, providers, async_maker, how) -> None:
+        """A session opened inside an async generator (a pytest-asyncio fixture) goes
+        where the generator's steps go: pytest-asyncio before 0.25 runs the fixture's
+        setup, the test and the teardown each in a task of its own, with no context in
+        common. No finding, whichever way the fixture opens the session; used after the
+        fixture's block it is still PG203."""
+        get_db, get_gen, log = providers
+        session_maker = protoguard.provider(async_maker)
+
+        @protoguard.provider
+        async def make_session() -> Any:
+            return async_maker()
+
+        async def fixture() -> Any:
+            if how == "asynccontextmanager":
+                async with get_db() as db:
+                    yield db
+            elif how == "async generator":
+                async for db in get_gen():
+                    yield db
+            elif how == "Depends":
+                async with contextlib.asynccontextmanager(get_gen)() as db:
+                    yield db
+            elif how == "sessionmaker":
+                async with session_maker() as db:
+                    yield db
+            else:
+                async with await make_session() as db:
+                    yield db
+
+        async def the_test(db: Any) -> int:
+            return int((await db.execute(COUNT)).scalar_one())
+
+        loop = asyncio.new_event_loop()
+        try:
+            steps = fixture()
+            db = loop.run_until_complete(steps.__anext__())  # setup: one task
+            assert loop.run_until_complete(the_test(db)) == 2  # the test: another
+            with pytest.raises(StopAsyncIteration):
+                loop.run_until_complete(steps.__anext__())  # teardown: a third
+            assert protoguard.findings() == []
+            cleanup = {"asynccontextmanager": "cm closed", "async generator": "gen closed"}
+            cleanup["Depends"] = "gen closed"
+            assert log == ([cleanup[how]] if how in cleanup else [])  # the provider's cleanup ran
+            with pytest.raises(ProtocolError) as info:
+                loop.run_until_complete(the_test(db))
+            assert info.value.code == "PG203"
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
 
 class TestSampleRate:
     """configure(sample_rate=...): strict mode watches a random share of provider uses and

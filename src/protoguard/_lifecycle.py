@@ -339,7 +339,7 @@ class SessionState:
         """The provider's block begins here, in the current task and context."""
         loop = _get_running_loop()
         task = None if loop is None else _task_of(loop)
-        if task is not None:
+        if task is not None and not _in_async_generator(self.opened_at):
             self.owner = task
             _scopes.set(_opened(self))
 
@@ -355,6 +355,16 @@ class SessionState:
         if busy is not None and busy is not _current_task():
             report_call_in_flight(self, busy)
         # Its entry in _scopes stays, closed (see _scopes).
+
+
+def _in_async_generator(site: Optional[Site]) -> bool:
+    """Whether a block opened at ``site`` is in an async generator (a pytest-asyncio
+    fixture, a generator that streams rows): then the block belongs to the generator,
+    whose steps may run in any task (pytest-asyncio before 0.25 runs a fixture's setup,
+    its test and its teardown each in a task of its own, with no context in common), not
+    to the task that began it. No task owns its session then, so no PG206 for it; PG202
+    and PG203 still hold. (The same rule keeps PG201 off a loop in an async generator.)"""
+    return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
 
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
@@ -603,7 +613,9 @@ def watch(
     # state.enter_scope(), written out: this is every provider use.
     loop = _get_running_loop()
     task = None if loop is None else _task_of(loop)
-    if task is not None:
+    if task is not None and not (
+        opened_at is not None and opened_at[0].co_flags & _CO_ASYNC_GENERATOR  # type: ignore[union-attr]
+    ):
         state.owner = task
         _scopes.set(_opened(state))
     kind = watched._pg_sqlalchemy
