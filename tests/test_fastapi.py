@@ -299,3 +299,85 @@ def test_dependency_that_never_yields_is_pg205_in_strict_mode() -> None:
     assert info.value.call_site is not None
     assert info.value.call_site.lineno == get_db.__code__.co_firstlineno
     assert protoguard.findings()[0].code == "PG205"
+
+
+class TestStrictPG206:
+    """PG206 through a real app: a session that escapes the request that opened it."""
+
+    @pytest.fixture(autouse=True)
+    def _strict_log(self) -> None:
+        protoguard.configure(mode="strict", action="log")
+
+    @pytest.mark.parametrize("dependency", ["guarded generator", "generator over a guarded maker"])
+    def test_a_dependency_session_used_by_another_request(self, async_maker, dependency) -> None:
+        """Request one's session, kept in a global and used by request two while request
+        one is still running: PG206, through the guarded generator itself or through
+        FastAPI's usual unguarded generator over a guarded sessionmaker (whose block is
+        opened inside that generator)."""
+        import asyncio
+
+        import httpx
+
+        guarded_maker = protoguard.provider(async_maker)
+
+        @protoguard.provider
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def get_db_from_maker():
+            async with guarded_maker() as session:
+                yield session
+
+        provider = get_db if dependency == "guarded generator" else get_db_from_maker
+        app, kept, events = FastAPI(), {}, {}
+
+        @app.get("/one")
+        async def one(db: Annotated[AsyncSession, Depends(provider)]) -> None:
+            kept["db"] = db
+            events["kept"].set()
+            await events["used"].wait()
+
+        @app.get("/two")
+        async def two() -> int:
+            await events["kept"].wait()
+            try:
+                return int((await kept["db"].execute(COUNT)).scalar_one())
+            finally:
+                events["used"].set()
+
+        async def main() -> list[int]:
+            events["kept"], events["used"] = asyncio.Event(), asyncio.Event()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                responses = await asyncio.gather(client.get("/one"), client.get("/two"))
+            return [response.status_code for response in responses]
+
+        assert asyncio.run(main()) == [200, 200]  # action "log": the requests go on
+        assert [finding.code for finding in protoguard.findings()] == ["PG206"]
+
+    def test_a_session_held_by_the_lifespan(self, async_maker) -> None:
+        """One session opened in the app's lifespan and used by every request: PG206 (the
+        lifespan's task is running; the session is not the request's)."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def session_scope():
+            async with async_maker() as session:
+                yield session
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> Any:
+            async with session_scope() as session:
+                app.state.db = session
+                yield
+
+        app = FastAPI(lifespan=lifespan)
+
+        @app.get("/count")
+        async def count() -> int:
+            return int((await app.state.db.execute(COUNT)).scalar_one())
+
+        with TestClient(app) as client:
+            assert client.get("/count").json() == 2
+        assert [finding.code for finding in protoguard.findings()] == ["PG206"]

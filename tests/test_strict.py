@@ -958,11 +958,12 @@ class TestPG206:
         "how", ["asynccontextmanager", "async generator", "Depends", "sessionmaker", "coroutine"]
     )
     def test_a_block_in_an_async_generator_belongs_to_it(self, providers, async_maker, how) -> None:
-        """A session opened inside an async generator (a pytest-asyncio fixture) goes
-        where the generator's steps go: pytest-asyncio before 0.25 runs the fixture's
-        setup, the test and the teardown each in a task of its own, with no context in
-        common. No finding, whichever way the fixture opens the session; used after the
-        fixture's block it is still PG203."""
+        """A session whose block an async generator (a pytest-asyncio fixture) opened
+        and keeps open after the task that ran its first step has ended goes where the
+        generator's steps go: pytest-asyncio before 0.25 runs the fixture's setup, the
+        test and the teardown each in a task of its own, with no context in common. No
+        finding, whichever way the fixture opens the session; used after the fixture's
+        block it is still PG203."""
         get_db, get_gen, log = providers
         session_maker = protoguard.provider(async_maker)
 
@@ -1007,6 +1008,39 @@ class TestPG206:
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    def test_a_generator_block_whose_task_runs_keeps_pg206(self, run, providers) -> None:
+        """Opened inside an async generator (FastAPI's usual dependency shape) by a task
+        that is still running: another task's use is PG206 as for any other block."""
+        get_db, _, _ = providers
+        kept: dict[str, Any] = {}
+
+        async def dependency() -> Any:
+            async with get_db() as session:
+                yield session
+
+        async def request_one(kept_it: asyncio.Event, used: asyncio.Event) -> None:
+            steps = dependency()
+            kept["db"] = await steps.__anext__()
+            kept_it.set()
+            await used.wait()
+            await steps.aclose()
+
+        async def request_two(kept_it: asyncio.Event, used: asyncio.Event) -> None:
+            await kept_it.wait()
+            try:
+                await kept["db"].execute(COUNT)  # PG206 generator's block
+            finally:
+                used.set()
+
+        async def main() -> None:
+            kept_it, used = asyncio.Event(), asyncio.Event()
+            await asyncio.gather(request_one(kept_it, used), request_two(kept_it, used))
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG206"
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG206 generator's block"))
 
 
 class TestSampleRate:

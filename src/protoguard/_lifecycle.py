@@ -339,7 +339,7 @@ class SessionState:
         """The provider's block begins here, in the current task and context."""
         loop = _get_running_loop()
         task = None if loop is None else _task_of(loop)
-        if task is not None and not _in_async_generator(self.opened_at):
+        if task is not None:
             self.owner = task
             _scopes.set(_opened(self))
 
@@ -357,13 +357,17 @@ class SessionState:
         # Its entry in _scopes stays, closed (see _scopes).
 
 
-def _in_async_generator(site: Optional[Site]) -> bool:
-    """Whether a block opened at ``site`` is in an async generator (a pytest-asyncio
-    fixture, a generator that streams rows): then the block belongs to the generator,
-    whose steps may run in any task (pytest-asyncio before 0.25 runs a fixture's setup,
-    its test and its teardown each in a task of its own, with no context in common), not
-    to the task that began it. No task owns its session then, so no PG206 for it; PG202
-    and PG203 still hold. (The same rule keeps PG201 off a loop in an async generator.)"""
+def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bool:
+    """Whether the session's block, still open, has outlived the task that opened it
+    because an async generator opened it and is suspended inside it: a pytest-asyncio
+    fixture that yields the session (before pytest-asyncio 0.25 on Python 3.11+, and 1.1
+    on 3.9/3.10, the fixture's setup, its test and its teardown each run in a task of
+    their own, with no context in common). The block then goes where the generator's
+    steps go, and a use from another task is no escape. A block whose task is still
+    running (a request's, a streaming generator's) keeps PG206."""
+    if not owner.done():
+        return False
+    site = state.opened_at
     return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
 
@@ -394,7 +398,7 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
     if owner is None or state in _scopes.get():
         return
     task = _current_task()
-    if task is None or task is owner:
+    if task is None or task is owner or _carried_by_a_generator(state, owner):
         return
     report(
         finding(
@@ -613,9 +617,7 @@ def watch(
     # state.enter_scope(), written out: this is every provider use.
     loop = _get_running_loop()
     task = None if loop is None else _task_of(loop)
-    if task is not None and not (
-        opened_at is not None and opened_at[0].co_flags & _CO_ASYNC_GENERATOR  # type: ignore[union-attr]
-    ):
+    if task is not None:
         state.owner = task
         _scopes.set(_opened(state))
     kind = watched._pg_sqlalchemy
