@@ -1216,6 +1216,63 @@ class TestActions:
         assert protoguard.current_mode() == "strict"
 
 
+class _BrokenDir(type):
+    def __dir__(cls) -> Any:
+        raise RuntimeError("dir() is broken")
+
+
+class _Unhashable(type):
+    def __eq__(cls, other: object) -> bool:  # and so no __hash__: the class is unhashable
+        return cls is other
+
+
+class TestSessionsStrictModeCannotWatch:
+    """An internal failure to watch a session (its class breaks dir() or hash()): one
+    ProtocolWarning at the user's line, and the session handed out as it is; the user's
+    code goes on, also where warnings are errors."""
+
+    @pytest.mark.parametrize("metaclass", [_BrokenDir, _Unhashable])
+    @pytest.mark.parametrize("warnings_are_errors", [False, True])
+    def test_the_session_is_handed_out_as_it_is(self, run, metaclass, warnings_are_errors) -> None:
+        class Odd(metaclass=metaclass):
+            async def execute(self) -> int:
+                return 1
+
+        log: list[str] = []
+
+        @protoguard.provider
+        async def get_db():
+            try:
+                yield Odd()
+            finally:
+                log.append("closed")
+
+        async def main() -> list[Any]:
+            results = []
+            for _ in range(2):
+                async for db in get_db():  # cannot watch: warned here
+                    results.append((type(db) is Odd, await db.execute()))
+            return results
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("error" if warnings_are_errors else "always")
+            assert run(main()) == [(True, 1), (True, 1)]
+        assert log == ["closed", "closed"]
+        assert protoguard.findings() == []
+        if warnings_are_errors:
+            assert caught == []  # the warning could not be shown, and did not raise
+        else:
+            assert [w.category for w in caught] == [ProtocolWarning]  # once per class
+            assert (caught[0].filename, caught[0].lineno) == (
+                __file__,
+                line_of(__file__, "# cannot watch: warned here"),
+            )
+            message = str(caught[0].message)
+            assert message.startswith("protoguard could not watch sessions of class ")
+            assert "Odd" in message
+            assert "are handed out as they are" in message
+
+
 class TestRecordedLines:
     """Strict mode records a place as (code, instruction offset) and works out its line
     only when it reports; that line must be the one ``frame.f_lineno`` gives."""

@@ -29,6 +29,7 @@ import operator
 import sys
 import types
 import typing
+import warnings
 import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -57,7 +58,13 @@ from ._proxies import (
     SessionProxy,
     _BaseProxy,
 )
-from .exceptions import CallSite, ProtocolError, ProviderInfo, ProviderRuntimeError
+from .exceptions import (
+    CallSite,
+    ProtocolError,
+    ProtocolWarning,
+    ProviderInfo,
+    ProviderRuntimeError,
+)
 
 # --- small helpers -----------------------------------------------------------------------
 
@@ -580,6 +587,30 @@ def _watched_class(cls: type) -> type[WatchedSession]:
     return made
 
 
+# id() of the session classes strict mode failed to watch (each warned about once).
+_UNWATCHABLE: set[int] = set()
+
+
+def _cannot_watch(cls: type, exc: Exception, opened_at: Optional[Site]) -> None:
+    """An internal failure to watch sessions of ``cls``: one warning, at the line that
+    opened the first such session, and the session handed out as it is; never an
+    exception, even where warnings are errors."""
+    if id(cls) in _UNWATCHABLE:
+        return
+    _UNWATCHABLE.add(id(cls))
+    with contextlib.suppress(Exception):
+        message = (
+            f"protoguard could not watch sessions of class {cls.__qualname__!r} "
+            f"({type(exc).__name__}: {exc}); strict mode's checks of their use (PG202, "
+            f"PG203, PG206) are off for them, and they are handed out as they are."
+        )
+        site = resolve(opened_at)
+        if site is None:
+            warnings.warn(message, ProtocolWarning, stacklevel=3)
+        else:
+            warnings.warn_explicit(message, ProtocolWarning, site.filename, site.lineno)
+
+
 def _sqlalchemy_kind(cls: type) -> int:
     # Looked up in sys.modules: an object of a SQLAlchemy class means SQLAlchemy is
     # imported, and protoguard never imports it itself.
@@ -603,11 +634,17 @@ def watch(
     if None); anything else as it is. ``borrowed``: the provider was handed the session
     (it is one of the call's arguments), so it stays the caller's after the block."""
     cls = type(value)
-    watched = _WATCHED_CLASSES.get(cls)
-    if watched is None:
-        if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
-            return value  # not a session, or one that is watched already
-        watched = _watched_class(cls)
+    try:
+        watched = _WATCHED_CLASSES.get(cls)
+        if watched is None:
+            if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
+                return value  # not a session, or one that is watched already
+            if id(cls) in _UNWATCHABLE:
+                return value
+            watched = _watched_class(cls)
+    except Exception as exc:  # a class that breaks dir(), hash(), getattr(), ...
+        _cannot_watch(cls, exc, opened_at)
+        return value
     if state is None:
         state = _new_state(SessionState)
     state.info = info
