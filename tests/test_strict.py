@@ -1009,6 +1009,53 @@ class TestPG206:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
+    def test_first_steps_run_as_tasks_of_their_own(self, run, providers) -> None:
+        """Two generator providers' first steps gathered (each runs in a task of its own,
+        which ends with the step): the sessions are the awaiting task's to use, held open
+        by their suspended generators. No finding; the cleanups run."""
+        _, get_gen, log = providers
+
+        async def main() -> list[int]:
+            first, second = get_gen(), get_gen()
+            sessions = await asyncio.gather(first.__anext__(), second.__anext__())
+            counts = [int((await db.execute(COUNT)).scalar_one()) for db in sessions]
+            for steps in (first, second):
+                with pytest.raises(StopAsyncIteration):
+                    await steps.__anext__()
+            return counts
+
+        assert run(main()) == [2, 2]
+        assert protoguard.findings() == []
+        assert log == ["gen closed", "gen closed"]
+
+    def test_a_coroutine_session_kept_past_its_task(self, run, async_maker) -> None:
+        """A coroutine provider's session made in a request's task, kept after that task
+        ended and used by another: PG206 (no generator holds it; it escaped)."""
+
+        @protoguard.provider
+        async def make_session() -> Any:
+            return async_maker()
+
+        kept: dict[str, Any] = {}
+
+        async def request_one() -> None:
+            kept["db"] = await make_session()
+
+        async def request_two() -> None:
+            await kept["db"].execute(COUNT)
+
+        async def main() -> None:
+            await asyncio.create_task(request_one(), name="request-1")
+            try:
+                await asyncio.create_task(request_two(), name="request-2")
+            finally:
+                await kept["db"].close()
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG206"
+        assert "task 'request-1'" in str(info.value)
+
     def test_a_generator_block_whose_task_runs_keeps_pg206(self, run, providers) -> None:
         """Opened inside an async generator (FastAPI's usual dependency shape) by a task
         that is still running: another task's use is PG206 as for any other block."""

@@ -366,14 +366,19 @@ class SessionState:
 
 def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bool:
     """Whether the session's block, still open, has outlived the task that opened it
-    because an async generator opened it and is suspended inside it: a pytest-asyncio
-    fixture that yields the session (before pytest-asyncio 0.25 on Python 3.11+, and 1.1
-    on 3.9/3.10, the fixture's setup, its test and its teardown each run in a task of
-    their own, with no context in common). The block then goes where the generator's
-    steps go, and a use from another task is no escape. A block whose task is still
-    running (a request's, a streaming generator's) keeps PG206."""
+    because a suspended async generator holds it: one that opened the block and yields
+    the session (a pytest-asyncio fixture: before pytest-asyncio 0.25 on Python 3.11+,
+    and 1.1 on 3.9/3.10, the fixture's setup, its test and its teardown each run in a
+    task of their own, with no context in common), or the generator provider itself
+    when its first step ran in a task of its own (``asyncio.gather(gen.__anext__(),
+    ...)``, ``wait_for`` before 3.12). The block then goes where the generator's steps
+    go, and a use from another task is no escape. A block whose task is still running
+    (a request's, a streaming generator's) keeps PG206, and so does a session a
+    coroutine made in a task that has ended (nothing holds its block)."""
     if not owner.done():
         return False
+    if isinstance(state, GeneratorState):
+        return True  # the provider's own generator, suspended at its 'yield'
     site = state.opened_at
     return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
