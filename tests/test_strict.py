@@ -9,6 +9,7 @@ import gc
 import logging
 import sys
 import warnings
+import weakref
 from typing import Any
 
 import pytest
@@ -1318,6 +1319,29 @@ class TestSessionsStrictModeCannotWatch:
             assert message.startswith("protoguard could not watch sessions of class ")
             assert "Odd" in message
             assert "are handed out as they are" in message
+
+    def test_the_class_is_kept_so_its_id_stays_its_own(self) -> None:
+        """The classes that could not be watched are remembered by id() (some cannot be
+        hashed) and kept alive: a class made later at the same address (sessionmaker
+        makes a Session subclass per maker) must not be taken for one of them and left
+        unwatched."""
+
+        def use_once() -> weakref.ref[type]:
+            odd = _BrokenDir("Odd", (), {"execute": lambda self: 1})
+
+            @protoguard.provider
+            def get_db():
+                yield odd()
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in get_db():
+                    pass
+            return weakref.ref(odd)
+
+        kept = use_once()
+        gc.collect()
+        assert kept() is not None
 
 
 class TestRecordedLines:

@@ -592,8 +592,9 @@ def _watched_class(cls: type) -> type[WatchedSession]:
     return made
 
 
-# id() of the session classes strict mode failed to watch (each warned about once).
-_UNWATCHABLE: set[int] = set()
+# The session classes strict mode failed to watch (each warned about once), by id():
+# some cannot be hashed. Each is kept, so that its id() is not reused by another class.
+_UNWATCHABLE: dict[int, type] = {}
 
 
 def _cannot_watch(cls: type, exc: Exception, opened_at: Optional[Site]) -> None:
@@ -602,7 +603,7 @@ def _cannot_watch(cls: type, exc: Exception, opened_at: Optional[Site]) -> None:
     exception, even where warnings are errors."""
     if id(cls) in _UNWATCHABLE:
         return
-    _UNWATCHABLE.add(id(cls))
+    _UNWATCHABLE[id(cls)] = cls
     with contextlib.suppress(Exception):
         message = (
             f"protoguard could not watch sessions of class {cls.__qualname__!r} "
