@@ -13,7 +13,7 @@ import os
 import random
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 from . import _findings
 from .exceptions import ConfigurationError
@@ -26,6 +26,23 @@ MODES = (OFF, ON, STRICT)
 ENV_MODE = "PROTOGUARD_MODE"
 ENV_SAMPLE_RATE = "PROTOGUARD_SAMPLE_RATE"
 
+T = TypeVar("T")
+
+
+def _shown(value: object) -> str:
+    """A rejected setting as its error message shows it: a short text, else its type."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 20 else repr(value[:20] + "...")
+    return f"a value of type {type(value).__name__}"
+
+
+def _from_environment(name: str, check: Callable[[object, str], T], default: T) -> T:
+    """The setting in the environment variable ``name`` (unset or blank: ``default``)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return check(raw, f"the environment variable {name}")
+
 
 def check_mode(value: object, where: str) -> str:
     """Return ``value`` as a mode, or raise one clear error naming the accepted values."""
@@ -33,19 +50,9 @@ def check_mode(value: object, where: str) -> str:
         normalised = value.strip().lower()
         if normalised in MODES:
             return normalised
-        shown = repr(value) if len(value) <= 20 else repr(value[:20] + "...")
-    else:
-        shown = f"a value of type {type(value).__name__}"
     raise ConfigurationError(
-        f"{where}: {shown} is not a protoguard mode; use one of: {', '.join(MODES)}."
+        f"{where}: {_shown(value)} is not a protoguard mode; use one of: {', '.join(MODES)}."
     )
-
-
-def _mode_from_environment() -> str:
-    raw = os.environ.get(ENV_MODE)
-    if raw is None or raw.strip() == "":
-        return ON
-    return check_mode(raw, f"the environment variable {ENV_MODE}")
 
 
 def check_sample_rate(value: object, where: str) -> float:
@@ -61,21 +68,11 @@ def check_sample_rate(value: object, where: str) -> float:
             rate = float(value)
     if rate is not None and 0.0 <= rate <= 1.0:  # NaN fails both comparisons
         return rate + 0.0  # -0.0 as 0.0
-    if isinstance(value, str):
-        shown = repr(value) if len(value) <= 20 else repr(value[:20] + "...")
-    else:
-        shown = f"a value of type {type(value).__name__}"
     raise ConfigurationError(
-        f"{where}: {shown} is not a sample rate; use a number from 0 to 1, the share of "
-        f"provider uses strict mode watches (0.1: one in ten; 1: every use, the default)."
+        f"{where}: {_shown(value)} is not a sample rate; use a number from 0 to 1, the "
+        f"share of provider uses strict mode watches (0.1: one in ten; 1: every use, the "
+        f"default)."
     )
-
-
-def _sample_rate_from_environment() -> float:
-    raw = os.environ.get(ENV_SAMPLE_RATE)
-    if raw is None or raw.strip() == "":
-        return 1.0
-    return check_sample_rate(raw, f"the environment variable {ENV_SAMPLE_RATE}")
 
 
 class _Settings:
@@ -84,12 +81,12 @@ class _Settings:
     __slots__ = ("_random", "left", "mode", "overridden", "sample_rate", "sampling")
 
     def __init__(self) -> None:
-        self.mode = _mode_from_environment()
+        self.mode = _from_environment(ENV_MODE, check_mode, ON)
         # True once any override() has been set anywhere: until then a guarded call
         # need not read the ContextVar (a service that never overrides pays nothing).
         self.overridden = False
         self._random = random.Random()
-        self.set_sample_rate(_sample_rate_from_environment())
+        self.set_sample_rate(_from_environment(ENV_SAMPLE_RATE, check_sample_rate, 1.0))
 
     def set_sample_rate(self, rate: float) -> None:
         left = self._gap(rate)  # first: if it failed, nothing would have changed
