@@ -17,6 +17,9 @@ unguarded block and the median time added per request, on two clocks:
   included) over the block, read through a bare ASGI endpoint on a port of its own
   before and after the block (the two readings' own requests are in every block alike).
 
+As in fastapi_request.py, strict mode's SQLAlchemy listener is installed for the strict
+app's blocks only (the reading before a block sets it).
+
 This is a production-shaped denominator: HTTP parsing, the server, the socket. The
 strict figure for protoguard's target is fastapi_request.py's (straight to the ASGI app,
 the smallest request): read this one as what the same microseconds are on a served one.
@@ -41,15 +44,18 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from fastapi_request import PATH, build_apps  # noqa: E402
+from fastapi_request import PATH, build_apps, set_listener_for  # noqa: E402
 
 CPU_PATH = "/cpu"
 
 
 async def cpu_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """A bare ASGI app answering the server process's CPU time, in seconds."""
+    """A bare ASGI app answering the server process's CPU time, in seconds. Its query
+    names the app whose block begins or has ended (see set_listener_for): it is read
+    before the clock."""
     if scope["type"] != "http":
         return
+    set_listener_for(scope["query_string"].decode())
     body = repr(time.process_time()).encode()
     await send(
         {
@@ -114,8 +120,9 @@ def get(conn: http.client.HTTPConnection, path: str) -> bytes:
     return body
 
 
-def server_cpu(conn: http.client.HTTPConnection) -> float:
-    return float(get(conn, CPU_PATH))
+def server_cpu(conn: http.client.HTTPConnection, mode: str) -> float:
+    """The server's CPU time, once SQLAlchemy's listener is set for ``mode``'s block."""
+    return float(get(conn, f"{CPU_PATH}?{mode}"))
 
 
 def main(rounds: int, requests: int) -> None:
@@ -138,6 +145,7 @@ def main(rounds: int, requests: int) -> None:
             cpu = conns.pop("cpu")
             names = list(conns)
             for name in names:  # warm up every path once
+                server_cpu(cpu, name)
                 for _ in range(requests):
                     get(conns[name], PATH)
             clocks = ("client wall", "server CPU")
@@ -153,12 +161,12 @@ def main(rounds: int, requests: int) -> None:
                 seconds: dict[tuple[str, str], float] = {}
                 for name in names[turn:] + names[:turn]:
                     conn = conns[name]
-                    cpu_start = server_cpu(cpu)
+                    cpu_start = server_cpu(cpu, name)
                     start = time.perf_counter()
                     for _ in range(requests):
                         get(conn, PATH)
                     seconds["client wall", name] = time.perf_counter() - start
-                    seconds["server CPU", name] = server_cpu(cpu) - cpu_start
+                    seconds["server CPU", name] = server_cpu(cpu, name) - cpu_start
                 for clock in clocks:
                     base = seconds[clock, "unguarded"]
                     per_request[clock].append(base / requests)
