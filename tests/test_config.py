@@ -174,7 +174,7 @@ class TestSampleRate:
     def _import_with(value: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOGUARD_")}
         env["PROTOGUARD_SAMPLE_RATE"] = value
-        code = "import protoguard; print(protoguard._config.settings.sample_rate)"
+        code = "import protoguard; print(protoguard.current_sample_rate())"
         return subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
         )
@@ -206,23 +206,41 @@ class TestSampleRate:
         assert isinstance(info.value, ValueError)
         assert "protoguard.configure(sample_rate=...)" in str(info.value)
         assert protoguard.current_mode() == "on"
-        assert protoguard._config.settings.sample_rate == 1.0
+        assert protoguard.current_sample_rate() == 1.0
 
     def test_fraction_and_string(self) -> None:
         """Any real number from 0 to 1 is a rate, and so is its text."""
         from fractions import Fraction
 
         protoguard.configure(sample_rate=Fraction(1, 4))
-        assert protoguard._config.settings.sample_rate == 0.25
+        assert protoguard.current_sample_rate() == 0.25
         protoguard.configure(sample_rate="0.5")  # type: ignore[arg-type]
-        assert protoguard._config.settings.sample_rate == 0.5
+        assert protoguard.current_sample_rate() == 0.5
+
+    def test_current_sample_rate(self) -> None:
+        """current_sample_rate() is the configured rate, and 1.0 inside an override()
+        block, where every use is watched; a task started in the block keeps it."""
+        protoguard.configure(sample_rate=0.25)
+        assert protoguard.current_sample_rate() == 0.25
+        seen = {}
+
+        async def in_a_task() -> None:
+            seen["task"] = protoguard.current_sample_rate()
+
+        with protoguard.override(mode="strict"):
+            assert protoguard.current_sample_rate() == 1.0
+            asyncio.run(in_a_task())
+        assert seen == {"task": 1.0}
+        assert protoguard.current_sample_rate() == 0.25
+        protoguard.configure(sample_rate=0)
+        assert protoguard.current_sample_rate() == 0.0
 
     @pytest.mark.parametrize("rate", [1e-17, 5e-324, 1e-300])
     def test_a_rate_too_small_to_count_is_never(self, rate: float) -> None:
         """A rate so small that 1 - rate rounds to 1 is accepted and watches nothing (no
         ZeroDivisionError, here or at a provider call later)."""
         protoguard.configure(mode="strict", sample_rate=rate)
-        assert protoguard._config.settings.sample_rate == rate
+        assert protoguard.current_sample_rate() == rate
         assert all(protoguard._config.unwatched() for _ in range(1000))
 
     @pytest.mark.parametrize("rate", [0.5, 0.1, 0.001, 1e-9])
@@ -259,3 +277,35 @@ class TestSampleRate:
         first, second = result.stdout.split()
         assert len(first) == len(second) == 64
         assert first != second  # the same 64 draws by chance: 1 in 2**64
+
+
+class TestAction:
+    """PROTOGUARD_ACTION and configure(action=...), as current_action() reads them (what
+    each action does to a finding: test_strict)."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"), [(None, "raise"), ("", "raise"), ("warn", "warn"), (" LOG ", "log")]
+    )
+    def test_environment(self, value: str | None, expected: str) -> None:
+        """The action is read when protoguard is imported; unset or empty means raise."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOGUARD_")}
+        if value is not None:
+            env["PROTOGUARD_ACTION"] = value
+        result = subprocess.run(
+            [sys.executable, "-c", "import protoguard; print(protoguard.current_action())"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected
+
+    def test_configure(self) -> None:
+        """configure(action=...) changes it; a bad action changes nothing."""
+        assert protoguard.current_action() == "raise"
+        protoguard.configure(action="log")
+        assert protoguard.current_action() == "log"
+        with pytest.raises(ConfigurationError, match="is not a protoguard action"):
+            protoguard.configure(action="ignore")
+        assert protoguard.current_action() == "log"

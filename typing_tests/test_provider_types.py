@@ -357,3 +357,5 @@ def modes() -> None:
     protoguard.configure(sample_rate="0.1")  # type: ignore[arg-type]
     with protoguard.override(mode="off"):
         assert_type(protoguard.current_mode(), str)
+    assert_type(protoguard.current_action(), str)
+    assert_type(protoguard.current_sample_rate(), float)

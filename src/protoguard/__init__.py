@@ -9,7 +9,9 @@ from contextlib import suppress as _suppress
 
 from ._config import MODES as MODES
 from ._config import configure as configure
+from ._config import current_action as current_action
 from ._config import current_mode as current_mode
+from ._config import current_sample_rate as current_sample_rate
 from ._config import override as override
 from ._decorator import provider as provider
 from ._findings import ACTIONS as ACTIONS
@@ -45,7 +47,9 @@ __all__ = [
     "ProviderRuntimeError",
     "clear_findings",
     "configure",
+    "current_action",
     "current_mode",
+    "current_sample_rate",
     "findings",
     "guard_this_package",
     "install_import_hook",

@@ -207,6 +207,24 @@ def current_mode() -> str:
     return override_mode.get() or settings.mode
 
 
+def current_action() -> str:
+    """What a strict-mode finding does: ``"raise"``, ``"warn"`` or ``"log"``
+    (``configure(action=...)``, else ``PROTOGUARD_ACTION``, else ``"raise"``)."""
+    return _findings.table.action
+
+
+def current_sample_rate() -> float:
+    """The share of provider uses strict mode watches here, from 0 to 1: 1.0 inside an
+    ``override()`` block (every use is watched there), else the process-wide rate
+    (``configure(sample_rate=...)``, else ``PROTOGUARD_SAMPLE_RATE``, else 1.0).
+
+    A service that counts findings while watching a share of uses can divide by it
+    to estimate how many uses were wrong in all."""
+    if settings.overridden and override_mode.get() is not None:
+        return 1.0
+    return settings.sample_rate
+
+
 @contextlib.contextmanager
 def override(*, mode: str) -> Iterator[None]:
     """Use ``mode`` for every guarded provider called inside this block.
