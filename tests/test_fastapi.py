@@ -6,12 +6,14 @@ run time, and the providers are local to a fixture.
 
 import ast
 import contextlib
+import inspect
 import linecache
 from typing import Annotated, Any
 
 import fastapi
 import pytest
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import BackgroundTasks, Depends, FastAPI, WebSocket
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -355,6 +357,14 @@ class TestStrictPG206:
 
         assert asyncio.run(main()) == [200, 200]  # action "log": the requests go on
         assert [finding.code for finding in protoguard.findings()] == ["PG206"]
+        # Where the block was opened: Depends() itself for the guarded generator (the
+        # line would be FastAPI's own), the 'async with' line for the guarded maker.
+        opened = (
+            "by FastAPI's Depends(get_db) and"
+            if dependency == "guarded generator"
+            else f"at {__file__}:{get_db_from_maker.__code__.co_firstlineno + 1} and"
+        )
+        assert opened in protoguard.findings()[0].message
 
     def test_a_session_held_by_the_lifespan(self, async_maker) -> None:
         """One session opened in the app's lifespan and used by every request: PG206 (the
@@ -381,3 +391,141 @@ class TestStrictPG206:
         with TestClient(app) as client:
             assert client.get("/count").json() == 2
         assert [finding.code for finding in protoguard.findings()] == ["PG206"]
+
+
+# FastAPI 0.121 added Depends(scope=...): "function" ends a dependency's block when the
+# endpoint returns, "request" (the default) once the response has been sent.
+DEPENDS_HAS_SCOPE = "scope" in inspect.signature(Depends).parameters
+
+
+@pytest.mark.skipif(not DEPENDS_HAS_SCOPE, reason="Depends(scope=...) needs FastAPI 0.121+")
+class TestStrictAfterTheDependency:
+    """PG203 through a real app: work that runs after FastAPI ended the dependency's block
+    (a streaming response's body, a background task) using the session it gave."""
+
+    @pytest.fixture(autouse=True)
+    def _strict_log(self) -> None:
+        protoguard.configure(mode="strict", action="log")
+
+    @staticmethod
+    def _app(async_maker, sync_maker, scope: str) -> tuple[FastAPI, dict[str, int]]:
+        @protoguard.provider
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @protoguard.provider
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+
+        app, lines = FastAPI(), {}
+
+        @app.get("/stream")
+        async def stream(db: Annotated[AsyncSession, Depends(get_db, scope=scope)]) -> Any:
+            async def body() -> Any:
+                try:
+                    yield str((await db.execute(COUNT)).scalar_one())
+                finally:
+                    await db.close()  # after its block, the use took a connection of its own
+
+            lines["stream"] = body.__code__.co_firstlineno + 2
+            return StreamingResponse(body())
+
+        @app.get("/sync-stream")
+        def sync_stream(db: Annotated[Any, Depends(get_sync_db, scope=scope)]) -> Any:
+            def body() -> Any:
+                try:
+                    yield str(db.execute(COUNT).scalar_one())
+                finally:
+                    db.close()
+
+            lines["sync-stream"] = body.__code__.co_firstlineno + 2
+            return StreamingResponse(body())
+
+        @app.get("/background")
+        async def background(
+            tasks: BackgroundTasks, db: Annotated[AsyncSession, Depends(get_db, scope=scope)]
+        ) -> None:
+            async def later() -> None:
+                try:
+                    (await db.execute(COUNT)).scalar_one()
+                finally:
+                    await db.close()
+
+            lines["background"] = later.__code__.co_firstlineno + 2
+            tasks.add_task(later)
+
+        return app, lines
+
+    @pytest.mark.parametrize(
+        ("path", "fix"),
+        [
+            ("/stream", "async with contextlib.asynccontextmanager(get_db)() as db:"),
+            ("/sync-stream", "with contextlib.contextmanager(get_sync_db)() as db:"),
+            ("/background", "async with contextlib.asynccontextmanager(get_db)() as db:"),
+        ],
+    )
+    def test_function_scope_ends_before_the_late_work(
+        self, async_maker, sync_maker, path: str, fix: str
+    ) -> None:
+        """With scope="function" the block ends when the endpoint returns: the late use
+        is PG203 at its own line, naming Depends() (not a line of FastAPI's) and the
+        provider entered where the work runs."""
+        app, lines = self._app(async_maker, sync_maker, "function")
+        with TestClient(app) as client:
+            assert client.get(path).status_code == 200  # action "log": it goes on
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        assert finding.call_site.filename == __file__
+        assert finding.call_site.lineno == lines[path.strip("/")]
+        provider = "get_db" if "(get_db)" in fix else "get_sync_db"
+        assert f"(the block opened by FastAPI's Depends({provider}) has exited)" in finding.message
+        assert "dependencies/utils.py" not in finding.message  # no line of FastAPI's
+        assert finding.message.split("  fix: ")[1].splitlines()[0] == (
+            f"use the session only while FastAPI keeps {provider}'s block open (until the "
+            "endpoint returns, or until the response has been sent, depending on "
+            "Depends(scope=...) and the FastAPI version); for work that runs later (a "
+            "streaming response's body, a background task), open a session where it runs: "
+            f"{fix}"
+        )
+
+    @pytest.mark.parametrize("path", ["/stream", "/sync-stream", "/background"])
+    def test_request_scope_lasts_through_the_response(
+        self, async_maker, sync_maker, path: str
+    ) -> None:
+        """With the default scope the block lasts until the response has been sent:
+        the same work is no finding."""
+        app, _ = self._app(async_maker, sync_maker, "request")
+        with TestClient(app) as client:
+            response = client.get(path)
+        assert response.status_code == 200
+        if path != "/background":
+            assert response.text == "2"
+        assert protoguard.findings() == []
+
+    def test_the_fix_opens_a_block_of_its_own(self, async_maker) -> None:
+        """The fix, as written: the streaming body enters the provider itself. No
+        finding, and the provider's cleanup runs."""
+        closed = []
+
+        @protoguard.provider
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+            closed.append(True)
+
+        app = FastAPI()
+
+        @app.get("/stream")
+        async def stream() -> Any:
+            async def body() -> Any:
+                async with contextlib.asynccontextmanager(get_db)() as db:
+                    yield str((await db.execute(COUNT)).scalar_one())
+
+            return StreamingResponse(body())
+
+        with TestClient(app) as client:
+            assert client.get("/stream").text == "2"
+        assert protoguard.findings() == []
+        assert closed == [True]

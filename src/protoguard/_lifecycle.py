@@ -44,6 +44,8 @@ from ._messages import (
     DOCS_URL,
     definition_line,
     enter_once,
+    in_fastapi,
+    open_where_used,
     right_use,
     short_name,
     user_frame,
@@ -383,6 +385,40 @@ def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bo
     return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
 
+def _opener(state: SessionState) -> str:
+    """Where the session's block was opened, as a finding says it: ``at`` its line, or
+    ``by FastAPI's Depends(get_db)`` when that line is FastAPI's own, which would tell
+    the reader nothing."""
+    site = resolve(state.opened_at)
+    if site is None:
+        return "at an unknown place"
+    if in_fastapi(site.filename):
+        return f"by FastAPI's Depends({short_name(state.info)})"
+    return f"at {site}"
+
+
+def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> str:
+    """PG203's fix for a use of the session after its block: for a block Depends()
+    opened, how long FastAPI keeps it and the provider entered where the late work runs."""
+    if not isinstance(state, _Driven) or _opener(state).startswith("at "):
+        return "use the session only inside the 'async with'/'async for' block that gave it"
+    gen = state.__wrapped__
+    code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)
+    takes_arguments = code is None or bool(
+        code.co_argcount
+        or code.co_kwonlyargcount
+        or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    )
+    provider = short_name(state.info)
+    return (
+        f"use the session only while FastAPI keeps {provider}'s block open (until the "
+        f"endpoint returns, or until the response has been sent, depending on "
+        f"Depends(scope=...) and the FastAPI version); for work that runs later (a "
+        f"streaming response's body, a background task), open a session where it runs: "
+        f"{open_where_used(state.info, takes_arguments, resolve(site), name)}"
+    )
+
+
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
 _ALWAYS_ALLOWED = frozenset({"close"})
 
@@ -399,9 +435,9 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
                 info,
                 site,
                 f"'.{name}' on a session whose provider already closed it (the block "
-                f"opened at {resolve(state.opened_at) or 'an unknown place'} has exited); the "
-                f"session quietly checks out a new connection outside the provider.",
-                "use the session only inside the 'async with'/'async for' block that gave it",
+                f"opened {_opener(state)} has exited); the session quietly checks out a new "
+                f"connection outside the provider.",
+                _after_scope_fix(state, site, name),
             ),
             can_raise=True,
         )
@@ -418,7 +454,7 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
             info,
             site,
             f"'.{name}' from {_task_name(task)}, but the session was opened in "
-            f"{_task_name(owner)} at {resolve(state.opened_at) or 'an unknown place'} and "
+            f"{_task_name(owner)} {_opener(state)} and "
             f"this task was not started inside that block: a session escaping its request can leak "
             f"one user's data into another's.",
             "open a session in the task that uses it (one provider call per task)",
@@ -734,7 +770,7 @@ def connection_after_scope(state: SessionState) -> None:
             state.info,
             _outside_sqlalchemy(frames),
             f"The session checked out a new connection after its provider's block "
-            f"(opened at {resolve(state.opened_at) or 'an unknown place'}) exited: an object it "
+            f"(opened {_opener(state)}) exited: an object it "
             f"loaded was used (a lazy-loaded attribute, say), outside the provider's "
             f"control.",
             "load what you need inside the block (selectinload/joinedload, or read the "
@@ -768,7 +804,7 @@ def report_call_in_flight(state: SessionState, task: asyncio.Task[Any]) -> None:
             state.info,
             site,
             f"'.{name}' from {_task_name(task)} was still running when the provider's block "
-            f"(opened at {resolve(state.opened_at) or 'an unknown place'}) exited in "
+            f"(opened {_opener(state)}) exited in "
             f"{_task_name(_current_task())}: the call goes on using the session outside the "
             f"provider's control, and the provider may close the session under it.",
             "await the tasks that use the session before the block that gave it ends",

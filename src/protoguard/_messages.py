@@ -12,6 +12,7 @@ import functools
 import inspect
 import io
 import linecache
+import os
 import sys
 import textwrap
 import tokenize
@@ -424,6 +425,27 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
             return render(k.ASYNC_WITH, expr, target)
     name = short_name(info)
     return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
+
+
+def in_fastapi(filename: str) -> bool:
+    """Whether ``filename`` is FastAPI's own code (FastAPI is imported: it ran there)."""
+    path = getattr(sys.modules.get("fastapi"), "__file__", None)
+    return isinstance(path, str) and filename.startswith(os.path.dirname(path) + os.sep)
+
+
+def open_where_used(
+    info: ProviderInfo, takes_arguments: bool, site: Optional[CallSite], attr: str
+) -> str:
+    """PG203's fix for a session ``Depends()`` gave: the provider entered where the
+    late work runs, as its own block (``async with contextlib.asynccontextmanager(
+    get_db)() as db:``), ``db`` being what ``.attr`` was taken on in ``site``'s line."""
+    line = _logical_line(site.filename, site.lineno) if site is not None else ""
+    target = _attribute_owner(line, attr) if line else None
+    arguments = "(...)" if takes_arguments else "()"
+    if info.kind == k.ASYNC_GEN:
+        opened = f"contextlib.asynccontextmanager({short_name(info)}){arguments}"
+        return render(k.ASYNC_WITH, opened, target)
+    return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
 
 
 def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
