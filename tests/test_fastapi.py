@@ -419,6 +419,11 @@ class TestStrictAfterTheDependency:
             with sync_maker() as session:
                 yield session
 
+        @protoguard.provider
+        async def get_tenant_db(tenant: str = "main"):  # a query parameter, to FastAPI
+            async with async_maker() as session:
+                yield session
+
         app, lines = FastAPI(), {}
 
         @app.get("/stream")
@@ -430,6 +435,19 @@ class TestStrictAfterTheDependency:
                     await db.close()  # after its block, the use took a connection of its own
 
             lines["stream"] = body.__code__.co_firstlineno + 2
+            return StreamingResponse(body())
+
+        @app.get("/tenant-stream")
+        async def tenant_stream(
+            db: Annotated[AsyncSession, Depends(get_tenant_db, scope=scope)],
+        ) -> Any:
+            async def body() -> Any:
+                try:
+                    yield str((await db.execute(COUNT)).scalar_one())
+                finally:
+                    await db.close()
+
+            lines["tenant-stream"] = body.__code__.co_firstlineno + 2
             return StreamingResponse(body())
 
         @app.get("/sync-stream")
@@ -463,6 +481,10 @@ class TestStrictAfterTheDependency:
         [
             ("/stream", "async with contextlib.asynccontextmanager(get_db)() as db:"),
             ("/sync-stream", "with contextlib.contextmanager(get_sync_db)() as db:"),
+            (
+                "/tenant-stream",
+                "async with contextlib.asynccontextmanager(get_tenant_db)(...) as db:",
+            ),
             ("/background", "async with contextlib.asynccontextmanager(get_db)() as db:"),
         ],
     )
@@ -479,7 +501,7 @@ class TestStrictAfterTheDependency:
         assert finding.code == "PG203"
         assert finding.call_site.filename == __file__
         assert finding.call_site.lineno == lines[path.strip("/")]
-        provider = "get_db" if "(get_db)" in fix else "get_sync_db"
+        provider = fix.split("manager(")[1].split(")")[0]
         assert f"(the block opened by FastAPI's Depends({provider}) has exited)" in finding.message
         assert "dependencies/utils.py" not in finding.message  # no line of FastAPI's
         assert finding.message.split("  fix: ")[1].splitlines()[0] == (
@@ -490,7 +512,7 @@ class TestStrictAfterTheDependency:
             f"{fix}"
         )
 
-    @pytest.mark.parametrize("path", ["/stream", "/sync-stream", "/background"])
+    @pytest.mark.parametrize("path", ["/stream", "/tenant-stream", "/sync-stream", "/background"])
     def test_request_scope_lasts_through_the_response(
         self, async_maker, sync_maker, path: str
     ) -> None:

@@ -44,7 +44,7 @@ from ._messages import (
     DOCS_URL,
     definition_line,
     enter_once,
-    in_fastapi,
+    in_depends,
     open_where_used,
     right_use,
     short_name,
@@ -385,6 +385,10 @@ def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bo
     return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
 
+def _opened_by_depends(site: Optional[CallSite]) -> bool:
+    return site is not None and in_depends(site.filename)
+
+
 def _opener(state: SessionState) -> str:
     """Where the session's block was opened, as a finding says it: ``at`` its line, or
     ``by FastAPI's Depends(get_db)`` when that line is FastAPI's own, which would tell
@@ -392,15 +396,16 @@ def _opener(state: SessionState) -> str:
     site = resolve(state.opened_at)
     if site is None:
         return "at an unknown place"
-    if in_fastapi(site.filename):
+    if _opened_by_depends(site):
         return f"by FastAPI's Depends({short_name(state.info)})"
     return f"at {site}"
 
 
 def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> str:
-    """PG203's fix for a use of the session after its block: for a block Depends()
-    opened, how long FastAPI keeps it and the provider entered where the late work runs."""
-    if not isinstance(state, _Driven) or _opener(state).startswith("at "):
+    """PG203's fix for a use of the session after its block: for a generator provider's
+    block Depends() opened, how long FastAPI keeps it, and the provider entered where the
+    late work runs."""
+    if not (isinstance(state, _Driven) and _opened_by_depends(resolve(state.opened_at))):
         return "use the session only inside the 'async with'/'async for' block that gave it"
     gen = state.__wrapped__
     code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)

@@ -427,10 +427,13 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
     return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
 
 
-def in_fastapi(filename: str) -> bool:
-    """Whether ``filename`` is FastAPI's own code (FastAPI is imported: it ran there)."""
+def in_depends(filename: str) -> bool:
+    """Whether ``filename`` is FastAPI's code that resolves ``Depends()`` (FastAPI is
+    imported, since it ran there)."""
     path = getattr(sys.modules.get("fastapi"), "__file__", None)
-    return isinstance(path, str) and filename.startswith(os.path.dirname(path) + os.sep)
+    if not isinstance(path, str):
+        return False
+    return filename.startswith(os.path.join(os.path.dirname(path), "dependencies", ""))
 
 
 def open_where_used(
