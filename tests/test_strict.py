@@ -158,6 +158,181 @@ class TestCorrectUse:
         assert protoguard.findings() == []
 
 
+class TestSessionsPassedOn:
+    """A watched session handed to a second guarded provider, a session from a guarded
+    maker entered again, maker.begin(): correct uses, no finding; the scope still ends
+    where it should."""
+
+    def test_an_async_helper_given_the_watched_session(self, run, providers) -> None:
+        """A guarded @asynccontextmanager transaction helper handed the session of another
+        guarded provider leaves that provider's block open: the session is used after the
+        helper's block, inside the outer one, with no finding; after the outer block it
+        is PG203."""
+        get_db, _, _ = providers
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def transaction(session):
+            async with session.begin():
+                yield session
+
+        async def main() -> tuple[int, Any]:
+            async with get_db() as db:
+                async with transaction(db) as tx:
+                    assert tx is db
+                    await tx.execute(COUNT)
+                return (await db.execute(COUNT)).scalar_one(), db
+
+        count, db = run(main())
+        assert count == 2
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            run(db.execute(COUNT))  # the outer block has ended
+        assert info.value.code == "PG203"
+
+    def test_sync_helpers_given_the_watched_session(self, sync_maker) -> None:
+        """The same for a sync @contextmanager helper and a sync generator helper in a
+        `for` loop."""
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_db():
+            with sync_maker() as session:
+                yield session
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def transaction(session):
+            with session.begin():
+                yield session
+
+        @protoguard.provider
+        def each_transaction(session):
+            with session.begin():
+                yield session
+
+        with get_db() as db:
+            with transaction(db) as tx:
+                tx.execute(COUNT)
+            assert db.execute(COUNT).scalar_one() == 2
+            db.commit()  # ends the transaction the query began, for the next helper's
+            for tx in each_transaction(db):
+                tx.execute(COUNT)
+            assert db.execute(COUNT).scalar_one() == 2
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            db.execute(COUNT)
+        assert info.value.code == "PG203"
+
+    def test_no_autoflush(self, run, async_maker, sync_maker) -> None:
+        """`with session.no_autoflush:` works on a watched session (a callable attribute
+        that is not a method is handed out as it is)."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+
+        async def main() -> int:
+            async with get_db() as db:
+                with db.no_autoflush:
+                    return (await db.execute(COUNT)).scalar_one()
+
+        assert run(main()) == 2
+        with get_sync_db() as db, db.no_autoflush:
+            assert db.execute(COUNT).scalar_one() == 2
+        assert protoguard.findings() == []
+
+    def test_a_maker_session_entered_again(self, run, async_maker, sync_maker) -> None:
+        """A session from a guarded maker entered in one block after another (a worker
+        that keeps its session and enters it per job, as SQLAlchemy allows): each block
+        is a scope of its own, and the use after the last one is PG203."""
+        maker, sync = protoguard.provider(async_maker), protoguard.provider(sync_maker)
+
+        async def main() -> list[int]:
+            session, counts = maker(), []
+            for _ in range(2):
+                async with session as db:
+                    counts.append((await db.execute(COUNT)).scalar_one())
+            return counts
+
+        assert run(main()) == [2, 2]
+        session = sync()
+        for _ in range(2):
+            with session as db:
+                assert db.execute(COUNT).scalar_one() == 2
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            db.execute(COUNT)
+        assert info.value.code == "PG203"
+
+    def test_maker_begin(self, run, async_maker, sync_maker) -> None:
+        """`maker.begin()` on a guarded maker hands out the watched session: the block
+        commits, the session's use after it is PG203, and a task from another block
+        is PG206, for async and sync makers."""
+        maker, sync = protoguard.provider(async_maker), protoguard.provider(sync_maker)
+        insert = text("INSERT INTO users (name) VALUES ('ida')")
+
+        async def main() -> Any:
+            async with maker.begin() as db:
+                await db.execute(insert)
+            return db
+
+        db = run(main())
+        with pytest.raises(ProtocolError) as info:
+            run(db.execute(COUNT))  # PG203 after maker.begin()
+        assert info.value.code == "PG203"
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG203 after maker.begin()"))
+        with sync.begin() as sync_db:
+            assert sync_db.execute(COUNT).scalar_one() == 3  # committed by the async block
+            sync_db.execute(insert)
+        with pytest.raises(ProtocolError) as info:
+            sync_db.execute(COUNT)
+        assert info.value.code == "PG203"
+        with sync_maker() as plain:
+            assert plain.execute(COUNT).scalar_one() == 4  # committed by the sync block
+
+        shared: dict[str, Any] = {}
+
+        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
+            async with maker.begin() as db:
+                shared["db"] = db
+                ready.set()
+                await done.wait()
+
+        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
+            await ready.wait()
+            try:
+                await shared["db"].execute(COUNT)
+            finally:
+                done.set()
+
+        async def requests() -> None:
+            ready, done = asyncio.Event(), asyncio.Event()
+            await asyncio.gather(request_a(ready, done), request_b(ready, done))
+
+        with pytest.raises(ProtocolError) as info:
+            run(requests())
+        assert info.value.code == "PG206"
+
+    def test_maker_begin_in_mode_on_is_the_makers_own(self, run, async_maker) -> None:
+        """In mode "on", maker.begin() hands out the session itself, as unguarded."""
+        maker = protoguard.provider(async_maker, mode="on")
+
+        async def main() -> bool:
+            async with maker.begin() as db:
+                return type(db) is AsyncSession
+
+        assert run(main())
+
+
 class TestPG201:
     """An async generator provider left early."""
 

@@ -15,7 +15,13 @@ import wrapt
 from . import _config, _lifecycle
 from . import _kinds as k
 from ._messages import user_frame
-from ._proxies import _FAST_GETATTRIBUTE, AsyncGeneratorProxy, GeneratorProxy, specialise
+from ._proxies import (
+    _FAST_GETATTRIBUTE,
+    AsyncGeneratorProxy,
+    GeneratorProxy,
+    SessionProxy,
+    specialise,
+)
 from .exceptions import ProviderInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,6 +105,26 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
         if mode == _config.OFF:
             return session
         return self._self_strict_class(session)
+
+    def begin(self) -> Any:
+        """``maker.begin()``: the maker's own block (a transaction begun on entry,
+        committed or rolled back at the end, the session closed), around a session of
+        this guarded maker's. In strict mode the block hands out the watched session."""
+        session = self()
+        raw = session.__wrapped__ if isinstance(session, SessionProxy) else session
+        make = getattr(type(raw), "_maker_context_manager", None)
+        if make is None:  # pragma: no cover - a session class SQLAlchemy's begin() cannot use
+            return self.__wrapped__.begin()
+        if not isinstance(session, _lifecycle.StrictSessionProxy):
+            # Mode "on" or "off": what `async with maker() as session:` gives, the session
+            # itself, as the maker's own begin() does.
+            return make(raw)
+        block = make(session)
+        if hasattr(block, "__aenter__"):
+            # SQLAlchemy's async block begins the transaction without entering the
+            # session (its exit leaves it): the session's scope begins with the block.
+            return _lifecycle.BegunSession(session, block)
+        return block
 
 
 def _guarded_info(obj: object) -> Optional[ProviderInfo]:

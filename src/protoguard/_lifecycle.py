@@ -345,7 +345,9 @@ class SessionState:
     owner: Optional[asyncio.Task[Any]] = None
 
     def enter_scope(self) -> None:
-        """The provider's block begins here, in the current task and context."""
+        """The provider's block begins here, in the current task and context (again, for
+        a session from a session maker entered once more after a block of its own)."""
+        self.open = True
         loop = _get_running_loop()
         task = None if loop is None else _task_of(loop)
         if task is not None:
@@ -825,6 +827,10 @@ def close_scope(session: Any) -> None:
         session._self_state.exit_scope()
 
 
+# What a session's method is, taken from the session: a bound method (Python's or C's),
+# or the partial that a functools.partialmethod gives.
+_BOUND_METHODS = (types.MethodType, types.BuiltinMethodType, functools.partial)
+
 # (session type, method name) -> whether the method is a coroutine function.
 _IS_ASYNC: dict[tuple[type, str], bool] = {}
 
@@ -842,7 +848,9 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
     def __getattr__(self, name: str) -> Any:
         wrapped = self.__wrapped__
         value = getattr(wrapped, name)
-        if name.startswith("_") or not callable(value) or inspect.isclass(value):
+        # Methods only: a callable attribute that is not one is handed out as it is
+        # (Session.no_autoflush is a context manager, callable as a decorator).
+        if name.startswith("_") or not isinstance(value, _BOUND_METHODS):
             return value
         key = (type(wrapped), name)
         is_async = _IS_ASYNC.get(key)
@@ -928,8 +936,11 @@ class _StrictCM:
         # it was given. (Identities, not the arguments: contextlib let go of those.)
         ids = self._pg_argument_ids
         borrowed = ids is not None and id(value) in ids
-        self._pg_session = watch(value, self._self_provider, self._pg_site, borrowed=borrowed)
-        return self._pg_session
+        session = watch(value, self._self_provider, self._pg_site, borrowed=borrowed)
+        # Only a session this block watched is its own to close: one handed in watched
+        # already (the caller's, given to a transaction helper) stays its opener's.
+        self._pg_session = None if session is value else session
+        return session
 
     def _pg_enter_error(self, exc: RuntimeError) -> NoReturn:
         if str(exc) == "generator didn't yield":
@@ -1098,7 +1109,8 @@ class _StrictGenerator:
         if state.scope is not None:  # the previous session's (PG205's "twice" is
             state.scope.exit_scope()  # checked for async generators only)
         session = watch(value, self._self_provider, state.iterated_at or state.called_at)
-        state.scope = session._self_state if isinstance(session, WatchedSession) else None
+        # (A session handed in watched already stays its opener's: see _pg_after_enter.)
+        state.scope = None if session is value else session._self_state
         return session
 
     def _pg_left_early(self) -> ProtocolError:
@@ -1537,7 +1549,7 @@ class StrictCoroutineProxy(CoroutineProxy):
     def _pg_returned(self, value: Any, in_a_task: bool = False) -> Any:
         check_type(self._self_provider, self._self_expected, value, None)
         session = watch(value, self._self_provider, self._self_site)
-        if in_a_task and isinstance(session, WatchedSession):
+        if in_a_task and session is not value:
             # Made in a task of its own for whoever awaits that task: no task owns it,
             # so no PG206; PG202 and PG203 still hold.
             session._self_state.owner = None
@@ -1608,6 +1620,26 @@ class StrictSessionProxy(SessionProxy):
             return SessionProxy.__exit__(self, *exc_info)
         finally:
             self._self_state.exit_scope()
+
+
+class BegunSession:
+    """``async with maker.begin() as session:`` for a guarded maker in strict mode:
+    SQLAlchemy's block, with the session's scope (PG203, PG206) begun once its
+    transaction is (SQLAlchemy's exit leaves the session, which ends the scope)."""
+
+    __slots__ = ("_block", "_session")
+
+    def __init__(self, session: StrictSessionProxy, block: Any) -> None:
+        self._session = session
+        self._block = block
+
+    async def __aenter__(self) -> Any:
+        session = await self._block.__aenter__()
+        self._session._self_state.enter_scope()
+        return session
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._block.__aexit__(*exc_info)
 
 
 STRICT_BASE: dict[type, type] = {
