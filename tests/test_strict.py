@@ -590,6 +590,30 @@ class TestPG202:
             assert _codes() == [("PG202", 1)]
         assert most == [1]
 
+    def test_a_sync_method_while_another_task_is_inside_a_call(self, run, providers) -> None:
+        """A task calls a sync method (`expunge_all`) while the owner awaits a call: PG202
+        at the task's line, naming both tasks; such a call cannot wait, so the message
+        says so instead of "let the first call finish"."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                await session.execute(COUNT)
+
+                async def tidy() -> None:
+                    session.expunge_all()  # PG202 sync
+
+                task = asyncio.create_task(tidy(), name="tidy")
+                await session.execute(COUNT)  # tidy runs while this call waits on aiosqlite
+                await task
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG202"
+        assert info.value.call_site == (__file__, line_of(__file__, "# PG202 sync"))
+        assert "'.expunge_all' from task 'tidy' while task 'Task-" in str(info.value)
+        assert "A call that is not awaited cannot wait for the other to finish." in str(info.value)
+
     def test_an_unawaited_call_is_still_checked(self, run, providers) -> None:
         """A call the owner makes and hands to a task instead of awaiting: the owner's
         next call, while the task is inside it, is PG202 at the owner's line."""

@@ -513,20 +513,7 @@ async def _async_call(
         # first, so that whatever the action, the two calls do not overlap and the
         # session's own state stays sound; then report.
         await _wait_idle(state)
-        report(
-            finding(
-                "PG202",
-                state.info,
-                site,
-                f"'.{name}' from {_task_name(task)} while {_task_name(busy)} was "
-                f"still inside a call on the same session; a session is not safe for "
-                f"concurrent use, and SQLAlchemy does not always notice. protoguard "
-                f"let the first call finish before this one.",
-                "give each task its own session (one provider call per task), or "
-                "await the calls one after the other",
-            ),
-            can_raise=True,
-        )
+        report(_concurrent_use(state, name, site, task, busy, waited=True), can_raise=True)
     if state.depth == 0:
         state.busy = task  # cleared when the call ends, so it never outlives the task
     state.depth += 1
@@ -541,6 +528,31 @@ async def _async_call(
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
+
+
+def _concurrent_use(
+    state: SessionState,
+    name: str,
+    site: Optional[Site],
+    task: Optional[asyncio.Task[Any]],
+    busy: asyncio.Task[Any],
+    waited: bool,
+) -> ProtocolError:
+    """PG202: ``.name`` called from ``task`` while ``busy`` is inside a call."""
+    if waited:
+        what = "protoguard let the first call finish before this one."
+    else:
+        what = "A call that is not awaited cannot wait for the other to finish."
+    return finding(
+        "PG202",
+        state.info,
+        site,
+        f"'.{name}' from {_task_name(task)} while {_task_name(busy)} was still inside a "
+        f"call on the same session; a session is not safe for concurrent use, and "
+        f"SQLAlchemy does not always notice. {what}",
+        "give each task its own session (one provider call per task), or "
+        "await the calls one after the other",
+    )
 
 
 async def _wait_idle(state: SessionState) -> None:
@@ -569,10 +581,15 @@ def _sync_call(
     kwargs: dict[str, Any],
     site: Optional[Site],
 ) -> Any:
-    """One call of a sync session method, checked for PG203/PG206."""
+    """One call of a sync session method, checked for PG202/PG203/PG206."""
     owner = state.owner
     if not state.open or (owner is not None and state not in _scopes.get()):
         _check_use(state, name, site)
+    busy = state.busy  # another task inside an async call on the session (PG202)
+    if busy is not None:
+        task = _current_task()
+        if busy is not task:
+            report(_concurrent_use(state, name, site, task, busy, waited=False), can_raise=True)
     # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
     state.depth += 1
     try:
