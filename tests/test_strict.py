@@ -700,6 +700,27 @@ class TestPG203:
         assert info.value.code == "PG203"
         assert info.value.call_site == (__file__, line_of(__file__, "# PG203 here"))
 
+    def test_looking_at_the_session_after_the_block(self, run, providers) -> None:
+        """Calls that read the session's state or detach objects (in_transaction,
+        get_transaction, expunge_all, ...) are no finding after the block: they cannot
+        take a connection. A query after them still is PG203."""
+        get_db, _, _ = providers
+
+        async def main() -> Any:
+            async with get_db() as db:
+                await db.execute(COUNT)
+            assert not db.in_transaction()
+            assert not db.in_nested_transaction()
+            assert db.get_transaction() is None
+            db.expunge_all()
+            return db
+
+        db = run(main())
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            run(db.execute(COUNT))
+        assert info.value.code == "PG203"
+
     def test_use_after_generator_finished(self, run, providers) -> None:
         """Using the session from a finished `async for` is PG203."""
         _, get_gen, _ = providers

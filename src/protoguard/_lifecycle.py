@@ -426,8 +426,24 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
     )
 
 
-# Closing a session is the remedy for using it out of scope, never a misuse itself.
-_ALWAYS_ALLOWED = frozenset({"close"})
+# Calls on a session that are never PG203 or PG206: closing it is the remedy for using it
+# out of scope, and the others read its state or detach objects from it without touching
+# the database, so they cannot take a connection after the block (`assert not
+# session.in_transaction()` in a test). PG202 still applies to them.
+_ALWAYS_ALLOWED = frozenset(
+    {
+        "close",
+        "reset",
+        "invalidate",
+        "in_transaction",
+        "in_nested_transaction",
+        "get_transaction",
+        "get_nested_transaction",
+        "expunge",
+        "expunge_all",
+        "is_modified",
+    }
+)
 
 
 def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
