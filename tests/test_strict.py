@@ -273,6 +273,81 @@ class TestSessionsPassedOn:
             db.execute(COUNT)
         assert info.value.code == "PG203"
 
+    def test_a_maker_session_entered_again_keeps_pg206(self, run, async_maker) -> None:
+        """Worker A enters a kept session once and leaves; worker B enters it in a block of
+        its own; A's use during B's block is PG206, naming B's 'async with' line (A's ended
+        block is not B's). Entering again and again keeps one open block per task."""
+        maker = protoguard.provider(async_maker)
+        protoguard.configure(action="log")
+
+        async def scenario() -> int:
+            shared = maker()
+            held, done = asyncio.Event(), asyncio.Event()
+
+            async def worker_a() -> None:
+                async with shared as db:
+                    await db.execute(COUNT)
+                await held.wait()
+                await shared.execute(COUNT)  # during B's block
+                done.set()
+
+            async def worker_b() -> None:
+                await asyncio.sleep(0.01)
+                async with shared as db:  # worker B opens its block
+                    await db.execute(COUNT)
+                    held.set()
+                    await done.wait()
+
+            await asyncio.gather(
+                asyncio.create_task(worker_a(), name="A"), asyncio.create_task(worker_b(), name="B")
+            )
+            for _ in range(50):
+                async with shared:
+                    pass
+            return len(_lifecycle._scopes.get())
+
+        assert run(scenario()) == 1
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG206"
+        assert finding.call_site.lineno == line_of(__file__, "# during B's block")
+        opened = line_of(__file__, "# worker B opens its block")
+        assert f"opened in task 'B' at {__file__}:{opened} and" in finding.message
+
+    def test_a_coroutine_handed_the_watched_session(self, run, providers) -> None:
+        """A guarded coroutine provider handed the watched session and run in a task of its
+        own (gather) gives it back as it is: the session still belongs to its block, and
+        its use from another request's task is PG206."""
+        get_db, _, _ = providers
+        protoguard.configure(action="log")
+
+        @protoguard.provider
+        async def tenant_session(db):
+            return db
+
+        async def main() -> None:
+            shared: dict[str, Any] = {}
+            ready, done = asyncio.Event(), asyncio.Event()
+
+            async def request_a() -> None:
+                async with get_db() as db:
+                    (same,) = await asyncio.gather(tenant_session(db))
+                    assert same is db
+                    shared["db"] = same
+                    ready.set()
+                    await done.wait()
+
+            async def request_b() -> None:
+                await ready.wait()
+                try:
+                    await shared["db"].execute(COUNT)
+                finally:
+                    done.set()
+
+            await asyncio.gather(request_a(), request_b())
+
+        run(main())
+        assert [finding.code for finding in protoguard.findings()] == ["PG206"]
+
     def test_maker_begin(self, run, async_maker, sync_maker) -> None:
         """`maker.begin()` on a guarded maker hands out the watched session: the block
         commits, the session's use after it is PG203, and a task from another block
@@ -281,7 +356,9 @@ class TestSessionsPassedOn:
         insert = text("INSERT INTO users (name) VALUES ('ida')")
 
         async def main() -> Any:
-            async with maker.begin() as db:
+            block = maker.begin()
+            async with block as db:
+                assert block.async_session is db  # SQLAlchemy's block's attributes too
                 await db.execute(insert)
             return db
 
@@ -720,6 +797,33 @@ class TestPG203:
         with pytest.raises(ProtocolError) as info:
             run(db.execute(COUNT))
         assert info.value.code == "PG203"
+
+    def test_detaching_objects_from_another_request_is_pg206(self, run, providers) -> None:
+        """expunge_all() is harmless after the block, not from another request's task
+        while the block is open: it changes that request's session (PG206)."""
+        get_db, _, _ = providers
+        shared: dict[str, Any] = {}
+
+        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
+            async with get_db() as db:
+                shared["db"] = db
+                ready.set()
+                await done.wait()
+
+        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
+            await ready.wait()
+            try:
+                shared["db"].expunge_all()
+            finally:
+                done.set()
+
+        async def main() -> None:
+            ready, done = asyncio.Event(), asyncio.Event()
+            await asyncio.gather(request_a(ready, done), request_b(ready, done))
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG206"
 
     def test_use_after_generator_finished(self, run, providers) -> None:
         """Using the session from a finished `async for` is PG203."""

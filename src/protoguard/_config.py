@@ -215,8 +215,9 @@ def current_action() -> str:
 
 def current_sample_rate() -> float:
     """The share of provider uses strict mode watches here, from 0 to 1: 1.0 inside an
-    ``override()`` block (every use is watched there), else the process-wide rate
-    (``configure(sample_rate=...)``, else ``PROTOGUARD_SAMPLE_RATE``, else 1.0).
+    ``override()`` block, where the rate does not apply (``override(mode="strict")``
+    watches every use), else the process-wide rate (``configure(sample_rate=...)``, else
+    ``PROTOGUARD_SAMPLE_RATE``, else 1.0).
 
     A service that counts findings while watching a share of uses can divide by it
     to estimate how many uses were wrong in all."""

@@ -345,9 +345,7 @@ class SessionState:
     owner: Optional[asyncio.Task[Any]] = None
 
     def enter_scope(self) -> None:
-        """The provider's block begins here, in the current task and context (again, for
-        a session from a session maker entered once more after a block of its own)."""
-        self.open = True
+        """The provider's block begins here, in the current task and context."""
         loop = _get_running_loop()
         task = None if loop is None else _task_of(loop)
         if task is not None:
@@ -426,13 +424,15 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
     )
 
 
-# Calls on a session that are never PG203 or PG206: closing it is the remedy for using it
-# out of scope, and the others read its state or detach objects from it without touching
-# the database, so they cannot take a connection after the block (`assert not
-# session.in_transaction()` in a test). PG202 still applies to them.
-_ALWAYS_ALLOWED = frozenset(
+# Closing a session is the remedy for using it out of scope, never a misuse itself.
+_ALWAYS_ALLOWED = frozenset({"close"})
+
+# Calls that are no PG203: they read the session's state or detach objects from it without
+# touching the database, so they cannot take a connection after the block (`assert not
+# session.in_transaction()` in a test). From another request's task they are PG206 still
+# (expunge_all() there changes that request's session), and PG202 applies to them.
+_HARMLESS_AFTER_THE_BLOCK = frozenset(
     {
-        "close",
         "reset",
         "invalidate",
         "in_transaction",
@@ -452,6 +452,8 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
         return
     info = state.info
     if not state.open:
+        if name in _HARMLESS_AFTER_THE_BLOCK:
+            return
         report(
             finding(
                 "PG203",
@@ -1634,7 +1636,7 @@ class StrictSessionProxy(SessionProxy):
 
     async def __aenter__(self) -> Any:
         await SessionProxy.__aenter__(self)
-        self._self_state.enter_scope()
+        self._pg_scope().enter_scope()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
@@ -1645,8 +1647,22 @@ class StrictSessionProxy(SessionProxy):
 
     def __enter__(self) -> Any:
         SessionProxy.__enter__(self)
-        self._self_state.enter_scope()
+        self._pg_scope().enter_scope()
         return self
+
+    def _pg_scope(self) -> SessionState:
+        """The state of the block being entered: the session's own, or a new one when
+        the session is entered again after a block of its own had ended (a worker that
+        keeps its session and enters it per job, as SQLAlchemy allows). The ended
+        block's state stays closed where it is recorded: code started inside that block
+        is not inside this one."""
+        state = self._self_state
+        if state.open:
+            return state
+        self._self_state = state = _new_state(SessionState)
+        state.info = self._self_provider
+        state.opened_at = caller_site()
+        return state
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
@@ -1668,11 +1684,14 @@ class BegunSession:
 
     async def __aenter__(self) -> Any:
         session = await self._block.__aenter__()
-        self._session._self_state.enter_scope()
+        self._session._pg_scope().enter_scope()
         return session
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         return await self._block.__aexit__(*exc_info)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._block, name)  # SQLAlchemy's: async_session, trans
 
 
 STRICT_BASE: dict[type, type] = {
