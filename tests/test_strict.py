@@ -348,45 +348,6 @@ class TestSessionsPassedOn:
         run(main())
         assert [finding.code for finding in protoguard.findings()] == ["PG206"]
 
-    def test_a_maker_session_the_provider_did_not_enter(self, run, async_maker, sync_maker) -> None:
-        """A guarded provider that makes a session with a guarded maker and does not enter
-        it (`db = SessionLocal(); try: yield db; finally: db.close()`, FastAPI's own
-        example) hands it out watched for its block: no finding inside, PG203 after."""
-        maker, sync = protoguard.provider(async_maker), protoguard.provider(sync_maker)
-
-        @protoguard.provider
-        @contextlib.asynccontextmanager
-        async def get_db():
-            session = maker()
-            try:
-                yield session
-            finally:
-                await session.close()
-
-        @protoguard.provider
-        def get_sync_db():
-            db = sync()
-            try:
-                yield db
-            finally:
-                db.close()
-
-        async def main() -> Any:
-            async with get_db() as db:
-                assert (await db.execute(COUNT)).scalar_one() == 2
-            return db
-
-        db = run(main())
-        for sync_db in get_sync_db():
-            assert sync_db.execute(COUNT).scalar_one() == 2
-        assert protoguard.findings() == []
-        with pytest.raises(ProtocolError) as info:
-            run(db.execute(COUNT))
-        assert info.value.code == "PG203"
-        with pytest.raises(ProtocolError) as info:
-            sync_db.execute(COUNT)
-        assert info.value.code == "PG203"
-
     def test_maker_begin(self, run, async_maker, sync_maker) -> None:
         """`maker.begin()` on a guarded maker hands out the watched session: the block
         commits, the session's use after it is PG203, and a task from another block

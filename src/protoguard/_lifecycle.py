@@ -721,11 +721,6 @@ def watch(
     try:
         watched = _WATCHED_CLASSES.get(cls)
         if watched is None:
-            if issubclass(cls, SessionProxy) and not borrowed:
-                # A guarded maker's session the provider made and did not enter
-                # (`session = Session(); try: yield session; finally: ...close()`): the
-                # provider's block is its scope, so the session itself is watched for it.
-                return watch(value.__wrapped__, info, opened_at, state)
             if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
                 return value  # not a session, or one that is watched already
             if id(cls) in _UNWATCHABLE:
