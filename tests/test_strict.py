@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import gc
 import logging
@@ -357,6 +358,7 @@ class TestSessionsPassedOn:
 
         async def main() -> Any:
             block = maker.begin()
+            assert copy.copy(block).async_session is block.async_session
             async with block as db:
                 assert block.async_session is db  # SQLAlchemy's block's attributes too
                 await db.execute(insert)

@@ -1691,6 +1691,8 @@ class BegunSession:
         return await self._block.__aexit__(*exc_info)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # ours, before __init__ set them (copy.copy makes one so)
+            raise AttributeError(name)
         return getattr(self._block, name)  # SQLAlchemy's: async_session, trans
 
 
