@@ -691,7 +691,9 @@ class TestPG202:
         assert info.value.code == "PG202"
         assert info.value.call_site == (__file__, line_of(__file__, "# PG202 sync"))
         assert "'.expunge_all' from task 'tidy' while task 'Task-" in str(info.value)
-        assert "A call that is not awaited cannot wait for the other to finish." in str(info.value)
+        assert "'.expunge_all' is a sync method, so it cannot wait for that call to finish." in (
+            str(info.value)
+        )
 
     def test_an_unawaited_call_is_still_checked(self, run, providers) -> None:
         """A call the owner makes and hands to a task instead of awaiting: the owner's

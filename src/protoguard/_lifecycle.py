@@ -560,7 +560,7 @@ def _concurrent_use(
     if waited:
         what = "protoguard let the first call finish before this one."
     else:
-        what = "A call that is not awaited cannot wait for the other to finish."
+        what = f"'.{name}' is a sync method, so it cannot wait for that call to finish."
     return finding(
         "PG202",
         state.info,
@@ -1628,9 +1628,14 @@ class StrictSessionProxy(SessionProxy):
 
     def __init__(self, wrapped: Any) -> None:
         super().__init__(wrapped)
+        self._pg_new_state()
+
+    def _pg_new_state(self) -> SessionState:
+        """A new state for the session, opened where the user's code is now."""
         self._self_state = state = _new_state(SessionState)
         state.info = self._self_provider
         state.opened_at = caller_site()
+        return state
 
     __getattr__ = WatchedSession.__getattr__
 
@@ -1657,12 +1662,7 @@ class StrictSessionProxy(SessionProxy):
         block's state stays closed where it is recorded: code started inside that block
         is not inside this one."""
         state = self._self_state
-        if state.open:
-            return state
-        self._self_state = state = _new_state(SessionState)
-        state.info = self._self_provider
-        state.opened_at = caller_site()
-        return state
+        return state if state.open else self._pg_new_state()
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
