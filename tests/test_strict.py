@@ -7,6 +7,7 @@ import contextlib
 import copy
 import functools
 import gc
+import inspect
 import logging
 import sys
 import warnings
@@ -58,6 +59,34 @@ def providers(async_maker):
 
 def _codes() -> list[tuple[str, int]]:
     return [(f.code, f.count) for f in protoguard.findings()]
+
+
+async def _two_requests(block: Any, use: Any) -> None:
+    """Request A (task 'request-a') opens ``block()`` and keeps its session in a shared
+    place until request B (task 'request-b', not started inside A's block) has called
+    ``use(session)`` (awaited if it returns an awaitable): a session escaping its request."""
+    shared: dict[str, Any] = {}
+    ready, done = asyncio.Event(), asyncio.Event()
+
+    async def request_a() -> None:
+        async with block() as session:
+            shared["session"] = session
+            ready.set()
+            await done.wait()
+
+    async def request_b() -> None:
+        await ready.wait()
+        try:
+            result = use(shared["session"])
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            done.set()
+
+    await asyncio.gather(
+        asyncio.create_task(request_a(), name="request-a"),
+        asyncio.create_task(request_b(), name="request-b"),
+    )
 
 
 class TestCorrectUse:
@@ -325,28 +354,14 @@ class TestSessionsPassedOn:
         async def tenant_session(db):
             return db
 
-        async def main() -> None:
-            shared: dict[str, Any] = {}
-            ready, done = asyncio.Event(), asyncio.Event()
+        @contextlib.asynccontextmanager
+        async def block() -> Any:
+            async with get_db() as db:
+                (same,) = await asyncio.gather(tenant_session(db))
+                assert same is db
+                yield same
 
-            async def request_a() -> None:
-                async with get_db() as db:
-                    (same,) = await asyncio.gather(tenant_session(db))
-                    assert same is db
-                    shared["db"] = same
-                    ready.set()
-                    await done.wait()
-
-            async def request_b() -> None:
-                await ready.wait()
-                try:
-                    await shared["db"].execute(COUNT)
-                finally:
-                    done.set()
-
-            await asyncio.gather(request_a(), request_b())
-
-        run(main())
+        run(_two_requests(block, lambda session: session.execute(COUNT)))
         assert [finding.code for finding in protoguard.findings()] == ["PG206"]
 
     def test_maker_begin(self, run, async_maker, sync_maker) -> None:
@@ -378,27 +393,8 @@ class TestSessionsPassedOn:
         with sync_maker() as plain:
             assert plain.execute(COUNT).scalar_one() == 4  # committed by the sync block
 
-        shared: dict[str, Any] = {}
-
-        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
-            async with maker.begin() as db:
-                shared["db"] = db
-                ready.set()
-                await done.wait()
-
-        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
-            await ready.wait()
-            try:
-                await shared["db"].execute(COUNT)
-            finally:
-                done.set()
-
-        async def requests() -> None:
-            ready, done = asyncio.Event(), asyncio.Event()
-            await asyncio.gather(request_a(ready, done), request_b(ready, done))
-
         with pytest.raises(ProtocolError) as info:
-            run(requests())
+            run(_two_requests(maker.begin, lambda session: session.execute(COUNT)))
         assert info.value.code == "PG206"
 
     def test_maker_begin_in_mode_on_is_the_makers_own(self, run, async_maker) -> None:
@@ -806,27 +802,8 @@ class TestPG203:
         """expunge_all() is harmless after the block, not from another request's task
         while the block is open: it changes that request's session (PG206)."""
         get_db, _, _ = providers
-        shared: dict[str, Any] = {}
-
-        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
-            async with get_db() as db:
-                shared["db"] = db
-                ready.set()
-                await done.wait()
-
-        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
-            await ready.wait()
-            try:
-                shared["db"].expunge_all()
-            finally:
-                done.set()
-
-        async def main() -> None:
-            ready, done = asyncio.Event(), asyncio.Event()
-            await asyncio.gather(request_a(ready, done), request_b(ready, done))
-
         with pytest.raises(ProtocolError) as info:
-            run(main())
+            run(_two_requests(get_db, lambda session: session.expunge_all()))
         assert info.value.code == "PG206"
 
     def test_use_after_generator_finished(self, run, providers) -> None:
@@ -1255,30 +1232,8 @@ class TestPG206:
     def test_session_escaping_its_request(self, run, providers) -> None:
         """Request A's session used by request B's task is PG206 naming both tasks."""
         get_db, _, _ = providers
-        shared: dict[str, Any] = {}
-
-        async def request_a(ready: asyncio.Event, done: asyncio.Event) -> None:
-            async with get_db() as session:
-                shared["session"] = session
-                ready.set()
-                await done.wait()
-
-        async def request_b(ready: asyncio.Event, done: asyncio.Event) -> None:
-            await ready.wait()
-            try:
-                await shared["session"].execute(COUNT)
-            finally:
-                done.set()
-
-        async def main() -> None:
-            ready, done = asyncio.Event(), asyncio.Event()
-            await asyncio.gather(
-                asyncio.create_task(request_a(ready, done), name="request-a"),
-                asyncio.create_task(request_b(ready, done), name="request-b"),
-            )
-
         with pytest.raises(ProtocolError) as info:
-            run(main())
+            run(_two_requests(get_db, lambda session: session.execute(COUNT)))
         assert info.value.code == "PG206"
         assert "task 'request-b'" in str(info.value)
         assert "task 'request-a'" in str(info.value)
