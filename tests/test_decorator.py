@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import sys
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import protoguard
 from protoguard import ProtocolError
+
+from .conftest import line_of
 
 
 @contextlib.asynccontextmanager
@@ -33,6 +36,33 @@ async def coro_provider():
 
 
 def plain_provider():
+    return "session"
+
+
+# Guarded at module level, as pickle finds functions: by module and qualified name.
+@protoguard.provider
+@contextlib.contextmanager
+def guarded_cm():
+    yield "session"
+
+
+@protoguard.provider
+async def guarded_agen():
+    yield "session"
+
+
+@protoguard.provider
+def guarded_gen():
+    yield "session"
+
+
+@protoguard.provider
+async def guarded_coro():
+    return "session"
+
+
+@protoguard.provider
+def guarded_plain():
     return "session"
 
 
@@ -197,3 +227,174 @@ class TestRefuses:
         """name= must be a string."""
         with pytest.raises(TypeError, match=r"name=\.\.\.\) takes a str"):
             protoguard.provider(name=3)  # type: ignore[call-overload]
+
+
+class TestTheProviderItself:
+    """What is done to the guarded provider itself (not to what it returns) behaves as
+    on the unguarded one."""
+
+    @pytest.mark.parametrize(
+        "guarded", [guarded_cm, guarded_agen, guarded_gen, guarded_coro, guarded_plain]
+    )
+    def test_copied_and_pickled_by_reference(self, guarded) -> None:
+        """A function is copied as itself and pickled by its module and name; so is
+        the guarded function the module holds."""
+        import copy
+        import pickle
+
+        assert copy.copy(guarded) is guarded
+        assert copy.deepcopy({"dependency": guarded})["dependency"] is guarded
+        assert pickle.loads(pickle.dumps(guarded)) is guarded
+
+    def test_a_session_maker_copied(self, async_engine) -> None:
+        """A guarded maker is copied as the maker is, and stays guarded; pickle fails or
+        succeeds as it does for the maker itself, and what it loads is guarded."""
+        import copy
+        import pickle
+
+        from sqlalchemy.orm import sessionmaker
+
+        maker = protoguard.provider(async_sessionmaker(async_engine))
+        copied = copy.copy(maker)
+        assert isinstance(copied, type(maker))
+        assert copied.__wrapped__ is not maker.__wrapped__
+        assert copied.kw == maker.kw
+        unbound = protoguard.provider(sessionmaker(), name="Unbound")
+        deep = copy.deepcopy(unbound)
+        assert isinstance(deep, type(unbound))
+        assert deep.__protoguard_provider__ == unbound.__protoguard_provider__
+        try:
+            pickle.dumps(sessionmaker())
+        except Exception as unguarded:
+            with pytest.raises(type(unguarded)):
+                pickle.dumps(unbound)
+        else:  # pragma: no cover - a SQLAlchemy whose sessionmaker pickles
+            loaded = pickle.loads(pickle.dumps(unbound))
+            assert loaded.__protoguard_provider__.name == "Unbound"
+
+    @pytest.mark.parametrize(
+        ("statement", "protocol"),
+        [("async with", "asynchronous context manager"), ("with", "context manager")],
+    )
+    @pytest.mark.parametrize("func", [get_db, agen_provider, gen_provider, coro_provider])
+    def test_entered_without_the_call(self, run, func, statement: str, protocol: str) -> None:
+        """`async with get_db as db:` (the call forgotten): the TypeError Python raises
+        for the function, with the call written out (wrapt's proxy would forward the
+        protocol to the function: an AttributeError). A guarded @asynccontextmanager
+        function is a plain function: Python's own error, as unguarded."""
+        guarded = protoguard.provider(func)
+        name = func.__name__
+
+        async def enter(provider) -> None:
+            if statement == "async with":
+                async with provider:
+                    pass
+            else:
+                with provider:
+                    pass
+
+        with pytest.raises(TypeError) as plain:
+            run(enter(func))
+        with pytest.raises(TypeError) as info:
+            run(enter(guarded))
+        assert str(info.value).startswith(str(plain.value))
+        if func is get_db:
+            assert str(info.value) == str(plain.value)
+            return
+        assert str(info.value) == (
+            f"'function' object does not support the {protocol} protocol: {name} is the "
+            f"provider, not what it gives; call it ({statement} {name}() as session:)"
+        )
+
+    def test_a_session_maker_entered_without_the_call(self, run, async_engine) -> None:
+        Session = protoguard.provider(async_sessionmaker(async_engine))
+
+        async def enter() -> None:
+            async with Session:
+                pass
+
+        with pytest.raises(TypeError) as info:
+            run(enter())
+        assert str(info.value) == (
+            "'async_sessionmaker' object does not support the asynchronous context "
+            "manager protocol: Session is the provider, not what it gives; call it "
+            "(async with Session() as session:)"
+        )
+
+    def test_a_plain_function_returning_none(self) -> None:
+        """None (no session here) comes back as None, which `is None` sees."""
+
+        @protoguard.provider
+        def current_session():
+            return None
+
+        assert current_session() is None
+
+    def test_a_wrapper_made_with_functools_wraps_is_not_guarded(self) -> None:
+        """functools.wraps copies the guarded function's __dict__, and with it the mark
+        of a guarded provider, onto the user's own wrapper (an adapter from the
+        context manager to a Depends()-style generator): the wrapper is not taken for
+        the provider, and guarding it guards it."""
+        guarded = protoguard.provider(get_db)
+
+        @functools.wraps(guarded)
+        async def as_dependency(dsn: str):
+            async with guarded(dsn) as session:
+                yield session
+
+        wrapper = protoguard.provider(as_dependency)
+        assert wrapper is not as_dependency
+        assert wrapper.__protoguard_provider__.kind == "async generator"
+
+        async def loop() -> list[object]:
+            return [session async for session in wrapper("sqlite://")]
+
+        assert asyncio.run(loop()) == [("sqlite://", False)]
+
+
+class TestContextManagerSteppedByHand:
+    """A context-manager provider's result speaks as much of the generator protocol as
+    Depends() drives (through contextlib); a step by hand is the misuse it is."""
+
+    @pytest.mark.skipif(sys.version_info < (3, 10), reason="the anext() builtin: 3.10+")
+    def test_anext_is_pg101(self, run) -> None:
+        """`await anext(get_db())` is PG101 at its line, not a session handed out
+        with its cleanup left to the garbage collector."""
+        guarded = protoguard.provider(get_db)
+
+        async def main() -> object:
+            return await anext(guarded("sqlite://"))  # noqa: F821 - 3.10+  # the misuse
+
+        with pytest.raises(TypeError):
+            run(_anext_unguarded())
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG101"
+        assert info.value.call_site == (__file__, line_of(__file__, "# the misuse"))
+
+    def test_next_is_pg101(self) -> None:
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_sync_db():
+            yield "session"
+
+        with pytest.raises(TypeError):
+            next(get_sync_db.__wrapped__())  # what Python says unguarded
+        with pytest.raises(ProtocolError) as info:
+            next(get_sync_db())
+        assert info.value.code == "PG101"
+
+    def test_contextlib_still_drives_it(self, run) -> None:
+        """asynccontextmanager() around the guarded provider (what Depends() does once
+        it has looked through __wrapped__) enters and leaves it."""
+        guarded = protoguard.provider(get_db)
+
+        async def main() -> object:
+            async with contextlib.asynccontextmanager(guarded)("sqlite://") as session:
+                return session
+
+        assert run(main()) == ("sqlite://", False)
+
+
+async def _anext_unguarded() -> object:
+    return await anext(get_db("sqlite://"))  # noqa: F821 - 3.10+

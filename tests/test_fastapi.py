@@ -200,6 +200,51 @@ class TestDepends:
             client.get(path)
         assert log == expected
 
+    @pytest.mark.parametrize(("path", "kind"), [("/acm", "acm"), ("/cm", "cm")])
+    def test_mode_off_at_run_time(self, app_and_log, path: str, kind: str) -> None:
+        """Mode "off" set after the provider was guarded (override() in a test,
+        configure()): a context-manager provider still works through Depends(), which
+        found the generator function inside it; the provider's code runs unguarded."""
+        if not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects the context manager: see test_old_fastapi_*")
+        app, log = app_and_log
+        with TestClient(app) as client, protoguard.override(mode="off"):
+            response = client.get(path)
+        assert response.status_code == 200
+        assert response.json()["count"] == 2
+        assert log == [f"{kind}: open", f"{kind}: closed"]
+
+    @pytest.mark.parametrize("mode", ["on", "off", "strict"])
+    def test_a_partial_of_a_context_manager_provider(self, async_maker, mode: str) -> None:
+        """protoguard.provider(functools.partial(tenant_db, "acme")) through Depends():
+        FastAPI finds the generator function with the partial's arguments, and the
+        endpoint gets the session the provider made with them."""
+        import functools
+
+        log: list[str] = []
+
+        @contextlib.asynccontextmanager
+        async def tenant_db(tenant: str):
+            async with async_maker(info={"tenant": tenant}) as session:
+                yield session
+            log.append(f"{tenant}: closed")
+
+        acme_db = protoguard.provider(functools.partial(tenant_db, "acme"))
+        assert inspect.signature(acme_db) == inspect.signature(functools.partial(tenant_db, "acme"))
+        app = FastAPI()
+
+        @app.get("/")
+        async def endpoint(db: Annotated[AsyncSession, Depends(acme_db)]) -> dict[str, Any]:
+            return {"count": (await db.execute(COUNT)).scalar_one(), "tenant": db.info["tenant"]}
+
+        if not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects the context manager: see test_old_fastapi_*")
+        with TestClient(app) as client, protoguard.override(mode=mode):
+            response = client.get("/")
+        assert response.json() == {"count": 2, "tenant": "acme"}
+        assert log == ["acme: closed"]
+        assert protoguard.findings() == []
+
     @pytest.mark.parametrize(
         ("path", "provider"),
         [("/acm", "get_request_scoped_db_session"), ("/cm", "sync_session_scope")],

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import linecache
 import operator
 import re
 import sys
 import types
-from typing import Any, Callable, Optional, TypeVar, Union, overload
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, overload
 
 import wrapt
 
 from . import _config, _lifecycle
 from . import _kinds as k
-from ._messages import user_frame
+from ._messages import short_name, user_frame
 from ._proxies import (
     _FAST_GETATTRIBUTE,
     AsyncGeneratorProxy,
@@ -37,10 +38,13 @@ _ACCEPTED = (
 # Tells @provider(...) (options, returns a decorator) from @provider(None) (an error).
 _NOTHING: Any = object()
 
-# The attribute that marks a plain function returned by @provider.
+# The attribute that marks a plain function returned by @provider, and the code of
+# those functions (see _guarded_info).
 _MARK = "__protoguard_provider__"
+_GUARDED_CODE: set[types.CodeType] = set()
 
 _getframe = sys._getframe
+_CONTEXTLIB_INIT = _lifecycle._CONTEXTLIB_INIT
 
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=\s*\S")
 
@@ -61,6 +65,37 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __protoguard_provider__(self) -> ProviderInfo:
         info: ProviderInfo = self._self_info
         return info
+
+    # A function, copied and pickled as a function is: by reference (pickle finds it
+    # under its module and qualified name, this guarded object when it is what the
+    # module holds). wrapt's proxies refuse all three.
+    def __copy__(self) -> Any:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        qualname: str = self.__qualname__
+        return qualname
+
+
+def _not_the_provider(protocol: str) -> Any:
+    """What `with`/`async with` on a provider itself (its call forgotten) raises: the
+    TypeError Python raises for the unguarded object, with the fix. (wrapt's proxies
+    would forward the protocol to the wrapped object, an AttributeError.)"""
+    statement = "with" if protocol == "context manager" else "async with"
+
+    def method(self: Any, *args: Any) -> NoReturn:
+        __tracebackhide__ = True
+        name = short_name(self.__protoguard_provider__)
+        raise TypeError(
+            f"{type(self.__wrapped__).__name__!r} object does not support the {protocol} "
+            f"protocol: {name} is the provider, not what it gives; call it "
+            f"({statement} {name}() as session:)"
+        )
+
+    return method
 
 
 def _set_doc(self: Any, value: Any) -> None:
@@ -95,6 +130,22 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
         info: ProviderInfo = getattr(self._self_result_class, "_self_provider")  # noqa: B009
         return info
 
+    # Copied as the maker is, and still guarded. Pickled as the maker is, and guarded
+    # again when it is loaded (its classes are made per provider, not importable).
+    def __copy__(self) -> GuardedSessionMaker:
+        return self._pg_like(copy.copy(self.__wrapped__))
+
+    def __deepcopy__(self, memo: Any) -> GuardedSessionMaker:
+        return self._pg_like(copy.deepcopy(self.__wrapped__, memo))
+
+    def _pg_like(self, maker: Any) -> GuardedSessionMaker:
+        return type(self)(maker, self._self_result_class, self._self_strict_class, self._self_mode)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        info = self.__protoguard_provider__
+        expected = getattr(self._self_strict_class, "_self_expected", None)
+        return _guard_again, (self.__wrapped__, info.name, self._self_mode, expected)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         session = self.__wrapped__(*args, **kwargs)
         mode = _config.mode_for(self._self_mode)
@@ -127,6 +178,21 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
         return block
 
 
+for _guarded in (GuardedFunction, GuardedSessionMaker):
+    for _name, _protocol in (
+        ("__enter__", "context manager"),
+        ("__exit__", "context manager"),
+        ("__aenter__", "asynchronous context manager"),
+        ("__aexit__", "asynchronous context manager"),
+    ):
+        setattr(_guarded, _name, _not_the_provider(_protocol))
+
+
+def _guard_again(obj: Any, name: str, mode: Optional[str], yields: Optional[type]) -> Any:
+    """A guarded session maker, loaded by pickle."""
+    return _decorate(obj, name, mode, yields)
+
+
 def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     """The ProviderInfo of an already guarded provider, or None."""
     if isinstance(obj, (GuardedFunction, GuardedSessionMaker)):
@@ -137,7 +203,12 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     if not isinstance(obj, types.FunctionType):
         return None
     marked = obj.__dict__.get(_MARK)
-    return marked if isinstance(marked, ProviderInfo) else None
+    # The mark, on the function this module made: functools.wraps copies a function's
+    # __dict__, and so the mark, onto a wrapper of the user's (an adapter around a
+    # guarded provider), which is not guarded and may not even speak the same protocol.
+    if isinstance(marked, ProviderInfo) and obj.__code__ in _GUARDED_CODE:
+        return marked
+    return None
 
 
 def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
@@ -177,6 +248,12 @@ def _guard_contextmanager(
             if current == on or (current == strict and settings.sampling and unwatched()):
                 return result_class(inner, args, kwds)
             if current == off:
+                if _getframe(1).f_code is _CONTEXTLIB_INIT:
+                    # contextlib making its context manager around the provider, which
+                    # FastAPI's Depends() found to be a generator function (through
+                    # __wrapped__): the generator, as it expects (see _proxies'
+                    # GuardedAsyncContextManager.__anext__, mode "on"'s way).
+                    return inner(*args, **kwds)
                 return func(*args, **kwds)
             return strict_class(inner, args, kwds)
 
@@ -191,9 +268,20 @@ def _guard_contextmanager(
                 cm.__class__ = strict_class
                 cm._pg_site = _lifecycle.caller_site()
                 cm._pg_argument_ids = _lifecycle.argument_ids(cm.args, cm.kwds)
+            elif _getframe(1).f_code is _CONTEXTLIB_INIT:
+                return cm.gen  # contextlib wants the generator (see above)
             return cm
 
+    _GUARDED_CODE.add(guarded.__code__)  # one per definition above: two in all
     functools.update_wrapper(guarded, func)
+    if isinstance(func, functools.partial):
+        # What FastAPI's Depends() looks through: the generator function inside
+        # @asynccontextmanager, with the partial's arguments, as it finds it through a
+        # plain decorated function's __wrapped__ (inspect.unwrap stops at a partial).
+        generator = getattr(func.func, "__wrapped__", None)
+        if generator is not None:
+            unwrapped = functools.partial(generator, *func.args, **func.keywords)
+            guarded.__wrapped__ = unwrapped  # type: ignore[attr-defined]
     if guarded.__name__ == "guarded":
         # A partial has no name of its own to copy: take its function's.
         innermost = k._innermost(func)
@@ -212,6 +300,7 @@ def _guard_function(
     # A generator provider called by contextlib making its context manager
     # (asynccontextmanager(p)(...), as FastAPI's Depends() does on every request).
     generator = issubclass(result_class, (AsyncGeneratorProxy, GeneratorProxy))
+    plain = info.kind == k.FUNCTION
     driven_class: Any = getattr(strict_class, "_pg_driven", None)
     getframe, contextlib_init = _getframe, _lifecycle._CONTEXTLIB_INIT
 
@@ -222,7 +311,9 @@ def _guard_function(
             current = override_mode.get() or mode or settings.mode
         else:
             current = mode or settings.mode
-        if current == off:
+        if current == off or result is None or (plain and k.is_session_registry(result)):
+            # None: a plain function's "no session here", which `is None` must see. A
+            # scoped_session registry: not a session, and callable (a proxy is not).
             return result
         if settings.sampling and current != on and unwatched():
             current = on  # strict mode, but this use is not in the sample

@@ -129,6 +129,16 @@ def _sessionmaker_kind(obj: object) -> Optional[str]:
     return None
 
 
+def is_session_registry(obj: object) -> bool:
+    """Whether ``obj`` is SQLAlchemy's ``scoped_session``/``async_scoped_session``: a
+    callable registry of sessions, not a session, which a provider may hand out."""
+    orm = sys.modules.get("sqlalchemy.orm")
+    if orm is not None and isinstance(obj, orm.scoped_session):
+        return True
+    asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
+    return asyncio_ext is not None and isinstance(obj, asyncio_ext.async_scoped_session)
+
+
 def _innermost(func: Any) -> Any:
     """Strip bound methods and partials, which do not change a function's kind."""
     while True:

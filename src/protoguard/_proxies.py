@@ -17,6 +17,7 @@ provider's ProviderInfo is a class attribute and a call costs no attribute store
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, ClassVar, NoReturn
 
 import wrapt
@@ -82,6 +83,12 @@ def _with_session_attributes(cls: type) -> type:
     return cls
 
 
+_getframe = sys._getframe
+# What steps a generator provider's generator to enter the block, under Depends().
+_CONTEXTLIB_AENTER = contextlib._AsyncGeneratorContextManager.__aenter__.__code__
+_CONTEXTLIB_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
+
+
 @_with_session_attributes
 class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # type: ignore[type-arg]
     """An ``@asynccontextmanager`` result that names every protocol but ``async with``."""
@@ -130,6 +137,11 @@ class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # t
     # __aiter__ is the misuse, __anext__ is only what Depends() calls.
     def __anext__(self) -> Any:
         if "func" in self.__dict__:  # not entered yet
+            if _getframe(1).f_code is not _CONTEXTLIB_AENTER:
+                # anext() by hand (`await anext(get_db())`), not contextlib entering:
+                # async iteration, which a context manager does not speak.
+                __tracebackhide__ = True
+                raise _misuse(self, k.ASYNC_FOR)
             return self.__aenter__()
         return self._pg_leave(None, None, None)
 
@@ -190,6 +202,9 @@ class GuardedContextManager(contextlib._GeneratorContextManager):  # type: ignor
     # @contextmanager provider (FastAPI runs it in a thread with next()/throw()/close()).
     def __next__(self) -> Any:
         if "func" in self.__dict__:  # not entered yet
+            if _getframe(1).f_code is not _CONTEXTLIB_ENTER:
+                __tracebackhide__ = True  # next() by hand (see __anext__)
+                raise _misuse(self, k.FOR)
             return self.__enter__()
         return self._pg_leave(None, None, None)
 
