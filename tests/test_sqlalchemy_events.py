@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
+    Session,
     mapped_column,
     relationship,
     selectinload,
@@ -419,6 +420,124 @@ def test_a_session_the_provider_was_handed_is_the_callers_after_the_block(tmp_pa
         own.add(Author(name="grace"))
         own.commit()
         assert sorted(own.scalars(select(Author.name))) == ["ada", "grace"]
+    assert protoguard.findings() == []
+    engine.dispose()
+
+
+def _orm_maker(tmp_path, **options):
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    with sessionmaker(engine).begin() as session:
+        session.add(Author(name="ada", books=[Book(title="notes"), Book(title="letters")]))
+    return engine, sessionmaker(engine, **options)
+
+
+def _by_position(session):
+    with session.begin():
+        yield session
+
+
+def _by_star(*sessions):
+    with sessions[0].begin():
+        yield sessions[0]
+
+
+def _by_keyword(*, session):
+    with session.begin():
+        yield session
+
+
+def _by_keywords(**options):
+    with options["session"].begin():
+        yield options["session"]
+
+
+@pytest.mark.parametrize("helper", [_by_position, _by_star, _by_keyword, _by_keywords])
+@pytest.mark.parametrize("form", ["for", "contextmanager()"])
+def test_a_session_a_generator_was_handed_is_the_callers_after_the_block(
+    tmp_path, helper, form: str
+) -> None:
+    """The same for a generator transaction helper, looped over or entered through
+    contextlib (as Depends() does), with the session passed as any kind of argument:
+    the helper's commit expired the author, and the caller's own read reloads it."""
+    engine, maker = _orm_maker(tmp_path)
+    protoguard.configure(action="log")
+    transaction = protoguard.provider(mode="strict")(helper)
+    with maker() as own:
+        arguments = ((own,), {}) if helper in (_by_position, _by_star) else ((), {"session": own})
+        if form == "for":
+            for session in transaction(*arguments[0], **arguments[1]):
+                author = session.get(Author, 1)
+        else:
+            with contextlib.contextmanager(transaction)(*arguments[0], **arguments[1]) as session:
+                author = session.get(Author, 1)
+        assert author.name == "ada"  # a reload, by the caller, after the helper's block
+    assert protoguard.findings() == []
+    engine.dispose()
+
+
+def test_an_async_generator_handed_the_session_leaves_it_to_the_caller(run, tmp_path) -> None:
+    """An async generator transaction helper, under contextlib (Depends()) or looped
+    over, handed an AsyncSession: the caller's reload after its block is no finding."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    engine, maker = _orm_maker(tmp_path)
+    with maker.begin() as session:
+        session.add(Note(text="hello"))
+    engine.dispose()
+    protoguard.configure(action="log")
+
+    @protoguard.provider(mode="strict")
+    async def transaction(session):
+        async with session.begin():
+            yield session
+
+    async def main() -> list[str]:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'orm.db'}")
+        texts = []
+        async with AsyncSession(engine) as own:
+            async with contextlib.asynccontextmanager(transaction)(own) as session:
+                note = await session.get(Note, 1)
+            texts.append(await note.awaitable_attrs.text)  # expired by the commit: a reload
+            await own.rollback()  # ends the reload's transaction, for the next helper
+            async for session in transaction(own):
+                note = await session.get(Note, 1)
+            texts.append(await note.awaitable_attrs.text)
+        await engine.dispose()
+        return texts
+
+    assert run(main()) == ["hello", "hello"]
+    assert protoguard.findings() == []
+
+
+def test_a_block_nested_in_the_sessions_own_block_leaves_it_open(tmp_path) -> None:
+    """A provider that joins its caller's unit of work (yields the session an outer
+    block of its own opened) ends only its own block: a lazy load in the outer block,
+    after the inner one, is no finding; after the outer block it is PG203."""
+    engine, maker = _orm_maker(tmp_path)
+    protoguard.configure(action="log")
+    current: list[Session] = []
+
+    @protoguard.provider(mode="strict")
+    @contextlib.contextmanager
+    def unit_of_work():
+        if current:  # nested: join the outer unit of work
+            yield current[-1]
+            return
+        with maker() as session:
+            current.append(session)
+            try:
+                yield session
+                session.commit()
+            finally:
+                current.pop()
+
+    with unit_of_work() as outer:
+        author = outer.get(Author, 1)
+        with unit_of_work() as inner:
+            inner.add(Book(title="new", author=author))
+        outer.commit()  # expires the author
+        assert sorted(book.title for book in author.books) == ["letters", "new", "notes"]
     assert protoguard.findings() == []
     engine.dispose()
 

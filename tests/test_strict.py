@@ -1558,11 +1558,34 @@ class _Unhashable(type):
 
 
 class TestSessionsStrictModeCannotWatch:
-    """An internal failure to watch a session (its class breaks dir() or hash()): one
+    """An internal failure to watch a session (its class breaks dir()): one
     ProtocolWarning at the user's line, and the session handed out as it is; the user's
     code goes on, also where warnings are errors."""
 
-    @pytest.mark.parametrize("metaclass", [_BrokenDir, _Unhashable])
+    def test_a_session_class_that_cannot_be_hashed_is_watched(self, run) -> None:
+        """Classes are remembered by id(), so one that cannot be hashed is watched."""
+
+        class Odd(metaclass=_Unhashable):
+            async def execute(self) -> int:
+                return 1
+
+        @protoguard.provider
+        async def get_db():
+            yield Odd()
+
+        async def main() -> Any:
+            async for db in get_db():
+                assert isinstance(db, Odd)
+                assert type(db) is not Odd  # watched
+                assert await db.execute() == 1
+            return db
+
+        db = run(main())
+        with pytest.raises(ProtocolError) as info:
+            run(db.execute())
+        assert info.value.code == "PG203"
+
+    @pytest.mark.parametrize("metaclass", [_BrokenDir])
     @pytest.mark.parametrize("warnings_are_errors", [False, True])
     def test_the_session_is_handed_out_as_it_is(self, run, metaclass, warnings_are_errors) -> None:
         class Odd(metaclass=metaclass):
@@ -1937,3 +1960,231 @@ class TestDrivenByContextlib:
         ):
             pass  # pragma: no cover
         assert _codes() == [("PG205", 1)]
+
+
+class TestLessCommonCorrectUse:
+    """Correct code that real services write, each once reported wrongly or not watched
+    by strict mode: no finding, the real behaviour, and the scope still ends where it
+    should."""
+
+    def test_a_helper_that_enters_the_session_inside_the_block(self, sync_maker) -> None:
+        """`with session:` in a helper (closing the session after its unit of work, as
+        SQLAlchemy allows, which reopens on next use) does not end the provider's block:
+        a second call inside the block is no PG203; a call after the block is."""
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_db():
+            session = sync_maker()
+            try:
+                yield session
+            finally:
+                session.close()
+
+        def count(session: Any) -> int:
+            with session:
+                return session.execute(COUNT).scalar_one()
+
+        with get_db() as db:
+            assert (count(db), count(db)) == (2, 2)
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            count(db)
+        assert info.value.code == "PG203"
+
+    def test_an_async_helper_that_enters_the_session_inside_the_block(self, run, providers) -> None:
+        """The same with `async with session:` on an AsyncSession from a generator
+        provider under contextlib, as Depends() runs it."""
+        _, get_gen, log = providers
+
+        async def count(session: Any) -> int:
+            async with session:
+                return (await session.execute(COUNT)).scalar_one()
+
+        async def main() -> Any:
+            async with contextlib.asynccontextmanager(get_gen)() as db:
+                assert (await count(db), await count(db)) == (2, 2)
+            return db
+
+        db = run(main())
+        assert log == ["gen closed"]
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            run(count(db))
+        assert info.value.code == "PG203"
+
+    def test_a_coroutine_providers_session_entered_again(self, run, async_maker) -> None:
+        """A coroutine provider's session is scoped by its own `async with`: its end is
+        the scope's end (PG203 after it), and entering it again opens a new scope."""
+
+        @protoguard.provider
+        async def make_session():
+            return async_maker()
+
+        async def main() -> Any:
+            db = await make_session()
+            async with db:
+                await db.execute(COUNT)
+            with pytest.raises(ProtocolError) as info:
+                await db.execute(COUNT)
+            assert info.value.code == "PG203"
+            async with db:  # again, as SQLAlchemy allows
+                return (await db.execute(COUNT)).scalar_one()
+
+        assert run(main()) == 2
+        assert _codes() == [("PG203", 1)]
+
+    def test_a_context_manager_provider_used_as_a_decorator(self, sync_maker) -> None:
+        """contextlib lets a @contextmanager result decorate a function, and enters a
+        fresh copy at each call: the decorating one is never entered itself, and that is
+        no PG204 when it is collected."""
+        done: list[str] = []
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def transaction():
+            with sync_maker() as session:
+                yield session
+                done.append("committed")
+
+        def main() -> None:
+            @transaction()
+            def add() -> None:
+                pass
+
+            add()
+            add()
+
+        main()
+        gc.collect()
+        assert done == ["committed", "committed"]
+        assert protoguard.findings() == []
+
+    @pytest.mark.skipif(sys.version_info < (3, 10), reason="AsyncContextDecorator: 3.10+")
+    def test_an_async_context_manager_provider_used_as_a_decorator(self, run, providers) -> None:
+        get_db, _, log = providers
+
+        @get_db()
+        async def use() -> None:
+            pass
+
+        run(use())
+        run(use())
+        del use
+        gc.collect()
+        assert log == ["cm closed", "cm closed"]
+        assert protoguard.findings() == []
+
+    def test_a_generator_stepped_with_send(self, sync_maker) -> None:
+        """gen.send(None), as some drivers step a generator, is next(): the session is
+        watched (PG203 after the provider finished), and the generator is no PG204."""
+
+        @protoguard.provider
+        def get_db():
+            session = sync_maker()
+            try:
+                yield session
+            finally:
+                session.close()
+
+        def main() -> Any:
+            gen = get_db()
+            db = gen.send(None)
+            assert db.execute(COUNT).scalar_one() == 2
+            gen.close()
+            return db
+
+        db = main()
+        gc.collect()
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            db.execute(COUNT)
+        assert info.value.code == "PG203"
+
+    def test_an_async_generator_stepped_with_asend(self, run, providers) -> None:
+        _, get_gen, log = providers
+
+        async def main() -> Any:
+            gen = get_gen()
+            db = await gen.asend(None)
+            assert (await db.execute(COUNT)).scalar_one() == 2
+            await gen.aclose()
+            return db
+
+        db = run(main())
+        gc.collect()
+        assert log == ["gen closed"]
+        assert protoguard.findings() == []
+        with pytest.raises(ProtocolError) as info:
+            run(db.execute(COUNT))
+        assert info.value.code == "PG203"
+
+    def test_a_scoped_session_registry_handed_out(self, sync_maker) -> None:
+        """A provider that hands out a scoped_session registry: not a session (it makes
+        them), so it is handed out as it is, callable, by every kind of provider."""
+        from sqlalchemy.orm import scoped_session
+
+        registry = scoped_session(sync_maker)
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_registry():
+            try:
+                yield registry
+            finally:
+                registry.remove()
+
+        @protoguard.provider
+        def plain_registry():
+            return registry
+
+        with get_registry() as db:
+            assert db is registry
+            assert db().execute(COUNT).scalar_one() == 2
+        assert plain_registry() is registry
+        assert plain_registry()().execute(COUNT).scalar_one() == 2
+        registry.remove()
+        assert protoguard.findings() == []
+
+    def test_a_session_maker_made_per_use_is_not_kept(self, sync_maker) -> None:
+        """sessionmaker() makes a Session subclass of its own: a provider that makes a
+        maker per use must not leave each class (and strict mode's watched class for
+        it) alive."""
+        bind = sync_maker.kw["bind"]
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_db():
+            with type(sync_maker)(bind)() as session:
+                yield session
+
+        def use() -> weakref.ref[type]:
+            with get_db() as db:
+                assert db.execute(COUNT).scalar_one() == 2
+                return weakref.ref(type(db.__wrapped__))
+
+        classes = [use() for _ in range(3)]
+        gc.collect()
+        assert [cls() for cls in classes] == [None, None, None]
+        assert protoguard.findings() == []
+
+    @pytest.mark.parametrize("kind", ["@contextmanager", "generator"])
+    def test_pg203s_fix_names_a_sync_providers_block(self, sync_maker, kind: str) -> None:
+        """PG203's fix names the block of the provider's kind: 'with' for a sync one."""
+
+        def get_db():
+            with sync_maker() as session:
+                yield session
+
+        if kind == "@contextmanager":
+            provider = protoguard.provider(contextlib.contextmanager(get_db))
+            block = "'with' block"
+        else:
+            provider = contextlib.contextmanager(protoguard.provider(get_db))
+            block = "'for' loop or 'with' block"
+        with provider() as db:
+            pass
+        with pytest.raises(ProtocolError) as info:
+            db.execute(COUNT)
+        assert info.value.code == "PG203"
+        assert info.value.fix == f"use the session only inside the {block} that gave it"

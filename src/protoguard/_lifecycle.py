@@ -343,6 +343,11 @@ class SessionState:
     # The task that opened it: held only while the scope is open (exit_scope drops
     # it), when that task is running the block anyway, so it keeps nothing alive.
     owner: Optional[asyncio.Task[Any]] = None
+    # Whether the session's own 'with' block ends its scope: a coroutine provider's
+    # session, which has no other. A context manager's or generator's session belongs
+    # to the provider's block, which a `with session:` inside it (closing the session
+    # for a helper's unit of work, as SQLAlchemy allows) does not end.
+    own_block = False
 
     def enter_scope(self) -> None:
         """The provider's block begins here, in the current task and context."""
@@ -406,7 +411,8 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
     block Depends() opened, how long FastAPI keeps it, and the provider entered where the
     late work runs."""
     if not (isinstance(state, _Driven) and _opened_by_depends(resolve(state.opened_at))):
-        return "use the session only inside the 'async with'/'async for' block that gave it"
+        block = _BLOCK_OF.get(state.info.kind, "'with' or 'async with' block")
+        return f"use the session only inside the {block} that gave it"
     gen = state.__wrapped__
     code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)
     takes_arguments = code is None or bool(
@@ -423,6 +429,18 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
         f"{open_where_used(state.info, takes_arguments, resolve(site), name)}"
     )
 
+
+# The block a session of each kind of provider belongs to, as PG203's fix names it (a
+# plain function's session may be either kind's).
+_BLOCK_OF = {
+    k.ASYNC_CM: "'async with' block",
+    k.ASYNC_GEN: "'async for' loop or 'async with' block",
+    k.COROUTINE: "'async with' block",
+    k.ASYNC_SESSIONMAKER: "'async with' block",
+    k.SYNC_CM: "'with' block",
+    k.SYNC_GEN: "'for' loop or 'with' block",
+    k.SESSIONMAKER: "'with' block",
+}
 
 # Closing a session is the remedy for using it out of scope, never a misuse itself.
 _ALWAYS_ALLOWED = frozenset({"close"})
@@ -641,8 +659,29 @@ def _watched_method(name: str, is_async: bool, qualname: str) -> Any:
     return method
 
 
-# session class -> its WatchedSession subclass
-_WATCHED_CLASSES: dict[type, type[WatchedSession]] = {}
+# id(session class) -> its WatchedSession subclass. Keyed by id(), with a weak reference
+# that drops the entry when the class goes (see _remember): sessionmaker() makes a Session
+# subclass of its own, and a service that makes a maker per request must not keep each
+# one alive, with its watched class.
+_WATCHED_CLASSES: dict[int, type[WatchedSession]] = {}
+_CLASS_REFS: dict[int, weakref.ref[type]] = {}
+
+
+def _remember(cls: type) -> int:
+    """The key of ``cls`` in the caches here, which forget it when it is collected."""
+    key = id(cls)
+    if key not in _CLASS_REFS:
+        _CLASS_REFS[key] = weakref.ref(cls, functools.partial(_forget, key))
+    return key
+
+
+def _forget(key: int, _: Any) -> None:
+    _CLASS_REFS.pop(key, None)
+    _WATCHED_CLASSES.pop(key, None)
+    for cached in list(_IS_ASYNC):  # list(): a C copy, safe if another thread adds
+        if cached[0] == key:
+            _IS_ASYNC.pop(cached, None)
+
 
 # How a watched class finds the SQLAlchemy Session whose events it listens to.
 _NOT_SQLALCHEMY, _SYNC_SESSION, _ASYNC_SESSION = 0, 1, 2
@@ -652,7 +691,7 @@ def _watched_class(cls: type) -> type[WatchedSession]:
     """A WatchedSession subclass with a method for each public method of ``cls``, so a
     call like ``session.execute(...)`` is a plain method call rather than a miss in the
     proxy that __getattr__ resolves each time. Other names still go to __getattr__."""
-    made = _WATCHED_CLASSES.get(cls)
+    made = _WATCHED_CLASSES.get(id(cls))
     if made is None:
         methods: dict[str, Any] = {"_pg_sqlalchemy": _sqlalchemy_kind(cls)}
         for name in dir(cls):
@@ -666,7 +705,7 @@ def _watched_class(cls: type) -> type[WatchedSession]:
         made = type("WatchedSession", (WatchedSession,), methods)
         made.__module__ = WatchedSession.__module__
         made.__qualname__ = WatchedSession.__qualname__
-        _WATCHED_CLASSES[cls] = made
+        _WATCHED_CLASSES[_remember(cls)] = made
     return made
 
 
@@ -719,10 +758,16 @@ def watch(
     (it is one of the call's arguments), so it stays the caller's after the block."""
     cls = type(value)
     try:
-        watched = _WATCHED_CLASSES.get(cls)
+        watched = _WATCHED_CLASSES.get(id(cls))
         if watched is None:
-            if not callable(getattr(cls, "execute", None)) or issubclass(cls, WatchedSession):
-                return value  # not a session, or one that is watched already
+            if (
+                not callable(getattr(cls, "execute", None))
+                or issubclass(cls, WatchedSession)
+                or callable(value)
+            ):
+                # Not a session (a scoped_session registry is callable, and has
+                # execute() too), or one that is watched already.
+                return value
             if id(cls) in _UNWATCHABLE:
                 return value
             watched = _watched_class(cls)
@@ -742,21 +787,30 @@ def watch(
         state.owner = task
         _scopes.set(_opened(state))
     kind = watched._pg_sqlalchemy
-    if kind:
-        # The Session whose after_begin the listener sees carries the state with it.
-        target = value if kind == _SYNC_SESSION else value.sync_session
-        try:
-            # Not for a session the provider was handed: when its block ends, the
-            # session is still the caller's to use.
-            if not borrowed:
-                target._protoguard_state = state  # sqlalchemy_events.STATE, written out
-        except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
-            pass  # its other checks still hold; only the listener's PG203 cannot see it
-        if not sqlalchemy_events._installed:  # installed(), without the call
-            sqlalchemy_events.install()
+    if kind and not borrowed:
+        # Not for a session the provider was handed: when its block ends, the session
+        # is still the caller's to use.
+        _listen_as(value, kind, state)
     proxy = watched(value)
     proxy._self_state = state
     return proxy
+
+
+def _listen_as(session: Any, kind: int, state: SessionState) -> None:
+    """Let the SQLAlchemy listener judge ``session``'s new transactions by ``state``: the
+    Session whose after_begin it sees carries the state with it. A block nested in
+    another block of the same session (a provider that joins its caller's unit of work)
+    leaves the outer block's state there while it is open: the outer block is still the
+    session's, after the inner one ends."""
+    target = session if kind == _SYNC_SESSION else session.sync_session
+    try:
+        current = target.__dict__.get("_protoguard_state")
+        if current is None or not current.open:
+            target._protoguard_state = state  # sqlalchemy_events.STATE, written out
+    except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
+        pass  # its other checks still hold; only the listener's PG203 cannot see it
+    if not sqlalchemy_events._installed:  # installed(), without the call
+        sqlalchemy_events.install()
 
 
 def _stack(frame: Optional[FrameType]) -> Iterator[tuple[FrameType, bool]]:
@@ -866,8 +920,9 @@ def close_scope(session: Any) -> None:
 # or the partial that a functools.partialmethod gives.
 _BOUND_METHODS = (types.MethodType, types.BuiltinMethodType, functools.partial)
 
-# (session type, method name) -> whether the method is a coroutine function.
-_IS_ASYNC: dict[tuple[type, str], bool] = {}
+# (id(session type), method name) -> whether the method is a coroutine function (an
+# entry goes with its type: see _remember).
+_IS_ASYNC: dict[tuple[int, str], bool] = {}
 
 
 class WatchedSession(_BaseProxy):  # type: ignore[misc]
@@ -887,9 +942,10 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
         # (Session.no_autoflush is a context manager, callable as a decorator).
         if name.startswith("_") or not isinstance(value, _BOUND_METHODS):
             return value
-        key = (type(wrapped), name)
+        key = (id(type(wrapped)), name)
         is_async = _IS_ASYNC.get(key)
         if is_async is None:
+            _remember(type(wrapped))
             is_async = _IS_ASYNC[key] = inspect.iscoroutinefunction(value)
         if is_async:
             return _async_method(self._self_state, name, value)
@@ -898,23 +954,41 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
     # `async with session:` on a watched AsyncSession keeps handing out the watched one.
     async def __aenter__(self) -> Any:
         await type(self.__wrapped__).__aenter__(self.__wrapped__)
+        self._pg_reenter()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
             return await type(self.__wrapped__).__aexit__(self.__wrapped__, *exc_info)
         finally:
-            self._self_state.exit_scope()
+            self._pg_leave()
 
     def __enter__(self) -> Any:
         type(self.__wrapped__).__enter__(self.__wrapped__)
+        self._pg_reenter()
         return self
 
     def __exit__(self, *exc_info: Any) -> Any:
         try:
             return type(self.__wrapped__).__exit__(self.__wrapped__, *exc_info)
         finally:
-            self._self_state.exit_scope()
+            self._pg_leave()
+
+    def _pg_leave(self) -> None:
+        state = self._self_state
+        if state.own_block:
+            state.exit_scope()
+
+    def _pg_reenter(self) -> None:
+        """A coroutine provider's session entered again after its block ended (as
+        SQLAlchemy allows): a new scope, in the task and context entering it."""
+        old = self._self_state
+        if old.own_block and not old.open:
+            self._self_state = state = _new_state(SessionState)
+            state.info, state.opened_at, state.own_block = old.info, caller_site(), True
+            state.enter_scope()
+            if self._pg_sqlalchemy:
+                _listen_as(self.__wrapped__, self._pg_sqlalchemy, state)
 
     def __iter__(self) -> Any:
         return iter(self.__wrapped__)
@@ -982,8 +1056,15 @@ class _StrictCM:
             report_broken(broke_protocol(self._self_provider, self._pg_site, twice=False), exc)
         raise exc
 
+    def __call__(self, func: Any) -> Any:
+        # Used as a decorator (contextlib's ContextDecorator): each call of the decorated
+        # function enters a fresh copy of it, and this one is never entered itself.
+        self._pg_decorator = True
+        return super().__call__(func)  # type: ignore[misc]
+
     def __del__(self) -> None:
-        if "func" in self.__dict__ and not self.__dict__.get("_self_pg_reported"):
+        attrs = self.__dict__
+        if "func" in attrs and not (attrs.get("_self_pg_reported") or attrs.get("_pg_decorator")):
             _never_used(self._self_provider, self._pg_site, "context manager")
 
 
@@ -1138,12 +1219,16 @@ class _StrictGenerator:
     def _pg_handed_out(self, state: GeneratorState, value: Any) -> Any:
         """A generator's yielded value, checked (PG205: declared type) and watched."""
         state.yielded = True
+        gen = self.__wrapped__
         if self._self_expected is not None:
-            gen = self.__wrapped__
             check_type(self._self_provider, self._self_expected, value, gen)
         if state.scope is not None:  # the previous session's (PG205's "twice" is
             state.scope.exit_scope()  # checked for async generators only)
-        session = watch(value, self._self_provider, state.iterated_at or state.called_at)
+        code = getattr(gen, "gi_code", None)
+        borrowed = _takes_arguments(code) and _yields_an_argument(code, gen.gi_frame, value)
+        session = watch(
+            value, self._self_provider, state.iterated_at or state.called_at, borrowed=borrowed
+        )
         # (A session handed in watched already stays its opener's: see _pg_after_enter.)
         state.scope = None if session is value else session._self_state
         return session
@@ -1162,6 +1247,36 @@ class _StrictGenerator:
             f"is, entered once as Depends() does: its cleanup runs however the block is "
             f"left), or let the loop run to its end",
         )
+
+
+_TAKES_MORE = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
+
+
+def _takes_arguments(code: Optional[types.CodeType]) -> typing.TypeGuard[types.CodeType]:
+    return code is not None and bool(
+        code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_MORE
+    )
+
+
+def _yields_an_argument(code: types.CodeType, frame: Optional[FrameType], value: Any) -> bool:
+    """Whether a generator provider stopped at its 'yield' hands out one of its own
+    arguments: a transaction helper given the caller's session (``for tx in
+    transaction(session):``, ``Depends()`` on a dependency that takes the session),
+    which stays the caller's after the helper's block (see ``watch``'s ``borrowed``)."""
+    if frame is None:
+        return False
+    names = frame.f_locals
+    count = code.co_argcount + code.co_kwonlyargcount
+    if any(names.get(name) is value for name in code.co_varnames[:count]):
+        return True
+    if code.co_flags & inspect.CO_VARARGS:
+        if any(arg is value for arg in names.get(code.co_varnames[count], ())):
+            return True
+        count += 1
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        keywords = names.get(code.co_varnames[count]) or {}
+        return any(arg is value for arg in keywords.values())
+    return False
 
 
 def _close_later(gen: Any) -> None:
@@ -1223,6 +1338,11 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             state.exit_scope()
             return self.__wrapped__.__anext__()
         return _strict_anext(self, state)
+
+    def asend(self, sent: Any) -> Any:
+        if sent is None:  # anext(), as some drivers step a generator
+            return self.__anext__()
+        return self.__wrapped__.asend(sent)
 
     async def athrow(self, *args: Any) -> Any:
         try:
@@ -1302,7 +1422,13 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
             state.reported = True  # PG205 said it all; no PG201 for the same generator
             _close_later(gen)
             raise
-    return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state)
+    code = getattr(gen, "ag_code", None)
+    borrowed = (
+        code is not None
+        and bool(code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_MORE)
+        and _yields_an_argument(code, gen.ag_frame, value)
+    )  # _takes_arguments(code), written out: this is every use under Depends()
+    return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state, borrowed)
 
 
 def _never_yielded(proxy: Any, state: GeneratorState, stop: BaseException) -> None:
@@ -1481,7 +1607,9 @@ class DrivenGenerator(_Driven):
         info = self._self_provider
         if self._self_expected is not None:
             check_type(info, self._self_expected, value, gen)
-        return watch(value, info, self.called_at, self)
+        code = getattr(gen, "gi_code", None)
+        borrowed = _takes_arguments(code) and _yields_an_argument(code, gen.gi_frame, value)
+        return watch(value, info, self.called_at, self, borrowed)
 
     def throw(self, *args: Any) -> Any:
         gen = self._leaving()
@@ -1511,10 +1639,14 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
         return self
 
     def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, sent: Any) -> Any:
+        """A step (``next()``, or ``send()`` as some drivers step a generator)."""
         state = self._self_state
         state.started = True
         try:
-            value = next(self.__wrapped__)
+            value = self.__wrapped__.send(sent)
         except StopIteration as stop:
             state.finish()
             if not state.yielded:
@@ -1584,6 +1716,8 @@ class StrictCoroutineProxy(CoroutineProxy):
     def _pg_returned(self, value: Any, in_a_task: bool = False) -> Any:
         check_type(self._self_provider, self._self_expected, value, None)
         session = watch(value, self._self_provider, self._self_site)
+        if session is not value:
+            session._self_state.own_block = True  # see SessionState.own_block
         if in_a_task and session is not value:
             # Made in a task of its own for whoever awaits that task: no task owns it,
             # so no PG206; PG202 and PG203 still hold.
