@@ -2188,3 +2188,23 @@ class TestLessCommonCorrectUse:
             db.execute(COUNT)
         assert info.value.code == "PG203"
         assert info.value.fix == f"use the session only inside the {block} that gave it"
+
+    def test_a_watched_sessions_methods_show_the_sessions_own(self, sync_maker) -> None:
+        """inspect.signature() and help() of a watched session's method show the
+        session's own method (IDEs, debuggers and FastAPI read them)."""
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_db():
+            with sync_maker() as session:
+                yield session
+
+        plain = sync_maker()
+        with get_db() as db:
+            assert type(db) is not type(plain)  # watched
+            for name in ("get", "execute", "commit", "add"):
+                assert inspect.signature(getattr(db, name)) == inspect.signature(
+                    getattr(plain, name)
+                )
+                assert getattr(db, name).__doc__ == getattr(plain, name).__doc__
+        plain.close()

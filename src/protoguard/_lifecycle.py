@@ -699,9 +699,10 @@ def _watched_class(cls: type) -> type[WatchedSession]:
                 continue
             attr = inspect.getattr_static(cls, name, None)
             if isinstance(attr, types.FunctionType):
-                methods[name] = _watched_method(
-                    name, inspect.iscoroutinefunction(attr), attr.__qualname__
-                )
+                method = _watched_method(name, inspect.iscoroutinefunction(attr), attr.__qualname__)
+                # What inspect.signature() and help() show: the session's own method.
+                method.__wrapped__, method.__doc__ = attr, attr.__doc__
+                methods[name] = method
         made = type("WatchedSession", (WatchedSession,), methods)
         made.__module__ = WatchedSession.__module__
         made.__qualname__ = WatchedSession.__qualname__
