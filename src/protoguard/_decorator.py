@@ -370,7 +370,7 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
         )
     info = _info(obj, kind, name)
     result_class = specialise(info)
-    strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields))
+    strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields), obj)
     if kind in (k.ASYNC_CM, k.SYNC_CM):
         guarded = _guard_contextmanager(obj, result_class, strict_class, mode)
         setattr(guarded, _MARK, info)

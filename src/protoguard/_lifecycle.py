@@ -790,8 +790,16 @@ def watch(
     kind = watched._pg_sqlalchemy
     if kind and not borrowed:
         # Not for a session the provider was handed: when its block ends, the session
-        # is still the caller's to use.
-        _listen_as(value, kind, state)
+        # is still the caller's to use. _listen_as(), written out: every provider use.
+        target = value if kind == _SYNC_SESSION else value.sync_session
+        try:
+            current = target.__dict__.get("_protoguard_state")
+            if current is None or not current.open:
+                target._protoguard_state = state  # sqlalchemy_events.STATE, written out
+        except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
+            pass
+        if not sqlalchemy_events._installed:  # installed(), without the call
+            sqlalchemy_events.install()
     proxy = watched(value)
     proxy._self_state = state
     return proxy
@@ -1191,6 +1199,7 @@ class _StrictGenerator:
 
     _self_provider: ProviderInfo
     _self_expected: Optional[type] = None
+    _self_takes_arguments = True  # set per provider by strict_class()
     _self_state: GeneratorState
 
     def __init__(self, wrapped: Any) -> None:
@@ -1225,8 +1234,9 @@ class _StrictGenerator:
             check_type(self._self_provider, self._self_expected, value, gen)
         if state.scope is not None:  # the previous session's (PG205's "twice" is
             state.scope.exit_scope()  # checked for async generators only)
-        code = getattr(gen, "gi_code", None)
-        borrowed = _takes_arguments(code) and _yields_an_argument(code, gen.gi_frame, value)
+        borrowed = self._self_takes_arguments and _yields_an_argument(
+            gen.gi_code, gen.gi_frame, value
+        )
         session = watch(
             value, self._self_provider, state.iterated_at or state.called_at, borrowed=borrowed
         )
@@ -1423,12 +1433,7 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
             state.reported = True  # PG205 said it all; no PG201 for the same generator
             _close_later(gen)
             raise
-    code = getattr(gen, "ag_code", None)
-    borrowed = (
-        code is not None
-        and bool(code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_MORE)
-        and _yields_an_argument(code, gen.ag_frame, value)
-    )  # _takes_arguments(code), written out: this is every use under Depends()
+    borrowed = proxy._self_takes_arguments and _yields_an_argument(gen.ag_code, gen.ag_frame, value)
     return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state, borrowed)
 
 
@@ -1481,6 +1486,7 @@ class _Driven(GeneratorState):
 
     _self_provider: ProviderInfo  # class attributes, set per provider by strict_class()
     _self_expected: Optional[type] = None
+    _self_takes_arguments = True
     __wrapped__: Any  # the generator
 
     def __init__(self, gen: Any) -> None:
@@ -1608,8 +1614,9 @@ class DrivenGenerator(_Driven):
         info = self._self_provider
         if self._self_expected is not None:
             check_type(info, self._self_expected, value, gen)
-        code = getattr(gen, "gi_code", None)
-        borrowed = _takes_arguments(code) and _yields_an_argument(code, gen.gi_frame, value)
+        borrowed = self._self_takes_arguments and _yields_an_argument(
+            gen.gi_code, gen.gi_frame, value
+        )
         return watch(value, info, self.called_at, self, borrowed)
 
     def throw(self, *args: Any) -> Any:
@@ -1841,12 +1848,17 @@ STRICT_BASE: dict[type, type] = {
 }
 
 
-def strict_class(result_class: type, expected: Optional[type]) -> type:
-    """The strict-mode twin of a provider's (specialised) result class."""
+def strict_class(result_class: type, expected: Optional[type], provider: Any = None) -> type:
+    """The strict-mode twin of a provider's (specialised) result class. ``provider``:
+    the function, whose arguments a generator may hand out (see _yields_an_argument)."""
     strict_base = STRICT_BASE[result_class.__mro__[1]]
+    code = getattr(k._innermost(provider), "__code__", None)
     attrs: dict[str, Any] = {
         "_self_provider": result_class._self_provider,  # type: ignore[attr-defined]
         "__module__": strict_base.__module__,
+        # False only when the generator's code takes no argument at all: then what it
+        # yields cannot be one, and a use looks no further (every use under Depends()).
+        "_self_takes_arguments": code is None or _takes_arguments(code),
     }
     if expected is not None:
         attrs["_pg_expected" if issubclass(strict_base, _StrictCM) else "_self_expected"] = expected
@@ -1862,6 +1874,7 @@ def strict_class(result_class: type, expected: Optional[type]) -> type:
             {
                 "_self_provider": attrs["_self_provider"],
                 "_self_expected": expected,
+                "_self_takes_arguments": attrs["_self_takes_arguments"],
                 "__module__": driven.__module__,
             },
         )
