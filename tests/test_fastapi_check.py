@@ -6,8 +6,10 @@ at run time.
 
 import contextlib
 import functools
+import gc
 import importlib
 import sys
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
@@ -701,6 +703,247 @@ class TestClean:
     def test_empty_app(self) -> None:
         """An app without routes of its own has nothing to report."""
         assert check_app(FastAPI()) == []
+
+
+def traced(func: Any) -> Any:
+    """A transparent wrapper, as tracing and metrics libraries write them."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def traced_async(func: Any) -> Any:
+    """The same wrapper written as a coroutine function: calling it gives a coroutine."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def wrapped_generators_app(async_maker: Any, sync_maker: Any) -> FastAPI:
+    """An async and a sync generator provider behind a functools.wraps wrapper, which
+    copies their return annotations (a session's iterator) onto a plain function."""
+
+    @traced
+    async def get_db() -> AsyncIterator[AsyncSession]:
+        async with async_maker() as session:
+            yield session
+
+    @traced
+    def get_sync_db() -> Iterator[Session]:
+        with sync_maker() as session:
+            yield session
+
+    app = FastAPI()
+
+    @app.get("/async")
+    async def count(db: Annotated[AsyncSession, Depends(get_db)]) -> int:
+        return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+    @app.get("/sync")
+    def sync_count(db: Annotated[Session, Depends(functools.partial(get_sync_db))]) -> int:
+        return db.execute(COUNT).scalar_one()  # type: ignore[no-any-return]
+
+    return app
+
+
+def injected_iterators(found: list[DependencyProblem]) -> list[tuple[str, str]]:
+    """What FastAPI 0.123.4 and earlier do with wrapped_generators_app's providers."""
+    assert [(p.route, p.parameter, p.provider.kind) for p in found] == [
+        ("GET /async", "db", "function"),
+        ("GET /sync", "db", "function"),
+    ]
+    return [(_short(p.provider.name), p.message) for p in found]
+
+
+INJECTED_ITERATORS = [
+    (
+        "get_db",
+        "get_db is a function that returns an iterator (AsyncIterator of AsyncSession): "
+        "Depends() calls it and injects the iterator, not a session.",
+    ),
+    (
+        "get_sync_db",
+        "get_sync_db is a function that returns an iterator (Iterator of Session): "
+        "Depends() calls it and injects the iterator, not a session.",
+    ),
+]
+
+
+class TestWrappers:
+    """A functools.wraps wrapper is classified as FastAPI classifies it: 0.123.5 and later
+    by the function beneath (through __wrapped__), earlier ones by the wrapper itself."""
+
+    def test_wrapped_generators_give_a_session(self, async_maker: Any, sync_maker: Any) -> None:
+        """FastAPI drives a wrapped (async) generator as the generator it is, so the return
+        annotation the wrapper copied is no evidence: no record, and the endpoint gets the
+        session. FastAPI 0.123.4 and earlier inject the generator, and the records say so."""
+        app = wrapped_generators_app(async_maker, sync_maker)
+        found = check_app(app)
+        with TestClient(app) as client:
+            if INJECTS:
+                assert injected_iterators(found) == INJECTED_ITERATORS
+                with pytest.raises(AttributeError, match="'async_generator' object has no"):
+                    client.get("/async")
+                with pytest.raises(AttributeError, match="'generator' object has no"):
+                    client.get("/sync")
+            else:
+                assert found == []
+                assert client.get("/async").json() == 2
+                assert client.get("/sync").json() == 2
+
+    def test_wrapped_generators_on_older_fastapi(
+        self, async_maker: Any, sync_maker: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On FastAPI 0.123.4 and earlier, which do not look beneath the wrapper, the
+        copied annotation is what FastAPI injects: both providers are reported."""
+        monkeypatch.setattr(fastapi, "__version__", "0.123.4")
+        found = check_app(wrapped_generators_app(async_maker, sync_maker))
+        assert injected_iterators(found) == INJECTED_ITERATORS
+
+    def test_no_generator_beneath(self, async_maker: Any) -> None:
+        """A plain function annotated to return a session's iterator or context manager,
+        wrapped or not, with no generator function beneath it, is injected as it is:
+        reported, and the endpoint's first use of it fails."""
+
+        async def sessions() -> AsyncIterator[AsyncSession]:
+            async with async_maker() as session:
+                yield session
+
+        def iterate() -> AsyncIterator[AsyncSession]:
+            return sessions()
+
+        @traced
+        def scope() -> AbstractAsyncContextManager[AsyncSession]:
+            return async_maker.begin()  # type: ignore[no-any-return]
+
+        app = FastAPI()
+
+        @app.get("/iterate")
+        async def one(db: Annotated[AsyncSession, Depends(iterate)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        @app.get("/scope")
+        async def two(db: Annotated[AsyncSession, Depends(scope)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        assert [(p.route, p.message) for p in check_app(app)] == [
+            (
+                "GET /iterate",
+                "iterate is a function that returns an iterator (AsyncIterator of "
+                "AsyncSession): Depends() calls it and injects the iterator, not a session.",
+            ),
+            (
+                "GET /scope",
+                "scope is a function that returns a context manager (AbstractAsyncContextManager"
+                " of AsyncSession): Depends() calls it and injects the context manager, not a "
+                "session.",
+            ),
+        ]
+        with TestClient(app) as client:
+            with pytest.raises(AttributeError, match="'async_generator' object has no"):
+                client.get("/iterate")
+            with pytest.raises(AttributeError, match="'_AsyncSessionContextManager' object"):
+                client.get("/scope")
+
+    def test_guard_above_or_beneath_the_wrapper(self, async_maker: Any) -> None:
+        """@protoguard.provider above a functools.wraps wrapper of an async generator takes
+        the wrapper for a function that returns the session, so FastAPI 0.123.5 and later,
+        which drive it as the generator beneath, cannot iterate what it returns: reported.
+        Beneath the wrapper, on the generator itself, the endpoint gets the session."""
+
+        async def get_db() -> AsyncIterator[AsyncSession]:
+            async with async_maker() as session:
+                yield session
+
+        app = FastAPI()
+
+        @app.get("/above")
+        async def above(db=Depends(protoguard.provider(traced(get_db)))) -> int:  # noqa: B008
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        @app.get("/beneath")
+        async def beneath(db=Depends(traced(protoguard.provider(get_db)))) -> int:  # noqa: B008
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        found = check_app(app)
+        with TestClient(app) as client:
+            if INJECTS:
+                # Neither is driven as a generator: both inject what they return.
+                assert [(p.route, p.provider.kind) for p in found] == [
+                    ("GET /above", "function"),
+                    ("GET /beneath", "function"),
+                ]
+                for path in ("/above", "/beneath"):
+                    with pytest.raises(AttributeError, match=r"async.generator"):
+                        client.get(path)
+                return
+            (problem,) = found
+            assert (problem.route, problem.parameter, problem.message, problem.fix) == (
+                "GET /above",
+                "db",
+                "get_db is a guarded function that wraps a generator function: FastAPI sees "
+                "the generator function beneath (through __wrapped__), calls get_db() and then "
+                "fails to iterate the session proxy that @protoguard.provider makes of what it "
+                "returns, before the endpoint runs.",
+                "move @protoguard.provider beneath the wrapper, onto the generator function itself",
+            )
+            with pytest.raises(FAILS_TO_ITERATE, match="SessionProxy"):
+                client.get("/above")
+            assert client.get("/beneath").json() == 2
+
+    def test_coroutine_wrapper_of_a_generator(self, async_maker: Any) -> None:
+        """A wrapper written as a coroutine function around an async generator fails either
+        way: FastAPI 0.123.5 and later classify it by the generator beneath, then cannot
+        iterate the coroutine it returns; earlier ones await it and inject the generator."""
+
+        @traced_async
+        async def get_db() -> AsyncIterator[AsyncSession]:
+            async with async_maker() as session:
+                yield session
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def count(db: Annotated[AsyncSession, Depends(get_db)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        (problem,) = check_app(app)
+        assert (problem.route, problem.parameter, problem.provider.kind) == (
+            "GET /",
+            "db",
+            "coroutine function",
+        )
+        with TestClient(app) as client:
+            if INJECTS:
+                assert problem.message == (
+                    "get_db is a coroutine function that returns an iterator (AsyncIterator "
+                    "of AsyncSession): Depends() awaits it and injects the iterator, not a "
+                    "session."
+                )
+                with pytest.raises(AttributeError, match="'async_generator' object has no"):
+                    client.get("/")
+                return
+            assert problem.message == (
+                "get_db is a coroutine function that wraps a generator function: FastAPI "
+                "sees the generator function beneath (through __wrapped__), calls get_db() "
+                "and then fails to iterate the coroutine it returns, before the endpoint runs."
+            )
+            assert problem.fix == (
+                "make the wrapper of get_db a plain function (def, not async def) that "
+                "returns what the function beneath returns"
+            )
+            with warnings.catch_warnings():
+                # The coroutine FastAPI calls for but cannot iterate is never awaited.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                with pytest.raises(FAILS_TO_ITERATE, match="coroutine"):
+                    client.get("/")
+                gc.collect()
 
 
 class TestDocs:

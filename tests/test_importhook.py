@@ -351,6 +351,42 @@ class TestDepends:
         assert [f.code for f in found] == ["PG103"] * 4
         assert {f.provider.name for f in found} == {"get_db", "sync_db"}
 
+    def test_wrapped_generator(self, package: Path) -> None:
+        """A functools.wraps wrapper of an async generator copies its annotation (a
+        session's iterator), but FastAPI 0.123.5 and later drive it as the generator
+        beneath: no finding. Earlier ones inject the generator: PG103."""
+        import fastapi
+
+        found = check(
+            package,
+            "mod",
+            """
+            import functools
+            from collections.abc import AsyncIterator
+
+            from fastapi import Depends, FastAPI
+            from sqlalchemy.ext.asyncio import AsyncSession
+
+            def traced(func):
+                @functools.wraps(func)
+                def wrapper(*args, **kwargs):
+                    return func(*args, **kwargs)
+                return wrapper
+
+            @traced
+            async def get_db() -> AsyncIterator[AsyncSession]:
+                yield AsyncSession()
+
+            app = FastAPI()
+
+            @app.get("/")
+            async def index(db=Depends(get_db)):
+                return None
+            """,
+        )
+        injects = tuple(int(part) for part in fastapi.__version__.split(".")[:3]) <= (0, 123, 4)
+        assert [f.code for f in found] == (["PG103"] if injects else [])
+
     def test_other_depends_is_not_fastapis(self, package: Path) -> None:
         """A function of the user's that happens to be called Depends is not FastAPI's."""
         found = check(

@@ -2,10 +2,13 @@
 
 ``check_app`` walks every route's dependency tree (HTTP and websocket routes, included
 routers, mounted sub-applications, ``dependencies=[...]`` at every level, nested
-dependencies) and diagnoses each dependency's callable. It reports only what it has
-evidence for: a context-manager function that is not guarded (its kind is certain), or a
-coroutine/plain function whose return annotation says it returns a session's context
-manager or iterator. Nothing here calls a dependency.
+dependencies) and diagnoses each dependency's callable as the installed FastAPI runs it
+(by the kind of the function, beneath ``functools.wraps`` on FastAPI 0.123.5 and later).
+It reports only what it has evidence for: a context-manager function that is not guarded
+(its kind is certain), a coroutine/plain function whose return annotation says it returns
+a session's context manager or iterator when FastAPI injects what it returns, or a
+coroutine or guarded wrapper that FastAPI drives as the generator beneath it. Nothing here
+calls a dependency.
 """
 
 from __future__ import annotations
@@ -186,9 +189,7 @@ def _guard_info(obj: object) -> Optional[ProviderInfo]:
 def _diagnose(call: Any) -> Optional[_Diagnosis]:
     """Why ``call`` cannot give a session through Depends(), or None if it can (or if
     there is no evidence that it cannot)."""
-    obj = call
-    while isinstance(obj, functools.partial):
-        obj = obj.func
+    obj = _impartial(call)
     if isinstance(obj, type):
         return None  # a class: Depends() instantiates it
     if (
@@ -197,6 +198,9 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
         and callable(obj)
     ):
         obj = obj.__call__  # a callable instance: FastAPI classifies its __call__
+    # A return annotation says what Depends() injects only if FastAPI injects what the
+    # call returns; if it iterates it instead, an iterator annotation is what it needs.
+    driven = _driven_as_generator(call)
     seen: set[int] = set()
     while obj is not None and id(obj) not in seen:
         seen.add(id(obj))
@@ -205,8 +209,10 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
             # Guarding makes context-manager functions work with Depends(); it cannot
             # turn a returned context manager into a session.
             if info.kind in (k.COROUTINE, k.FUNCTION):
+                if driven:  # a guarded wrapper of a generator function
+                    return _wraps_a_generator(info, guarded=True)
                 return _returns_wrong(obj, info)
-            if info.kind in (k.ASYNC_CM, k.SYNC_CM) and not _driven_as_generator(call):
+            if info.kind in (k.ASYNC_CM, k.SYNC_CM) and not driven:
                 return _guarded_but_injected(info)
             return None
         kind = k.classify(obj)
@@ -215,13 +221,32 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
         if kind not in (k.COROUTINE, k.FUNCTION):
             return None  # (async) generators, session makers, non-providers
         name, filename, lineno = k.definition_site(obj)
-        diagnosis = _returns_wrong(obj, ProviderInfo(name, kind, filename, lineno))
-        if diagnosis is not None or kind == k.COROUTINE:
-            return diagnosis
+        info = ProviderInfo(name, kind, filename, lineno)
+        if not driven:
+            diagnosis = _returns_wrong(obj, info)
+            if diagnosis is not None or kind == k.COROUTINE:
+                return diagnosis
+        elif kind == k.COROUTINE:  # a coroutine function wrapping a generator function
+            return _wraps_a_generator(info, guarded=False)
         # A plain function with __wrapped__ is a transparent wrapper (functools.wraps):
-        # what it returns is what the function beneath returns.
+        # what it returns is what the function beneath returns. Its return annotation,
+        # copied by functools.wraps, is that function's, so it is no evidence when FastAPI
+        # iterates what the call returns.
         obj = getattr(obj, "__wrapped__", None)
     return None
+
+
+def _impartial(func: Any) -> Any:
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
+def _unwrap(func: Any) -> Any:
+    try:
+        return inspect.unwrap(func)
+    except ValueError:  # a cycle of __wrapped__
+        return func
 
 
 def _short(info: ProviderInfo) -> str:
@@ -236,18 +261,37 @@ def _fastapi_injects() -> bool:
 
 
 def _driven_as_generator(call: Any) -> bool:
-    """Whether FastAPI iterates what ``call`` returns rather than injecting it.
-
-    FastAPI 0.123.5 and later also look beneath ``__wrapped__``, so they iterate a guarded
-    context-manager provider; earlier ones look at the callable (or its ``__call__``) alone.
+    """Whether FastAPI runs ``call`` as a dependency with cleanup: calls it, then iterates
+    what it returns, rather than injecting what it returns (or what that returns when
+    awaited). FastAPI decides by the kind of function it reads, not by what calling
+    ``call`` returns.
     """
-    if not _fastapi_injects():
-        return True
     return any(
         inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target)
-        # As FastAPI does: a callable instance is classified by its __call__.
-        for target in (call, getattr(call, "__call__", None))  # noqa: B004
+        for target in _read_by_fastapi(call)
     )
+
+
+def _read_by_fastapi(call: Any) -> list[Any]:
+    """The callables whose kind the installed FastAPI reads to decide how to run ``call``.
+
+    FastAPI 0.123.5 and later look beneath partials and ``__wrapped__`` (as
+    ``fastapi.dependencies.models._unwrapped_call`` does), at ``call`` and at its
+    ``__call__``; earlier ones read ``call`` and its ``__call__`` as they are (``inspect``
+    itself looks beneath partials and bound methods).
+    """
+    if _fastapi_injects():
+        return [call, getattr(call, "__call__", None)]  # noqa: B004
+    outer = _impartial(call)
+    unwrapped = _unwrap(outer)
+    targets = [outer, unwrapped]
+    if inspect.isclass(unwrapped):
+        return targets
+    for owner in (outer, unwrapped):
+        dunder_call = getattr(owner, "__call__", None)  # noqa: B004
+        if dunder_call is not None:
+            targets += [_impartial(dunder_call), _unwrap(_impartial(dunder_call))]
+    return targets
 
 
 def _generator_fix(name: str, is_async: bool) -> str:
@@ -303,6 +347,30 @@ def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
         f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}:"
         f"{_generator_fix(short, is_async)}"
     )
+    return _Diagnosis(info, PG103, message, fix)
+
+
+def _wraps_a_generator(info: ProviderInfo, guarded: bool) -> _Diagnosis:
+    """PG103 for a wrapper that FastAPI drives as the generator function beneath it
+    (through ``__wrapped__``) but that does not return a generator: a coroutine function
+    returns a coroutine, and a guarded function a session proxy of what it returns."""
+    short = _short(info)
+    if info.kind == k.COROUTINE:
+        returned = "the coroutine it returns"
+    else:
+        returned = "the session proxy that @protoguard.provider makes of what it returns"
+    message = (
+        f"{short} is a {'guarded ' if guarded else ''}{info.kind} that wraps a generator "
+        f"function: FastAPI sees the generator function beneath (through __wrapped__), "
+        f"calls {short}() and then fails to iterate {returned}, before the endpoint runs."
+    )
+    plain = "a plain function (def, not async def) that returns what the function beneath returns"
+    if not guarded:
+        fix = f"make the wrapper of {short} {plain}"
+    else:
+        fix = "move @protoguard.provider beneath the wrapper, onto the generator function itself"
+        if info.kind == k.COROUTINE:
+            fix += f", and make the wrapper {plain}"
     return _Diagnosis(info, PG103, message, fix)
 
 
