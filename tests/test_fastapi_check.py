@@ -19,9 +19,14 @@ import fastapi
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Host, Mount, Route, Router
 
 import protoguard
 import protoguard.fastapi
@@ -512,6 +517,141 @@ class TestFindingsAreTrue:
         )
         with client, fails, client.websocket_connect("/chat"):
             pass  # pragma: no cover - the connection fails before it opens
+
+
+# --- routes behind Starlette's Host and Mount -------------------------------------------
+
+
+def users_api(async_maker: Any) -> FastAPI:
+    """A sub-application whose HTTP and websocket routes depend on an unguarded
+    @asynccontextmanager function, to be served behind a Host or a Mount."""
+
+    @contextlib.asynccontextmanager  # users_api.get_db
+    async def get_db():
+        async with async_maker() as session:
+            yield session
+
+    api = FastAPI()
+
+    @api.get("/users")
+    async def users(db=Depends(get_db)) -> int:  # noqa: B008
+        return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+    @api.websocket("/feed")
+    async def feed(websocket: WebSocket, db=Depends(get_db)) -> None:  # noqa: B008
+        await websocket.accept()
+        await websocket.close()
+
+    return api
+
+
+def where(found: list[DependencyProblem]) -> list[tuple[str, Any, str, str]]:
+    """(route, host, path, parameter) of each record."""
+    return [(p.route, p.host, p.path, p.parameter) for p in found]
+
+
+def fails_as_reported(app: Any, base_url: str, path: str) -> None:
+    """A request for ``path`` on the host of ``base_url`` reaches the route and fails in
+    its dependency, as check_app() reported."""
+    client = TestClient(app, base_url=base_url)
+    with client, pytest.raises(FAILS_TO_ITERATE, match="_AsyncGeneratorContextManager"):
+        client.get(path)
+
+
+class TestHostsAndMounts:
+    """Routes behind Starlette's Host and Mount, in any nesting, around a FastAPI app, a
+    Starlette app or a Router, are checked; a record of a route behind a Host names it."""
+
+    def test_hosted_app(self, async_maker: Any) -> None:
+        """app.host(): each record names the host, its route reads as a URL without the
+        scheme, and the same path behind two hosts is two records. A request for that
+        host fails as reported; another host's is not served."""
+        api = users_api(async_maker)
+        app = FastAPI()
+        app.host("api.example.com", api)
+        app.host("{tenant}.example.org", api)
+        found = check_app(app)
+        assert where(found) == [
+            ("GET api.example.com/users", "api.example.com", "/users", "db"),
+            ("websocket api.example.com/feed", "api.example.com", "/feed", "db"),
+            ("GET {tenant}.example.org/users", "{tenant}.example.org", "/users", "db"),
+            ("websocket {tenant}.example.org/feed", "{tenant}.example.org", "/feed", "db"),
+        ]
+        assert found[0].provider == ProviderInfo(
+            "users_api.<locals>.get_db",
+            "async context manager",
+            HERE,
+            line_of("users_api.get_db"),
+        )
+        assert str(found[0]).startswith(
+            "[PG103] GET api.example.com/users, parameter db: get_db is an unguarded "
+            "@asynccontextmanager function"
+        )
+        fails_as_reported(app, "http://api.example.com", "/users")
+        fails_as_reported(app, "http://acme.example.org", "/users")
+        with TestClient(app, base_url="http://www.example.com") as client:
+            assert client.get("/users").status_code == 404
+
+    def test_nested_hosts_and_mounts(self, async_maker: Any, tmp_path: Path) -> None:
+        """A Host inside a Mount, a Mount inside a Host, around a Router or a Starlette
+        app: the record shows the host the request must name and the full path. Apps
+        without routes of their own (StaticFiles) and Starlette's own routes give none."""
+
+        def plain(request: Request) -> PlainTextResponse:
+            return PlainTextResponse("plain")
+
+        api = users_api(async_maker)
+        app = FastAPI()
+        app.mount("/static", StaticFiles(directory=tmp_path))
+        admin = Host("admin.example.com", app=Router([Mount("/v1", app=api)]))
+        app.mount("/r", Router([admin, Mount("/api", routes=[Mount("/v2", app=api)])]))
+        app.mount(
+            "/tenants",
+            Starlette(routes=[Route("/plain", plain), Host("{tenant}.example.com", app=api)]),
+        )
+        tenant = "{tenant}.example.com"
+        assert where(check_app(app)) == [
+            ("GET admin.example.com/r/v1/users", "admin.example.com", "/r/v1/users", "db"),
+            ("websocket admin.example.com/r/v1/feed", "admin.example.com", "/r/v1/feed", "db"),
+            ("GET /r/api/v2/users", None, "/r/api/v2/users", "db"),
+            ("websocket /r/api/v2/feed", None, "/r/api/v2/feed", "db"),
+            (f"GET {tenant}/tenants/users", tenant, "/tenants/users", "db"),
+            (f"websocket {tenant}/tenants/feed", tenant, "/tenants/feed", "db"),
+        ]
+        fails_as_reported(app, "http://admin.example.com", "/r/v1/users")
+        fails_as_reported(app, "http://acme.example.com", "/tenants/users")
+        fails_as_reported(app, "http://testserver", "/r/api/v2/users")
+        with TestClient(app, base_url="http://acme.example.com") as client:
+            assert client.get("/tenants/plain").text == "plain"
+
+    def test_host_in_an_included_router(self, async_maker: Any) -> None:
+        """A Host in a router included with a prefix is reported where FastAPI serves it:
+        beneath the prefix, on FastAPI versions that keep an included router as one node.
+        Those that copy an included router's routes leave a Host out, and serve nothing."""
+        router = APIRouter()
+        router.host("api.example.com", users_api(async_maker))
+        app = FastAPI()
+        app.include_router(router, prefix="/v2")
+        found = check_app(app)
+        with TestClient(app, base_url="http://api.example.com") as client:
+            try:
+                served = client.get("/v2/users").status_code != 404
+            except FAILS_TO_ITERATE:
+                served = True
+        if served:
+            assert where(found) == [
+                ("GET api.example.com/v2/users", "api.example.com", "/v2/users", "db"),
+                ("websocket api.example.com/v2/feed", "api.example.com", "/v2/feed", "db"),
+            ]
+        else:
+            assert found == []
+
+    def test_app_mounted_in_itself(self, async_maker: Any) -> None:
+        """An app mounted (or hosted) inside itself is walked once, not without end."""
+        app = users_api(async_maker)
+        app.mount("/again", app)
+        app.host("again.example.com", app)
+        assert [p.route for p in check_app(app)] == ["GET /users", "websocket /feed"]
 
 
 # --- a clean app: every kind that gives a session --------------------------------------

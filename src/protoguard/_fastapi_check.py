@@ -1,14 +1,14 @@
 """Which of a FastAPI app's dependencies cannot give a session as written.
 
 ``check_app`` walks every route's dependency tree (HTTP and websocket routes, included
-routers, mounted sub-applications, ``dependencies=[...]`` at every level, nested
-dependencies) and diagnoses each dependency's callable as the installed FastAPI runs it
-(by the kind of the function, beneath ``functools.wraps`` on FastAPI 0.123.5 and later).
-It reports only what it has evidence for: a context-manager function that is not guarded
-(its kind is certain), a coroutine/plain function whose return annotation says it returns
-a session's context manager or iterator when FastAPI injects what it returns, or a
-coroutine or guarded wrapper that FastAPI drives as the generator beneath it. Nothing here
-calls a dependency.
+routers, the apps and routers behind Starlette's ``Mount`` and ``Host``,
+``dependencies=[...]`` at every level, nested dependencies) and diagnoses each
+dependency's callable as the installed FastAPI runs it (by the kind of the function,
+beneath ``functools.wraps`` on FastAPI 0.123.5 and later). It reports only what it has
+evidence for: a context-manager function that is not guarded (its kind is certain), a
+coroutine/plain function whose return annotation says it returns a session's context
+manager or iterator when FastAPI injects what it returns, or a coroutine or guarded
+wrapper that FastAPI drives as the generator beneath it. Nothing here calls a dependency.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Optional
 
 import fastapi
 from fastapi import routing as fastapi_routing
-from starlette.routing import Mount
+from starlette.routing import Host, Mount
 
 from . import _kinds as k
 from ._config import OFF, current_mode
@@ -63,7 +63,8 @@ class DependencyProblem(NamedTuple):
     for each route (and each parameter) that depends on it.
     """
 
-    #: The route's full path, router prefixes included (``"/items/{item_id}"``).
+    #: The route's full path, router prefixes and mount paths included
+    #: (``"/items/{item_id}"``).
     path: str
     #: The route's HTTP methods, sorted (``("GET",)``), or ``("websocket",)``.
     methods: tuple[str, ...]
@@ -80,11 +81,15 @@ class DependencyProblem(NamedTuple):
     message: str
     #: How to fix it.
     fix: str
+    #: The host pattern of the Starlette ``Host`` that serves the route
+    #: (``app.host("api.example.com", api)``), or None if the route is served for any host.
+    host: Optional[str] = None
 
     @property
     def route(self) -> str:
-        """``"GET /items"``, ``"GET, POST /items"`` or ``"websocket /chat"``."""
-        return f"{', '.join(self.methods)} {self.path}".strip()
+        """``"GET /items"``, ``"GET, POST /items"`` or ``"websocket /chat"``; a route served
+        behind a ``Host`` is shown as a URL without its scheme, ``"GET api.example.com/items"``."""
+        return f"{', '.join(self.methods)} {self.host or ''}{self.path}".strip()
 
     def __str__(self) -> str:
         where = (
@@ -116,28 +121,38 @@ def check_app(app: object) -> list[DependencyProblem]:
             f"{k.describe(app)}."
         )
     problems: list[DependencyProblem] = []
-    seen: set[tuple[str, tuple[str, ...], str]] = set()
+    seen: set[tuple[Optional[str], str, tuple[str, ...], str]] = set()
     # Keyed by id(); the calls stay alive in the app for the whole walk.
     diagnoses: dict[int, Optional[_Diagnosis]] = {}
-    for path, methods, dependant in _routes(routes, ""):
+    for host, path, methods, dependant in _routes(routes, None, "", frozenset()):
         for parameter, call in _dependencies(dependant, ()):
             key = id(call)
             if key not in diagnoses:
                 diagnoses[key] = _diagnose(call)
             diagnosis = diagnoses[key]
             # The same route reached twice (a router included twice at one prefix).
-            if diagnosis is None or (path, methods, parameter) in seen:
+            if diagnosis is None or (host, path, methods, parameter) in seen:
                 continue
-            seen.add((path, methods, parameter))
-            problems.append(DependencyProblem(path, methods, parameter, *diagnosis))
+            seen.add((host, path, methods, parameter))
+            problems.append(DependencyProblem(path, methods, parameter, *diagnosis, host=host))
     return problems
 
 
 # --- walking the app -------------------------------------------------------------------
 
 
-def _routes(routes: Sequence[Any], prefix: str) -> Iterator[tuple[str, tuple[str, ...], Any]]:
-    """(full path, methods, dependant) of every FastAPI route, mounted apps included."""
+def _routes(
+    routes: Sequence[Any], host: Optional[str], prefix: str, walking: frozenset[int]
+) -> Iterator[tuple[Optional[str], str, tuple[str, ...], Any]]:
+    """(host, full path, methods, dependant) of every FastAPI route, the routes of the apps
+    and routers behind a Mount or a Host included.
+
+    ``walking`` holds the id() of the route lists whose walk reached ``routes``: an app
+    mounted inside itself is walked once.
+    """
+    if id(routes) in walking:
+        return
+    walking = walking | {id(routes)}
     # Newer FastAPI keeps an included router as one lazy node and exposes its routes, as
     # they are served, through iter_route_contexts(); older versions copy the routes into
     # the including router, whose route list is then already flat.
@@ -149,12 +164,20 @@ def _routes(routes: Sequence[Any], prefix: str) -> Iterator[tuple[str, tuple[str
         pairs = ((ctx.original_route, ctx) for ctx in iter_contexts(routes))
     for original, effective in pairs:
         if isinstance(original, fastapi_routing.APIWebSocketRoute):
-            yield prefix + effective.path, ("websocket",), effective.dependant
+            yield host, prefix + effective.path, ("websocket",), effective.dependant
         elif isinstance(original, fastapi_routing.APIRoute):
             methods = tuple(sorted(effective.methods or ()))
-            yield prefix + effective.path, methods, effective.dependant
+            yield host, prefix + effective.path, methods, effective.dependant
+        # Mount and Host give the routes of their app (a FastAPI or Starlette app, a
+        # Router), or none for an app without routes (StaticFiles, any other ASGI app).
+        # Taken from the node as it is served: a Host in a router included with a prefix
+        # serves its app beneath a Mount at that prefix.
         elif isinstance(original, Mount):
-            yield from _routes(original.routes, prefix + effective.path)
+            yield from _routes(effective.routes, host, prefix + effective.path, walking)
+        elif isinstance(original, Host):
+            # Routes behind a Host keep their paths; the request's host must match too
+            # (a Host inside a Host: the inner one's, which the request must also match).
+            yield from _routes(effective.routes, effective.host, prefix, walking)
 
 
 def _dependencies(dependant: Any, chain: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
