@@ -542,6 +542,21 @@ class TestModes:
         assert "PG102" in str(info.value)
         assert module not in sys.modules
 
+    def test_on_where_warnings_are_errors(self, package: Path) -> None:
+        """Mode on under -W error: the finding's warning is raised from the import
+        statement and the module is not imported, as with a module imported before the
+        hook (install() raises it)."""
+        module = write(package, "mod", self.BODY)
+        with (
+            warnings.catch_warnings(),
+            protoguard.install_import_hook(package.name, mode="on") as hook,
+        ):
+            warnings.simplefilter("error")
+            with pytest.raises(protoguard.ProtocolWarning, match=r"^\[PG101\] 'async for'"):
+                importlib.import_module(module)
+        assert module not in sys.modules
+        assert [f.code for f in hook.findings] == ["PG101", "PG102"]
+
     def test_strict_at_install_leaves_nothing_installed(self, package: Path) -> None:
         """A misuse in a module imported before a strict hook: the error, and no hook."""
         importlib.import_module(write(package, "mod", self.BODY))
@@ -716,6 +731,22 @@ class TestRobustness:
             imported = importlib.import_module(module)
         assert len(record) == 1
         assert repr(module) in str(record[0].message)
+        assert imported.handler
+
+    def test_internal_failure_where_warnings_are_errors(
+        self, package: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Under -W error an internal failure still does not break the import."""
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("scanner bug")
+
+        module = write(package, "mod", TestModes.BODY)
+        importlib.import_module(f"{package.name}.deps")
+        monkeypatch.setattr(_importhook, "scan_module", broken)  # a fault injected
+        with warnings.catch_warnings(), protoguard.install_import_hook(module):
+            warnings.simplefilter("error")
+            imported = importlib.import_module(module)
         assert imported.handler
 
     def test_sqlalchemy_fastapi_and_friends(self, tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ the parse are cached per source file, in a cache of its own, so a module importe
 unchanged is neither read nor parsed: its cached names are resolved, nothing more.
 
 Nothing the hook does may break an import: a module it cannot read is skipped, and an
-internal failure becomes one warning, the module imported as without protoguard.
+internal failure becomes one warning, the module imported as without protoguard. Only a
+finding does, when it is reported as an error: in strict mode, or as a warning that the
+warning filters make an error (``-W error``).
 """
 
 from __future__ import annotations
@@ -576,8 +578,10 @@ class _Loader:
         real.exec_module(module)  # reads and writes the .pyc exactly as without us
         try:
             self._hook.executed(module)
-        except ProtocolError:
-            raise  # strict mode: the module must not import
+        except (ProtocolError, ProtocolWarning):
+            # A finding reported as an error: strict mode, or mode "on" where warnings
+            # are errors (-W error). The module must not import, as in install().
+            raise
         except Exception as exc:  # pragma: no cover - check() catches its own failures
             _internal_failure(module.__name__, exc)
 
