@@ -557,6 +557,39 @@ class TestModes:
         assert module not in sys.modules
         assert [f.code for f in hook.findings] == ["PG101", "PG102"]
 
+    def test_strict_refuses_every_import(self, package: Path) -> None:
+        """Importing the module again after the error runs it again: checked again."""
+        module = write(package, "mod", self.BODY)
+        with protoguard.install_import_hook(package.name, mode="strict") as hook:
+            for _ in range(2):
+                with pytest.raises(protoguard.ProtocolError, match="PG101"):
+                    importlib.import_module(module)
+                assert module not in sys.modules
+        assert [f.code for f in hook.findings] == ["PG101", "PG102"]  # each listed once
+
+    def test_reload_checks_the_new_source(self, package: Path) -> None:
+        """importlib.reload() of a module edited into a misuse: strict mode refuses it."""
+        module = write(package, "mod", "from .deps import get_db\n")
+        with protoguard.install_import_hook(package.name, mode="strict"):
+            imported = importlib.import_module(module)
+            edited = package / "mod.py"
+            write(package, "mod", self.BODY)
+            later = edited.stat().st_mtime_ns + 2 * 10**9  # not a .pyc of the same second
+            os.utime(edited, ns=(later, later))
+            with pytest.raises(protoguard.ProtocolError, match="PG101"):
+                importlib.reload(imported)
+
+    def test_reload_unchanged(self, package: Path) -> None:
+        """A reload runs the module again, so mode on warns again; listed once."""
+        module = write(package, "mod", self.BODY)
+        with protoguard.install_import_hook(package.name, mode="on") as hook:
+            with pytest.warns(protoguard.ProtocolWarning):
+                imported = importlib.import_module(module)
+            with pytest.warns(protoguard.ProtocolWarning) as record:
+                importlib.reload(imported)
+        assert [str(w.message)[:7] for w in record] == ["[PG101]", "[PG102]"]
+        assert [f.code for f in hook.findings] == ["PG101", "PG102"]
+
     def test_strict_at_install_leaves_nothing_installed(self, package: Path) -> None:
         """A misuse in a module imported before a strict hook: the error, and no hook."""
         importlib.import_module(write(package, "mod", self.BODY))

@@ -365,7 +365,8 @@ def _internal_failure(name: str, exc: BaseException) -> None:
 class ImportHook:
     """An installed import hook: ``.uninstall()`` it, or use it as a context manager.
 
-    ``findings`` lists every wrong protocol it found, in the order it found them.
+    ``findings`` lists every wrong protocol it found, in the order it found them, each
+    once (a module imported again, or reloaded, is checked again).
     """
 
     def __init__(
@@ -386,6 +387,7 @@ class ImportHook:
         self.installed = False
         self._pending: list[types.ModuleType] = []
         self._scanned: set[str] = set()
+        self._listed: set[tuple[str, int, int, str]] = set()  # findings' places and codes
 
     def __repr__(self) -> str:
         state = "installed" if self.installed else "uninstalled"
@@ -436,7 +438,8 @@ class ImportHook:
                     self.check(module)
 
     def check(self, module: types.ModuleType) -> None:
-        """Scan one executed module and report what it found, as the mode says."""
+        """Scan one executed module and report what it found, as the mode says; a module
+        this hook has checked already is skipped (executed() checks it again)."""
         name = module.__name__
         if name in self._scanned:
             return
@@ -451,7 +454,12 @@ class ImportHook:
             return
         if not found:
             return
-        self.findings.extend(found)
+        for finding in found:
+            # A module checked again (see executed()) lists what it found before once.
+            place = (finding.path, finding.line, finding.col, finding.code)
+            if place not in self._listed:
+                self._listed.add(place)
+                self.findings.append(finding)
         if not self.report:
             return
         if mode == _config.STRICT:
@@ -469,6 +477,11 @@ class ImportHook:
                     self._pending.append(waiting)
                 else:
                     self.check(waiting)
+        # The module ran, so check it even if it was checked before: it runs again after
+        # an import that failed (strict mode, or -W error), and on importlib.reload(),
+        # with new globals and perhaps a new source. An unchanged source is not read again
+        # (the scan cache); a module that ran once is checked once.
+        self._scanned.discard(module.__name__)
         self.check(module)
         if "." not in module.__name__:
             # A top-level package has finished importing (and, mostly, its modules with
