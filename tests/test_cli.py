@@ -109,15 +109,65 @@ class TestExitCodes:
         assert len(result.stdout.splitlines()) == 2
 
     def test_unimportable_target(self, project: Path) -> None:
-        """A module that does not exist, or fails on import: exit 2 with the reason."""
-        result = protoguard(project, "nosuchmodule")
+        """A module that does not exist: exit 2 with the reason; the others are checked."""
+        result = protoguard(project, "nosuchmodule", "shop")
         assert result.returncode == 2
-        assert "cannot import 'nosuchmodule': ModuleNotFoundError" in result.stderr
-        (project / "shop" / "bad.py").write_text("x = 1\nraise RuntimeError('no database')\n")
+        assert (
+            "protoguard check: cannot import 'nosuchmodule', so it was not checked: "
+            "ModuleNotFoundError: No module named 'nosuchmodule'\n" in result.stderr
+        )
+        assert "1 module(s) could not be imported and were not checked" in result.stderr
+        assert len(result.stdout.splitlines()) == 2  # shop's findings all the same
+
+    def test_unimportable_modules_in_a_package(self, project: Path) -> None:
+        """A module, or a package, of the target that fails on import: one line each,
+        with the reason and where it was raised; every other module is checked and its
+        findings are printed; exit 2."""
+        (project / "shop" / "bad.py").write_text(
+            "x = 1\nraise RuntimeError('no database:\\n\\n  set DATABASE_URL')\n"
+        )
+        broken = project / "shop" / "broken"
+        broken.mkdir()
+        (broken / "__init__.py").write_text("import not_installed\n")
+        (broken / "never.py").write_text("raise SystemExit('not imported: its package failed')\n")
+        (project / "shop" / "zzz").mkdir()
+        (project / "shop" / "zzz" / "__init__.py").write_text("")
+        (project / "shop" / "zzz" / "late.py").write_text(BROKEN.replace(".deps", "..deps"))
         result = protoguard(project, "shop")
-        assert result.returncode == 2
-        assert "cannot import 'shop.bad': RuntimeError: no database" in result.stderr
-        assert "bad.py:2" in result.stderr
+        assert result.returncode == 2, result.stderr
+        bad = os.path.join("shop", "bad.py")
+        init = os.path.join("shop", "broken", "__init__.py")
+        assert result.stderr.splitlines()[:2] == [
+            "protoguard check: cannot import 'shop.bad', so it was not checked: "
+            f"RuntimeError: no database: set DATABASE_URL (at {bad}:2)",
+            "protoguard check: cannot import 'shop.broken', so it was not checked: "
+            f"ModuleNotFoundError: No module named 'not_installed' (at {init}:1)",
+        ]
+        assert "2 module(s) could not be imported" in result.stderr
+        assert "never" not in result.stderr
+        found = [line.split(":")[0] for line in result.stdout.splitlines()]
+        late = os.path.join("shop", "zzz", "late.py")
+        assert found == [os.path.join("shop", "handlers.py")] * 2 + [late] * 2
+        json_result = protoguard(project, "shop", "--format", "json")
+        assert json_result.returncode == 2
+        assert len(json.loads(json_result.stdout)) == 4
+
+    def test_main_modules_are_not_imported(self, project: Path) -> None:
+        """A package's __main__.py is the program: checking the package does not run it."""
+        for package in (project / "shop", project / "shop" / "sub"):
+            package.mkdir(exist_ok=True)
+            (package / "__init__.py").touch()
+            (package / "__main__.py").write_text(
+                "import pathlib\n"
+                f"pathlib.Path({str(package / 'RAN')!r}).write_text('the program ran')\n"
+                "raise SystemExit(3)\n"
+            )
+        result = protoguard(project, "shop")
+        assert result.returncode == 1, result.stderr
+        assert len(result.stdout.splitlines()) == 2
+        assert "__main__" not in result.stderr
+        assert not (project / "shop" / "RAN").exists()
+        assert not (project / "shop" / "sub" / "RAN").exists()
 
     def test_usage_errors(self, project: Path) -> None:
         """No target, a missing path, an unknown format: exit 2."""

@@ -2,8 +2,10 @@
 
 Targets are importable names (``myapp``, ``myapp.api.routes``) or paths (a ``.py`` file,
 a package directory, or a directory holding modules and packages). A package is checked
-with every module beneath it. Exit status: 0 nothing found, 1 findings, 2 a usage error
-or a target that cannot be imported (the reason is printed).
+with every module beneath it but its ``__main__`` modules (importing one runs the
+program). A module that cannot be imported is reported, one line, and the others are
+still checked. Exit status: 0 nothing found, 1 findings, 2 a usage error or a module that
+could not be imported (any findings are printed all the same).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import os
 import pkgutil
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from typing import Any, Optional
+import types
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Optional
 
 from ._importhook import ImportHook
 from ._messages import DOCS_URL
@@ -25,7 +28,7 @@ FORMATS = ("text", "json", "github")
 
 
 class TargetError(Exception):
-    """A target that is not a module, package or path, or that fails to import."""
+    """A target that is neither a module name nor a path to a module or package."""
 
 
 def add_parser(commands: Any) -> None:
@@ -35,8 +38,9 @@ def add_parser(commands: Any) -> None:
         help="import packages or modules and report every wrong protocol in their source",
         description="Import each TARGET (a package, a module, or a path to either) under "
         "protoguard's import hook and print one line per wrong protocol: "
-        "path:line:col: CODE message. Exit 0 if there are none, 1 if there are, "
-        "2 on a usage error or a target that cannot be imported.",
+        "path:line:col: CODE message. A package's __main__ modules are not imported. "
+        "Exit 0 if there are none, 1 if there are, 2 on a usage error or if a module "
+        "could not be imported (the others are still checked).",
     )
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="package, module or path")
     parser.add_argument(
@@ -94,8 +98,20 @@ def resolve_targets(targets: Sequence[str]) -> list[str]:
     return names
 
 
+class Failure(NamedTuple):
+    """A module that could not be imported, so was not checked."""
+
+    module: str
+    #: ``RuntimeError: no database (at app/db.py:3)``, on one line.
+    reason: str
+
+
+# An exception's message longer than this is cut: the failure stays one readable line.
+_REASON_LENGTH = 200
+
+
 def _reason(exc: BaseException) -> str:
-    """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``."""
+    """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``, on one line."""
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
     ours = os.path.dirname(os.path.abspath(__file__))
@@ -105,49 +121,68 @@ def _reason(exc: BaseException) -> str:
         if not f.filename.startswith(("<frozen", ours)) and "importlib" not in f.filename
     ]
     if user:
-        where = f" (at {user[-1].filename}:{user[-1].lineno})"
-    return f"{type(exc).__name__}: {exc}{where}"
+        where = f" (at {_shown(user[-1].filename)}:{user[-1].lineno})"
+    message = " ".join(str(exc).split())
+    if len(message) > _REASON_LENGTH:
+        message = message[: _REASON_LENGTH - 3] + "..."
+    return f"{type(exc).__name__}: {message}{where}" if message else type(exc).__name__ + where
 
 
-def _import(name: str) -> Any:
+def _import(name: str, failures: list[Failure]) -> Optional[types.ModuleType]:
+    """The module ``name``, imported; None, and a failure listed, if it cannot be."""
     try:
         return importlib.import_module(name)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise TargetError(f"cannot import {name!r}: {_reason(exc)}") from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a module's failure is reported
+        failures.append(Failure(name, _reason(exc)))
+        return None
 
 
-def _walk(name: str) -> Iterator[str]:
-    """The target and, for a package, every module beneath it."""
-    module = _import(name)
-    yield name
+def _import_tree(name: str, failures: list[Failure], seen: set[str]) -> None:
+    """Import ``name`` and, for a package, every module beneath it, except its
+    ``__main__`` modules (importing one runs the program). A module that cannot be
+    imported is listed in ``failures`` and the others are still imported; a package
+    that cannot be imported is not searched."""
+    module = _import(name, failures)
     path = getattr(module, "__path__", None)
     if path is None:
         return
-    for info in pkgutil.walk_packages(path, prefix=name + ".", onerror=lambda _name: None):
-        yield info.name
+    # As pkgutil.walk_packages: a directory is searched once, even if two packages'
+    # __path__ name it.
+    directories = [entry for entry in path if entry not in seen]
+    seen.update(directories)
+    for info in pkgutil.iter_modules(directories, prefix=name + "."):
+        if info.name.rpartition(".")[2] == "__main__":
+            continue
+        if info.ispkg:
+            _import_tree(info.name, failures, seen)
+        else:
+            _import(info.name, failures)
 
 
-def check(targets: Sequence[str]) -> list[SourceFinding]:
-    """Import every target (packages with all their modules) under the hook; its findings.
+def check(targets: Sequence[str]) -> tuple[list[SourceFinding], list[Failure]]:
+    """Import every target (packages with their modules) under the hook: its findings,
+    and the modules that could not be imported.
 
-    Raises TargetError for a target that does not exist or cannot be imported.
+    Raises TargetError for a target that is neither a module name nor a path to one.
     """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would
     names = resolve_targets(targets)
     # Mode "on" whatever the environment says; nothing is reported but the list.
     hook = ImportHook(tuple(names), "on", report=False, thorough=True)
+    failures: list[Failure] = []
     hook.install()
     try:
+        seen: set[str] = set()
         for name in names:
-            for module in _walk(name):
-                _import(module)
+            _import_tree(name, failures, seen)
     finally:
         hook.uninstall()
     unique = {(f.path, f.line, f.col, f.code): f for f in hook.findings}
-    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.col))
+    failed = {failure.module: failure for failure in failures}  # two targets, one module
+    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.col)), list(failed.values())
 
 
 # --- output ----------------------------------------------------------------------------
@@ -225,14 +260,28 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
     out = out if out is not None else sys.stdout
     err = sys.stderr
     try:
-        found = check(targets)
+        found, failures = check(targets)
     except TargetError as exc:
         print(f"protoguard check: {exc}", file=err)
         return 2
+    for failure in failures:
+        print(
+            f"protoguard check: cannot import {failure.module!r}, so it was not checked: "
+            f"{failure.reason}",
+            file=err,
+        )
     text = render(found, fmt)
     if text:
         print(text, file=out)
     if fmt == "text":
         summary = f"{len(found)} wrong protocol(s) found." if found else "No wrong protocols."
         print(summary, file=err)
+    if failures:
+        print(
+            f"protoguard check: {len(failures)} module(s) could not be imported and were not "
+            "checked; give this environment what importing them needs (their dependencies, "
+            "the environment variables they read).",
+            file=err,
+        )
+        return 2
     return 1 if found else 0
