@@ -158,6 +158,31 @@ class TestForms:
         assert provider is not None
         assert line[found[0].col - 1 :].startswith(provider.group(1) + "(")
 
+    @pytest.mark.parametrize("separator", ["\f", "\v", "\x1c", "\x85", "\u2028", "\u2029"])
+    def test_line_separators_python_does_not_count(self, package: Path, separator: str) -> None:
+        """A form feed between sections, U+2028 in a comment or a string: str.splitlines
+        ends a line there, Python does not; the line, column and fix are Python's."""
+        # A form feed may stand alone on a line (a page break); the others may not.
+        alone = separator if separator == "\f" else f"# {separator}"
+        (package / "mod.py").write_text(
+            "from .deps import get_db\n"
+            f"{alone}\n"
+            f"# section two {separator} in a comment\n"
+            "async def handler():\n"
+            f"    label = '{separator}'; s = await get_db()\n"
+            "    async for s in get_db():\n"
+            "        pass\n",
+            encoding="utf-8",
+        )
+        importlib.invalidate_caches()
+        hook = _importhook.ImportHook((package.name,), "on", report=False, thorough=True)
+        with hook.install():
+            importlib.import_module(f"{package.name}.mod")
+        assert [(f.line, f.col, f.code, f.fix) for f in hook.findings] == [
+            (5, len("    label = '_'; s = await ") + 1, "PG104", "async with get_db() as s:"),
+            (6, len("    async for s in ") + 1, "PG101", "async with get_db() as s:"),
+        ]
+
     @pytest.mark.parametrize(("statement", "code", "fix"), CASES)
     def test_says_what_run_time_says(
         self, package: Path, statement: str, code: str, fix: str
@@ -917,6 +942,20 @@ class TestIndex:
     def test_layouts(self, body: str) -> None:
         """Each layout's parsed uses are all in the index."""
         source = "async def handler():\n" + textwrap.indent(body, "    ") + "\n"
+        uses = _scan.parse_uses(source)
+        assert uses or "x in get_db" in body
+        calls = _index.index_calls(source)
+        assert [use for use in uses if not covered(use, calls)] == []
+
+    @pytest.mark.parametrize("body", LAYOUTS)
+    def test_layouts_after_line_separators(self, body: str) -> None:
+        """A page break, and separators str.splitlines would end a line at (in a comment,
+        in a string), do not hide a use from the index."""
+        source = (
+            "\f\n# \v \x1c \x85 \u2028 \u2029\nx = '\u2028'\nasync def handler():\n"
+            + textwrap.indent(body, "    ")
+            + "\n"
+        )
         uses = _scan.parse_uses(source)
         assert uses or "x in get_db" in body
         calls = _index.index_calls(source)

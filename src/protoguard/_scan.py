@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import re
 import sys
 import types
 from collections.abc import Iterable, Mapping
@@ -391,11 +392,17 @@ def _is_fastapi_depends(obj: object) -> bool:
     )
 
 
+# A line of source as Python counts lines: ended by \n, \r\n or \r, and by nothing else.
+# (str.splitlines also ends lines at \f, \v, \x1c-\x1e, \x85, \u2028 and \u2029, so a
+# form feed between two sections would put every span after it on the wrong line.)
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 class _Source:
     """A module's source lines, for the text of a span; read only when a finding needs it."""
 
     def __init__(self, source: str) -> None:
-        self.lines = source.splitlines(keepends=True)
+        self.lines: list[str] = _LINE.findall(source)
 
     def text(self, span: _Span) -> str:
         line, col, end_line, end_col = span
