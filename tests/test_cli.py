@@ -210,6 +210,27 @@ class TestFormats:
         assert clean.returncode == 0
         assert json.loads(clean.stdout or "[]") == []
 
+    def test_what_imported_modules_print_goes_to_stderr(self, project: Path) -> None:
+        """A module that prints when imported (from Python, and to file descriptor 1)
+        leaves stdout to the findings: the JSON is whole."""
+        (project / "shop" / "chatty.py").write_text(
+            "import os, sys\n"
+            "print('connecting to the config service...')\n"
+            "sys.stdout.flush()\n"
+            "os.write(1, b'written to descriptor 1\\n')\n"
+            "sys.__stdout__.write('written to sys.__stdout__\\n')\n"
+        )
+        for fmt in ("json", "text"):
+            result = protoguard(project, "shop", "--format", fmt)
+            assert result.returncode == 1, result.stderr
+            if fmt == "json":
+                assert len(json.loads(result.stdout)) == 2
+            else:
+                assert len(result.stdout.splitlines()) == 2
+            assert "connecting to the config service...\n" in result.stderr
+            assert "written to descriptor 1\n" in result.stderr
+            assert "written to sys.__stdout__\n" in result.stderr
+
     def test_github(self, project: Path) -> None:
         """GitHub workflow annotations, one per finding."""
         result = protoguard(project, "shop", "--format", "github")

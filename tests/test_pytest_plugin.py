@@ -112,13 +112,19 @@ class TestOptions:
         result.stdout.no_fnmatch_line("*protoguard:*")
 
     def test_invalid_mode(self, app: pytest.Pytester) -> None:
-        """An invalid ini mode is one clear error naming the accepted values."""
-        app.makeini("[pytest]\nprotoguard_mode = loud\n")
+        """An invalid ini mode is a usage error: one line naming the file and the
+        accepted values, no INTERNALERROR traceback."""
+        ini = app.makeini("[pytest]\nprotoguard_mode = loud\n")
         result = app.runpytest_subprocess()
-        assert result.ret != pytest.ExitCode.OK
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines(
-            ["*'loud' is not a protoguard mode; use one of: off, on, strict*"]
+            [
+                f"ERROR: protoguard_mode in {ini}: 'loud' is not a protoguard mode; "
+                "use one of: off, on, strict."
+            ]
         )
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in result.stderr.str()
 
     def test_registered_by_entry_point_only(self, pytester: pytest.Pytester) -> None:
         """The plugin comes from the pytest11 entry point, and can be disabled by name."""

@@ -10,6 +10,7 @@ could not be imported (any findings are printed all the same).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -17,7 +18,7 @@ import pkgutil
 import sys
 import traceback
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
 from ._importhook import ImportHook
@@ -161,6 +162,31 @@ def _import_tree(name: str, failures: list[Failure], seen: set[str]) -> None:
             _import(info.name, failures)
 
 
+@contextlib.contextmanager
+def _printing_to_stderr() -> Iterator[None]:
+    """What the imported modules print goes to stderr, so that stdout holds the findings
+    alone (a JSON document, say): ``sys.stdout`` for Python code, and file descriptor 1,
+    where it can be redirected, for C code and child processes."""
+    real_stdout, real_stderr = sys.__stdout__, sys.__stderr__
+    descriptor = saved = -1
+    if real_stdout is not None and real_stderr is not None:
+        with contextlib.suppress(OSError, ValueError):  # closed, or no file descriptor
+            sys.stdout.flush()
+            real_stdout.flush()
+            descriptor = real_stdout.fileno()
+            saved = os.dup(descriptor)
+            os.dup2(real_stderr.fileno(), descriptor)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved >= 0 and real_stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                real_stdout.flush()  # to stderr, where it was written
+            os.dup2(saved, descriptor)
+            os.close(saved)
+
+
 def check(targets: Sequence[str]) -> tuple[list[SourceFinding], list[Failure]]:
     """Import every target (packages with their modules) under the hook: its findings,
     and the modules that could not be imported.
@@ -176,8 +202,9 @@ def check(targets: Sequence[str]) -> tuple[list[SourceFinding], list[Failure]]:
     hook.install()
     try:
         seen: set[str] = set()
-        for name in names:
-            _import_tree(name, failures, seen)
+        with _printing_to_stderr():
+            for name in names:
+                _import_tree(name, failures, seen)
     finally:
         hook.uninstall()
     unique = {(f.path, f.line, f.col, f.code): f for f in hook.findings}

@@ -19,6 +19,7 @@ import pytest
 
 from . import _config
 from ._importhook import ImportHook
+from .exceptions import ConfigurationError
 
 _HOOK = pytest.StashKey[Optional[ImportHook]]()
 _SAVED_MODE = pytest.StashKey[Optional[str]]()
@@ -61,7 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "('off', 'on' or 'strict'), imports included",
     )
     raw_mode = _setting(config, "protoguard_mode", "protoguard_mode")
-    mode = _config.check_mode(raw_mode, "protoguard_mode") if raw_mode else None
+    mode = None
+    if raw_mode:
+        # The option's choices are checked by pytest: a bad value is the ini file's.
+        where = f"protoguard_mode in {config.inipath or 'the ini file'}"
+        try:
+            mode = _config.check_mode(raw_mode, where)
+        except ConfigurationError as error:
+            raise pytest.UsageError(str(error)) from None
     packages = _setting(config, "protoguard_packages", "protoguard_packages")
     names = tuple(p for p in packages.replace(",", " ").split() if p)
     config.stash[_SAVED_MODE] = _config.settings.mode
