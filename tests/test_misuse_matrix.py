@@ -14,8 +14,10 @@ message may contain.
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import gc
+import sys
 import types
 import warnings
 from collections.abc import Iterator
@@ -896,6 +898,27 @@ class TestFixKeepsTheCallAsWritten:
         assert SECRET not in str(error)
         assert not hasattr(Repo.session(password=SECRET), "execute")
 
+    def test_call_handed_to_a_function(self, sync_maker) -> None:
+        """`list(get_db())`: list() iterates the context manager. The fix is the provider's
+        statement; the rest of the line is about what list() was given, not the session
+        (it was `with get_db() as session: sessions = list(session)`)."""
+
+        @protoguard.provider
+        @contextmanager
+        def get_db():
+            with sync_maker() as session:
+                yield session
+
+        def handler() -> None:
+            sessions = list(get_db())  # <- misuse: handed-to-list
+            assert sessions  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            handler()
+        error = info.value
+        assert (error.code, error.fix) == ("PG101", "with get_db() as session:")
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "handed-to-list"))
+
     def test_reentered_partial(self, async_maker) -> None:
         """PG107 on a partial of a @contextmanager rewrites the call that made the object."""
 
@@ -919,3 +942,87 @@ class TestFixKeepsTheCallAsWritten:
         assert error.fix == "with get_db(password=SECRET) as session:"
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "partial-reenter"))
         assert SECRET not in str(error)
+
+
+# What asyncio does with an awaitable that is not a coroutine: await it in a task of its own.
+IN_A_TASK = {
+    "ensure_future": lambda aw: asyncio.ensure_future(aw),
+    "gather": lambda aw: asyncio.gather(aw),
+    "shield": lambda aw: asyncio.shield(aw),
+}
+if sys.version_info < (3, 12):  # 3.12 and later await it in wait_for's own coroutine
+    IN_A_TASK["wait_for"] = lambda aw: asyncio.wait_for(aw, 1)
+
+
+class TestAwaitedByAsyncio:
+    """asyncio awaiting a provider's result for the user: asyncio's line is never named."""
+
+    @pytest.fixture
+    def get_db(self, async_maker):
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        return get_db
+
+    @pytest.mark.parametrize("helper", IN_A_TASK.values(), ids=IN_A_TASK.keys())
+    def test_in_a_task_of_its_own(self, run, get_db, helper) -> None:
+        """The task awaits it from the event loop, with no line of the user's on the
+        stack (and `asyncio.run(...)`'s, above the loop, did not do it): no place, no
+        line of asyncio's, a message that says what happened, and the provider's own
+        statement as the fix, to go in a coroutine."""
+
+        async def handler() -> None:
+            await helper(get_db())
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        error = info.value
+        assert (error.code, error.call_site) == ("PG104", None)
+        assert error.fix == "async with get_db(...) as session:"
+        lines = str(error).splitlines()
+        assert lines[:2] == [
+            "[PG104] 'await' on get_db(), which is an async context manager",
+            "  awaited by asyncio in a task of its own, as asyncio.ensure_future(), gather(), "
+            "shield() and wait_for() make for an awaitable that is not a coroutine: the line "
+            "to change is the one that passed get_db() to asyncio",
+        ]
+        assert lines[2].startswith("  get_db: an @asynccontextmanager function, defined at ")
+        assert lines[-2] == (
+            "  fix: async with get_db(...) as session:  # in an async def, whose call you "
+            "pass to asyncio"
+        )
+        assert "  at " not in str(error)
+        assert "tasks.py" not in str(error)
+
+    @pytest.mark.parametrize(
+        "timeout",
+        [
+            None,
+            pytest.param(
+                1,
+                marks=pytest.mark.skipif(
+                    sys.version_info < (3, 12), reason="a task of its own before 3.12"
+                ),
+            ),
+        ],
+    )
+    def test_awaited_from_the_users_line(self, run, get_db, timeout) -> None:
+        """`await asyncio.wait_for(get_db(), None)` awaits in wait_for's coroutine, which
+        the user's line awaits: asyncio's frame is skipped and that line is named. The
+        fix is the provider's statement: the rest of the line hands the call to asyncio,
+        it is not about the session."""
+
+        async def handler() -> None:
+            await asyncio.wait_for(get_db(), timeout)  # <- misuse: wait-for
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        error = info.value
+        lineno = line_of(__file__, MISUSE + "wait-for")
+        assert (error.code, error.call_site) == ("PG104", (__file__, lineno))
+        assert error.fix == "async with get_db() as session:"
+        assert f"  at {__file__}:{lineno}" in str(error).splitlines()
+        assert "  fix: async with get_db() as session:" in str(error).splitlines()

@@ -111,14 +111,46 @@ def short_name(info: ProviderInfo) -> str:
 
 
 def user_frame(depth: int = 2) -> Optional[FrameType]:
-    """The innermost frame outside protoguard and contextlib, ``depth`` frames up."""
+    """The innermost frame of the user's code, ``depth`` frames up (see _find_user_frame)."""
     try:
-        frame: Optional[FrameType] = sys._getframe(depth)
+        start: Optional[FrameType] = sys._getframe(depth)
     except ValueError:  # pragma: no cover - no such frame
         return None
-    while frame is not None and _is_internal(frame):
+    return _find_user_frame(start)[0]
+
+
+# What runs an asyncio task's step: the event loop, named by the functions it runs in
+# (Handle._run, BaseEventLoop._run_once/run_forever/run_until_complete, asyncio.run and
+# Runner.run). A walk that reaches one of them from asyncio's own frames has left the task.
+_EVENT_LOOP = frozenset({"_run", "_run_once", "run_forever", "run_until_complete", "run"})
+
+
+def _is_asyncio(frame: FrameType) -> bool:
+    name = frame.f_globals.get("__name__")
+    return isinstance(name, str) and (name == "asyncio" or name.startswith("asyncio."))
+
+
+def _find_user_frame(frame: Optional[FrameType]) -> tuple[Optional[FrameType], bool]:
+    """(the innermost frame of the user's code from ``frame`` outwards, whether asyncio
+    used the object on the user's behalf where no user line is on the stack).
+
+    protoguard's and contextlib's frames are skipped, and so are asyncio's: a line of
+    asyncio's is never the one to fix. Given an awaitable that is not a coroutine,
+    ``asyncio.ensure_future()``, ``gather()``, ``shield()`` (and ``wait_for()`` before
+    Python 3.12) wrap it in a task of their own, which awaits it later, from the event
+    loop: the walk then reaches the loop with no user frame in between, and the frames
+    above the loop (``asyncio.run(main())``) did not do it, so there is no line to name.
+    """
+    by_asyncio = False
+    while frame is not None:
+        if _is_asyncio(frame):
+            by_asyncio = True
+            if frame.f_code.co_name in _EVENT_LOOP:
+                return None, True
+        elif not _is_internal(frame):
+            return frame, False
         frame = frame.f_back
-    return frame
+    return None, by_asyncio
 
 
 def _code_of(line: str) -> str:
@@ -315,10 +347,13 @@ def _fix(
     return f"{fixed}; {rest}"
 
 
-def _provider_call(line: str, name: str) -> Optional[tuple[str, str]]:
+def _provider_call(line: str, name: str) -> Optional[tuple[str, Optional[str]]]:
     """(the provider call, the statement with it replaced by ``session``) when the
     call is nested in the line's expression (`(await get_db()).execute(q)`) rather
-    than being the expression itself; None otherwise."""
+    than being the expression itself; None when it is not nested. The statement is
+    None when the line does not await the call but hands it to what used it (`await
+    asyncio.wait_for(get_db(), 1)`, `list(get_db())`): the rest of that line is not
+    about the session."""
     stmt = _parse_line(line)
     if stmt is None:
         return None
@@ -349,6 +384,8 @@ def _provider_call(line: str, name: str) -> Optional[tuple[str, str]]:
         if candidate in code:
             replaced = candidate
             break
+    else:
+        return call, None
     return call, code.replace(replaced, "session", 1)
 
 
@@ -499,7 +536,7 @@ def misuse(
     info: ProviderInfo,
     used: str,
     *,
-    depth: int = 2,
+    depth: int = 1,
     attr: Optional[str] = None,
     obj: object = None,
     result_kind: Optional[str] = None,
@@ -508,13 +545,17 @@ def misuse(
 
     ``result_kind`` is the kind of what the provider returned when it is not the
     provider's own (a plain function returning a context manager, say). ``depth`` is
-    where the search for the user's frame starts; internal frames are skipped anyway.
+    how many frames above this function the search for the user's frame starts;
+    internal frames are skipped anyway.
     """
     kind = result_kind or info.kind
     code = k.misuse_code(kind, used)
     name = short_name(info)
     call = f"{name}()"
-    frame = user_frame(depth)
+    try:
+        frame, by_asyncio = _find_user_frame(sys._getframe(depth))
+    except ValueError:  # pragma: no cover - no such frame
+        frame, by_asyncio = None, False
     call_site: Optional[CallSite] = None
     line = statement = ""
     injected = False
@@ -545,6 +586,9 @@ def misuse(
     if plain_def is not None and (fix.startswith(("async ", "await ")) or " await " in fix):
         # 'async with', 'async for' and 'await' are only allowed in an async def.
         note = f"  # needs an async def; {plain_def}() is a plain def"
+    elif by_asyncio:
+        # asyncio used the object in a task of its own: the fix goes in a coroutine.
+        note = "  # in an async def, whose call you pass to asyncio"
     right = _right_protocol(kind, used)
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
@@ -591,6 +635,14 @@ def misuse(
         parts.append(f"  at {call_site}")
         if line:
             parts.append(f"      {line.strip()}")
+    elif by_asyncio:
+        # No line of the user's did it, and asyncio's own is no use to them.
+        parts.append(
+            f"  {'awaited' if used == k.AWAIT else 'used'} by asyncio in a task of its own, "
+            "as asyncio.ensure_future(), gather(), shield() and wait_for() make for an "
+            f"awaitable that is not a coroutine: the line to change is the one that passed "
+            f"{call} to asyncio"
+        )
     parts.append(f"  {definition_line(info)}")
     parts.append(f"  {why}")
     parts.append(fix_line(fix, note))
