@@ -18,6 +18,7 @@ import asyncio
 import functools
 import gc
 import sys
+import textwrap
 import types
 import warnings
 from collections.abc import Iterator
@@ -897,6 +898,119 @@ class TestFixKeepsTheCallAsWritten:
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "classmethod-attribute"))
         assert SECRET not in str(error)
         assert not hasattr(Repo.session(password=SECRET), "execute")
+
+    def test_attribute_on_the_call(self, run, async_maker) -> None:
+        """PG103 on the provider call itself (`await get_db().execute(q)`): the fix
+        enters the call as written and keeps the line, on the session (as PG104's does
+        for `(await get_db()).execute(q)`), not `async with get_db(...) as session:`."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> int:
+            result = await get_db().execute(COUNT)  # <- misuse: inline-attribute
+            return result.scalar_one()  # pragma: no cover
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            run(handler())
+        error = info.value
+        assert (error.code, error.used) == ("PG103", ".execute")
+        assert error.fix == (
+            "async with get_db() as session: result = await session.execute(COUNT)"
+        )
+        assert f"  fix: {error.fix}" in str(error).splitlines()
+        compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "inline-attribute"))
+
+    def test_attribute_on_the_call_of_a_coroutine(self, run, async_maker) -> None:
+        """The coroutine provider's PG103 on the call (a forgotten await): the fix awaits
+        it, then the line on the session, with the call's arguments as written."""
+
+        @protoguard.provider
+        async def make_session(password: str):
+            return async_maker()
+
+        async def handler(password: str) -> int:
+            result = await make_session(password=password).execute(COUNT)  # <- misuse: coro-attr
+            return result.scalar_one()  # pragma: no cover
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            run(handler(SECRET))
+        error = info.value
+        _close_unawaited(error)
+        assert (error.code, error.used) == ("PG103", ".execute")
+        assert error.fix == (
+            "session = await make_session(password=password); result = await session.execute(COUNT)"
+        )
+        compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "coro-attr"))
+        assert SECRET not in str(error)
+
+    def test_attribute_on_the_call_in_a_sync_chain(self, sync_maker) -> None:
+        """A sync provider's call in a chain, with arguments: the same rewrite, `with`."""
+
+        @protoguard.provider
+        @contextmanager
+        def get_db(password: str):
+            with sync_maker() as session:
+                yield session
+
+        def handler(password: str) -> int:
+            return get_db(password=password).execute(COUNT).scalar_one()  # <- misuse: chain
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            handler(SECRET)
+        error = info.value
+        assert (error.code, error.used) == ("PG103", ".execute")
+        assert error.fix == (
+            "with get_db(password=password) as session: return session.execute(COUNT).scalar_one()"
+        )
+        compile(f"def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "chain"))
+        assert SECRET not in str(error)
+
+    @pytest.mark.parametrize(
+        ("marker", "code"), [("begin-attribute", "PG103"), ("begin-await", "PG104")]
+    )
+    def test_call_in_a_block_header(self, run, async_maker, marker: str, code: str) -> None:
+        """`async with get_db().begin() as tx:` (and with the await): the rest of the line
+        is a block's header, which cannot follow the provider's `async with ...:` on one
+        line; it goes on the next, one level in (a fix of two lines)."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> None:
+            if marker == "begin-attribute":
+                async with get_db().begin() as tx:  # <- misuse: begin-attribute
+                    await tx.session.execute(COUNT)  # pragma: no cover
+            else:
+                async with (await get_db()).begin() as tx:  # <- misuse: begin-await
+                    await tx.session.execute(COUNT)  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            run(handler())
+        error = info.value
+        assert error.code == code
+        assert error.fix == (
+            "async with get_db() as session:\n    async with session.begin() as tx:"
+        )
+        compile(
+            f"async def handler():\n{textwrap.indent(error.fix, '    ')}\n            pass",
+            "fix",
+            "exec",
+            dont_inherit=True,
+        )
+        lines = str(error).splitlines()
+        start = lines.index("  fix: async with get_db() as session:")
+        assert lines[start + 1] == "            async with session.begin() as tx:"
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + marker))
 
     def test_call_handed_to_a_function(self, sync_maker) -> None:
         """`list(get_db())`: list() iterates the context manager. The fix is the provider's

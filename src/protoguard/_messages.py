@@ -16,8 +16,9 @@ import os
 import sys
 import textwrap
 import tokenize
+from collections.abc import Iterator
 from types import FrameType
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from . import _kinds as k
 from .exceptions import CallSite, ProtocolAttributeError, ProtocolError, ProviderInfo
@@ -323,42 +324,63 @@ def fix_line(fix: str, note: str = "") -> str:
 
 
 def _fix(
-    info: ProviderInfo, kind: str, used: str, line: str, owner: Optional[str], assigned: str
+    info: ProviderInfo,
+    kind: str,
+    used: str,
+    line: str,
+    owner: Optional[str],
+    assigned: str,
+    attr: Optional[str] = None,
 ) -> str:
     """The user's line rewritten to the protocol ``kind`` speaks."""
     name = short_name(info)
     expr, target = _pieces(line, name)
-    rest = None
+    inner = None
     if used == k.ATTRIBUTE:
-        # `db.execute(...)`: rewrite the provider call that `db` came from.
-        expr, target = assigned, owner
+        if owner is None:  # `await get_db().execute(q)`: the call is on the line
+            inner = _provider_call(line, name, attr)
+        if inner is None:
+            # `db.execute(...)`: rewrite the provider call that `db` came from.
+            expr, target = assigned, owner
     elif used == k.REENTER:
         expr = assigned
     else:
         inner = _provider_call(line, name)
-        if inner is not None:  # `r = await (await get_db()).execute(q)`
-            expr, rest = inner
-            target = "session"
-    fixed = rewritten(kind, used, expr, target)
-    if rest is None:
+    if inner is None:
+        return rewritten(kind, used, expr, target)
+    # `r = await (await get_db()).execute(q)`: the provider's statement, then the line
+    # on the session it gives.
+    fixed = rewritten(kind, used, inner.call, "session")
+    if inner.rest is None:
         return fixed
+    if inner.block:  # the line is a block's header itself: the next line, one level in
+        return f"{fixed}\n    {inner.rest}"
     if fixed.endswith(":"):  # the rest of the line is the block's body
-        return f"{fixed} {rest}"
-    return f"{fixed}; {rest}"
+        return f"{fixed} {inner.rest}"
+    return f"{fixed}; {inner.rest}"
 
 
-def _provider_call(line: str, name: str) -> Optional[tuple[str, Optional[str]]]:
-    """(the provider call, the statement with it replaced by ``session``) when the
-    call is nested in the line's expression (`(await get_db()).execute(q)`) rather
-    than being the expression itself; None when it is not nested. The statement is
-    None when the line does not await the call but hands it to what used it (`await
-    asyncio.wait_for(get_db(), 1)`, `list(get_db())`): the rest of that line is not
-    about the session."""
+class _Nested(NamedTuple):
+    """A provider call nested in a line's expression, for a fix to take apart."""
+
+    call: str  # the call as written
+    rest: Optional[str]  # the line on the session instead, if the line used it as one
+    block: bool  # whether the line is a block's header (`async with ...:`)
+
+
+def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional[_Nested]:
+    """The provider call when it is nested in the line's expression rather than being
+    the expression itself (None otherwise), with the line rewritten on the session: the
+    call's attribute ``attr`` taken (`get_db().execute(q)`, PG103), or, without
+    ``attr``, the call awaited (`(await get_db()).execute(q)`). The rest is None when
+    the line hands the call to what used it (`await asyncio.wait_for(get_db(), 1)`,
+    `list(get_db())`): the rest of that line is not about the session."""
+    code = _code_of(line)
     stmt = _parse_line(line)
-    if stmt is None:
+    if stmt is None or "\n" in code:
         return None
     whole: Optional[ast.AST] = None
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)):
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
         whole = stmt.value
     elif isinstance(stmt, (ast.AsyncFor, ast.For)):
         whole = stmt.iter
@@ -368,25 +390,60 @@ def _provider_call(line: str, name: str) -> Optional[tuple[str, Optional[str]]]:
         whole = whole.value
     if whole is None or (isinstance(whole, ast.Call) and _called_name(whole) == name):
         return None  # the provider call is the expression itself: nothing nested
-    for node in ast.walk(whole):
-        if isinstance(node, ast.Call) and _called_name(node) == name:
-            break
-    else:
+    found = list(_calls_in(whole, name))
+    if attr is not None:
+        # The call whose attribute was taken: `get_db().execute`.
+        found = [
+            (node, path)
+            for node, path in found
+            if isinstance(path[-1], ast.Attribute) and path[-1].attr == attr
+        ]
+    if not found:
         return None
-    code = _code_of(line)
-    source = "async def _protoguard_():\n" + textwrap.indent(
-        code + (" pass" if code.endswith(":") else ""), "    "
+    node, path = found[0]
+    call = _segment(_PARSED + code, node)
+    block = isinstance(stmt, (ast.AsyncFor, ast.For, ast.AsyncWith, ast.With))
+    if attr is not None:
+        return _Nested(call, _replaced(code, node, path, "session"), block)
+    if isinstance(path[-1], ast.Await):  # the await, with its parentheses if any
+        return _Nested(call, _replaced(code, path[-1], path[:-1], "session"), block)
+    return _Nested(call, None, block)
+
+
+# A line is parsed as the body of this function ('await' parses there): its nodes are
+# on line 2, _INDENT columns in.
+_INDENT = 4
+_PARSED = "async def _protoguard_():\n" + " " * _INDENT
+
+
+def _calls_in(
+    node: ast.AST, name: str, path: tuple[ast.AST, ...] = ()
+) -> Iterator[tuple[ast.Call, tuple[ast.AST, ...]]]:
+    """The calls of ``name`` in ``node``, outermost first, each with the nodes around it
+    (``node`` first, its parent last)."""
+    if isinstance(node, ast.Call) and _called_name(node) == name and path:
+        yield node, path
+    for child in ast.iter_child_nodes(node):
+        yield from _calls_in(child, name, (*path, node))
+
+
+def _replaced(code: str, node: ast.expr, path: tuple[ast.AST, ...], text: str) -> str:
+    """``code`` (the one line a node of ``_PARSED + code`` was parsed from) with ``node``
+    replaced by ``text``; parentheses that only grouped it for an attribute, a
+    subscript or a call on it go too (`(await get_db()).execute`)."""
+    encoded = code.encode("utf-8")  # the offsets count UTF-8 bytes
+    start = len(encoded[: node.col_offset - _INDENT].decode("utf-8", "replace"))
+    end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+    end = len(encoded[: end_offset - _INDENT].decode("utf-8", "replace"))
+    parent = path[-1] if path else None
+    grouped = (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node) or (
+        isinstance(parent, ast.Call) and parent.func is node
     )
-    call = _segment(source, node)
-    # What to replace: the call, with the 'await' (and parentheses) around it if any.
-    replaced = call
-    for candidate in (f"(await {call})", f"await {call}"):
-        if candidate in code:
-            replaced = candidate
-            break
-    else:
-        return call, None
-    return call, code.replace(replaced, "session", 1)
+    if grouped:
+        before, after = code[:start].rstrip(), code[end:].lstrip()
+        if before.endswith("(") and after.startswith(")"):
+            start, end = len(before) - 1, len(code) - len(after) + 1
+    return code[:start] + text + code[end:]
 
 
 def _logical_line(filename: str, lineno: int) -> str:
@@ -581,7 +638,7 @@ def misuse(
         what = f"'{used}' a second time on the context manager {call} returned; it runs once"
         fix = render(used, assigned, _pieces(statement, name)[1])
     else:
-        fix = _fix(info, kind, used, statement, owner, assigned)
+        fix = _fix(info, kind, used, statement, owner, assigned, attr)
     note = ""  # said in the message, not part of .fix (the line itself)
     if plain_def is not None and (fix.startswith(("async ", "await ")) or " await " in fix):
         # 'async with', 'async for' and 'await' are only allowed in an async def.
