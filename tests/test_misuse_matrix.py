@@ -1058,6 +1058,163 @@ class TestFixKeepsTheCallAsWritten:
         assert SECRET not in str(error)
 
 
+# --- comprehensions: the provider call as a comprehension's first iterable --------------
+
+
+async def comp_list(get_db: Any) -> Any:
+    sessions = [db async for db in get_db(info={"password": SECRET})]  # <- misuse: comp-list
+    return sessions
+
+
+async def comp_sync_list(get_db: Any) -> Any:
+    sessions = [db for db in get_db(info={"password": SECRET})]  # <- misuse: comp-sync-list
+    return sessions
+
+
+async def comp_dict(get_db: Any) -> Any:
+    by_id = {id(db): db async for db in get_db(info={"password": SECRET})}  # <- misuse: comp-dict
+    return by_id
+
+
+def comp_set(get_db: Any) -> Any:
+    sessions = {db for db in get_db(info={"password": SECRET})}  # <- misuse: comp-set
+    return sessions
+
+
+async def comp_condition(get_db: Any) -> Any:
+    return [db async for db in get_db(info={"password": SECRET}) if db]  # <- misuse: comp-condition
+
+
+async def comp_generator(get_db: Any) -> Any:
+    return list(db for db in get_db(info={"password": SECRET}))  # <- misuse: comp-generator
+
+
+async def comp_per_item(get_db: Any) -> Any:
+    return [await get_db(info=info) for info in [{"password": SECRET}]]  # <- misuse: comp-per-item
+
+
+async def comp_nested(get_db: Any) -> Any:
+    # A list comprehension's code ran in a frame of its own before Python 3.12.
+    return [db for _ in "x" for db in get_db(info={"password": SECRET})]  # <- misuse: comp-nested
+
+
+def comp_lambda(get_db: Any) -> Any:
+    return (lambda: [db for db in get_db(info={"password": SECRET})])()  # <- misuse: comp-lambda
+
+
+def comp_plain_def(get_db: Any) -> Any:
+    return [db for db in get_db(info={"password": SECRET})]  # <- misuse: comp-plain-def
+
+
+COMPREHENSIONS = [
+    # A context manager: entered as the comprehension's variable, with the line on it
+    # (over its one item), for a list, dict or set comprehension, async or not.
+    (comp_list, "acm", "PG101", f"async with {EXPR} as db: sessions = [db]", ""),
+    (comp_sync_list, "acm", "PG105", f"async with {EXPR} as db: sessions = [db]", ""),
+    (comp_dict, "acm", "PG101", f"async with {EXPR} as db: by_id = {{id(db): db}}", ""),
+    (comp_set, "cm", "PG101", f"with {EXPR} as db: sessions = {{db}}", ""),
+    (comp_list, "async_sessionmaker", "PG101", f"async with {EXPR} as db: sessions = [db]", ""),
+    # A coroutine's forgotten await: awaited, and the session it gives entered.
+    (comp_list, "coroutine", "PG106", f"async with await {EXPR} as db: sessions = [db]", ""),
+    # A condition, or a generator expression (it runs later, after any block ended): the
+    # provider's statement, bound to the comprehension's variable.
+    (comp_condition, "acm", "PG101", f"async with {EXPR} as db:", ""),
+    (comp_generator, "acm", "PG105", f"async with {EXPR} as db:", ""),
+    # A generator provider: the comprehension itself, with the other 'for'.
+    (comp_sync_list, "agen", "PG105", f"sessions = [db async for db in {EXPR}]", ""),
+    (comp_list, "gen", "PG105", f"sessions = [db for db in {EXPR}]", ""),
+    # In a plain def, the note says what the fix needs.
+    (
+        comp_plain_def,
+        "agen",
+        "PG105",
+        f"return [db async for db in {EXPR}]",
+        "  # needs an async def; comp_plain_def() is a plain def",
+    ),
+    # Called once per item, with the comprehension's own names: the call as written.
+    (comp_per_item, "acm", "PG104", "async with get_db(info=info) as session:", ""),
+    (comp_nested, "acm", "PG105", f"async with {EXPR} as session:", ""),
+    (comp_lambda, "cm", "PG101", f"with {EXPR} as session:", ""),
+]
+
+
+@pytest.fixture
+def named_get_db(async_maker, sync_maker) -> dict[str, Any]:
+    """A provider of each kind, each named get_db: the name the drivers call it by,
+    which is the call a fix looks for on the line."""
+
+    @protoguard.provider
+    @asynccontextmanager
+    async def get_db(info: dict[str, str]):
+        async with async_maker(info=info) as session:
+            yield session
+
+    acm = get_db
+
+    @protoguard.provider
+    @contextmanager
+    def get_db(info: dict[str, str]):
+        with sync_maker(info=info) as session:
+            yield session
+
+    cm = get_db
+
+    @protoguard.provider
+    async def get_db(info: dict[str, str]):
+        async with async_maker(info=info) as session:
+            yield session
+
+    agen = get_db
+
+    @protoguard.provider
+    def get_db(info: dict[str, str]):
+        with sync_maker(info=info) as session:
+            yield session
+
+    gen = get_db
+
+    @protoguard.provider
+    async def get_db(info: dict[str, str]):
+        return async_maker(info=info)
+
+    coroutine = get_db
+    get_db = protoguard.provider(async_maker)
+    return {
+        "acm": acm,
+        "cm": cm,
+        "agen": agen,
+        "gen": gen,
+        "coroutine": coroutine,
+        "async_sessionmaker": get_db,
+    }
+
+
+def _call(run: Any, driver: Callable[[Any], Any], provider: Any) -> Any:
+    """The driver with the provider, run to its end if it is a coroutine function."""
+    result = driver(provider)
+    return run(result) if isinstance(result, types.CoroutineType) else result
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind", "code", "fix", "note"),
+    [pytest.param(*case, id=f"{case[0].__name__}-{case[1]}") for case in COMPREHENSIONS],
+)
+def test_comprehension_fix(run, named_get_db, driver, kind, code, fix, note) -> None:
+    """A provider call a comprehension iterates: a fix that works, not the comprehension
+    iterating the session (`async with get_db() as session: sessions = [db async for db in
+    session]`), valid Python, at the comprehension's line, without the argument values."""
+    with pytest.raises(ProtocolError) as info:
+        _call(run, driver, named_get_db[kind])
+    error = info.value
+    assert (error.code, error.fix) == (code, fix)
+    assert f"  fix: {fix}{note}" in str(error).splitlines()
+    marker = MISUSE + driver.__name__.replace("_", "-")
+    assert error.call_site == (__file__, line_of(__file__, marker))
+    body = fix + ("\n        pass" if fix.endswith(":") else "")
+    compile(f"async def f():\n    {body}", "fix", "exec", dont_inherit=True)
+    assert SECRET not in str(error)
+
+
 # What asyncio does with an awaitable that is not a coroutine: await it in a task of its own.
 IN_A_TASK = {
     "ensure_future": lambda aw: asyncio.ensure_future(aw),

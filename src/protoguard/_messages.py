@@ -13,6 +13,7 @@ import inspect
 import io
 import linecache
 import os
+import re
 import sys
 import textwrap
 import tokenize
@@ -348,16 +349,40 @@ def _fix(
         inner = _provider_call(line, name)
     if inner is None:
         return rewritten(kind, used, expr, target)
+    if inner.loop is not None and kind in (k.ASYNC_GEN, k.SYNC_GEN) and _is_code(inner.loop):
+        return inner.loop  # `[db for db in get_db()]`: the comprehension's own loop
     # `r = await (await get_db()).execute(q)`: the provider's statement, then the line
     # on the session it gives.
-    fixed = rewritten(kind, used, inner.call, "session")
+    fixed = rewritten(kind, used, inner.call, inner.target)
     if inner.rest is None:
         return fixed
     if inner.block:  # the line is a block's header itself: the next line, one level in
-        return f"{fixed}\n    {inner.rest}"
-    if fixed.endswith(":"):  # the rest of the line is the block's body
-        return f"{fixed} {inner.rest}"
-    return f"{fixed}; {inner.rest}"
+        whole = f"{fixed}\n    {inner.rest}"
+    elif fixed.endswith(":"):  # the rest of the line is the block's body
+        whole = f"{fixed} {inner.rest}"
+    else:
+        whole = f"{fixed}; {inner.rest}"
+    return whole if _is_code(whole) else fixed
+
+
+def _is_code(fix: str, in_async_def: bool = True) -> bool:
+    """Whether a fix of one or more lines compiles in an async def (or a plain one)."""
+    source = f"{'async ' if in_async_def else ''}def _protoguard_():\n"
+    source += textwrap.indent(fix, " " * _INDENT)
+    if fix.endswith(":"):  # a block's header: give it a body
+        last = source.rpartition("\n")[2]
+        source += "\n" + " " * (len(last) - len(last.lstrip()) + _INDENT) + "pass"
+    try:
+        compile(source, "<fix>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, Warning):  # a warning, under -W error
+        return False
+    return True
+
+
+def _needs_async_def(fix: str) -> bool:
+    """Whether a fix uses 'async with', 'async for', 'await' or an async comprehension,
+    which only an async def may."""
+    return _is_code(fix) and not _is_code(fix, in_async_def=False)
 
 
 class _Nested(NamedTuple):
@@ -366,6 +391,10 @@ class _Nested(NamedTuple):
     call: str  # the call as written
     rest: Optional[str]  # the line on the session instead, if the line used it as one
     block: bool  # whether the line is a block's header (`async with ...:`)
+    target: str = "session"  # the name to bind the session to
+    # Iterated by a comprehension: the line with the comprehension's 'for' made 'async
+    # for' or the reverse, for a generator provider.
+    loop: Optional[str] = None
 
 
 def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional[_Nested]:
@@ -403,11 +432,79 @@ def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional
     node, path = found[0]
     call = _segment(_PARSED + code, node)
     block = isinstance(stmt, (ast.AsyncFor, ast.For, ast.AsyncWith, ast.With))
+    if _in_scope_of_its_own(node, path):
+        # `[await get_db(t) for t in ts]`: the call runs once per item, with names only
+        # the comprehension (or lambda) has; the line cannot be moved into its block.
+        return _Nested(call, None, block)
+    if _iterated_by_comprehension(node, path):
+        return _comprehension_fix(code, call, path[-2], block)
     if attr is not None:
         return _Nested(call, _replaced(code, node, path, "session"), block)
     if isinstance(path[-1], ast.Await):  # the await, with its parentheses if any
         return _Nested(call, _replaced(code, path[-1], path[:-1], "session"), block)
     return _Nested(call, None, block)
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _in_scope_of_its_own(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
+    """Whether ``node`` is in a lambda's body, or in a comprehension but not in its first
+    iterable (the one part evaluated where the comprehension is)."""
+    chain = (*path, node)
+    for i, parent in enumerate(chain[:-1]):
+        child = chain[i + 1]
+        if isinstance(parent, ast.Lambda) and child is parent.body:
+            return True
+        if isinstance(parent, _COMPREHENSIONS):
+            first = parent.generators[0]
+            if child is not first or i + 2 >= len(chain) or chain[i + 2] is not first.iter:
+                return True
+    return False
+
+
+def _iterated_by_comprehension(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
+    """Whether ``node`` is the first iterable of a comprehension (`[db for db in
+    get_db()]`): the comprehension iterates what the call returns."""
+    return (
+        len(path) >= 2
+        and isinstance(path[-1], ast.comprehension)
+        and path[-1].iter is node
+        and isinstance(path[-2], _COMPREHENSIONS)
+        and path[-2].generators[0] is path[-1]
+    )
+
+
+def _comprehension_fix(code: str, call: str, comp: ast.AST, block: bool) -> _Nested:
+    """The provider call a comprehension iterates, taken apart for a fix: bound to the
+    comprehension's variable, and with a list, set or dict comprehension over one
+    variable and no condition, the line with the comprehension as a display of its
+    one item (`async with get_db() as db: sessions = [db]`). A generator expression
+    stays as it is: it runs later, after any block would have ended."""
+    assert isinstance(comp, _COMPREHENSIONS)
+    source = _PARSED + code
+    first = comp.generators[0]
+    target = first.target.id if isinstance(first.target, ast.Name) else "session"
+    if isinstance(comp, ast.GeneratorExp):
+        return _Nested(call, None, block, target)
+    # The 'for' (or 'async for') of the first generator, between the item and the target.
+    item = comp.value if isinstance(comp, ast.DictComp) else comp.elt
+    item_end, target_start = _span(code, item)[1], _span(code, first.target)[0]
+    keyword = list(re.finditer(r"(\basync\s+)?\bfor\b", code[item_end:target_start]))
+    loop = None
+    if keyword:
+        start, end = item_end + keyword[-1].start(), item_end + keyword[-1].end()
+        loop = code[:start] + ("for" if keyword[-1].group(1) else "async for") + code[end:]
+    rest = None
+    if len(comp.generators) == 1 and not first.ifs and isinstance(first.target, ast.Name):
+        if isinstance(comp, ast.DictComp):
+            one = f"{{{_segment(source, comp.key)}: {_segment(source, comp.value)}}}"
+        elif isinstance(comp, ast.SetComp):
+            one = f"{{{_segment(source, comp.elt)}}}"
+        else:
+            one = f"[{_segment(source, comp.elt)}]"
+        rest = _replaced(code, comp, (), one)
+    return _Nested(call, rest, block, target, loop)
 
 
 # A line is parsed as the body of this function ('await' parses there): its nodes are
@@ -427,14 +524,21 @@ def _calls_in(
         yield from _calls_in(child, name, (*path, node))
 
 
+def _span(code: str, node: ast.expr) -> tuple[int, int]:
+    """Where ``node`` of ``_PARSED + code`` is in ``code``: (start, end) characters."""
+    encoded = code.encode("utf-8")  # the offsets count UTF-8 bytes
+    end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset
+    return (
+        len(encoded[: node.col_offset - _INDENT].decode("utf-8", "replace")),
+        len(encoded[: end_offset - _INDENT].decode("utf-8", "replace")),
+    )
+
+
 def _replaced(code: str, node: ast.expr, path: tuple[ast.AST, ...], text: str) -> str:
     """``code`` (the one line a node of ``_PARSED + code`` was parsed from) with ``node``
     replaced by ``text``; parentheses that only grouped it for an attribute, a
     subscript or a call on it go too (`(await get_db()).execute`)."""
-    encoded = code.encode("utf-8")  # the offsets count UTF-8 bytes
-    start = len(encoded[: node.col_offset - _INDENT].decode("utf-8", "replace"))
-    end_offset = node.end_col_offset if node.end_col_offset is not None else node.col_offset
-    end = len(encoded[: end_offset - _INDENT].decode("utf-8", "replace"))
+    start, end = _span(code, node)
     parent = path[-1] if path else None
     grouped = (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node) or (
         isinstance(parent, ast.Call) and parent.func is node
@@ -587,6 +691,9 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
 
 # Code that may use 'async with', 'async for' and 'await'.
 _ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+# The code of a list, set or dict comprehension, which runs in a frame of its own before
+# Python 3.12, called by the function it is in.
+_COMPREHENSION_CODE = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
 
 
 def misuse(
@@ -620,9 +727,13 @@ def misuse(
     assigned = f"{name}(...)"
     plain_def: Optional[str] = None  # the function the misuse is in, if not async
     if frame is not None:
-        code_flags = frame.f_code.co_flags
-        if frame.f_code.co_name != "<module>" and not code_flags & _ASYNC_CODE:
-            plain_def = frame.f_code.co_name
+        function = frame
+        while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
+            function = function.f_back  # a comprehension's own frame (before Python 3.12)
+        code_flags = function.f_code.co_flags
+        if function.f_code.co_name != "<module>" and not code_flags & _ASYNC_CODE:
+            plain_def = function.f_code.co_name
+        del function
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
         statement = _logical_line(call_site.filename, call_site.lineno)
@@ -640,8 +751,7 @@ def misuse(
     else:
         fix = _fix(info, kind, used, statement, owner, assigned, attr)
     note = ""  # said in the message, not part of .fix (the line itself)
-    if plain_def is not None and (fix.startswith(("async ", "await ")) or " await " in fix):
-        # 'async with', 'async for' and 'await' are only allowed in an async def.
+    if plain_def is not None and _needs_async_def(fix):
         note = f"  # needs an async def; {plain_def}() is a plain def"
     elif by_asyncio:
         # asyncio used the object in a task of its own: the fix goes in a coroutine.
