@@ -935,6 +935,55 @@ class TestPG204:
         assert site == (__file__, line_of(__file__, "# PG204 for a coroutine"))
         assert "garbage-collected without being awaited" in protoguard.findings()[0].message
 
+    def test_fix_for_a_call_inside_the_line(self, async_maker, providers) -> None:
+        """The provider call handed to something else on its line (`pending.append(
+        make_session())`): for a coroutine, the line with the call awaited where it is (it
+        was `session = await pending.append(make_session())`, which awaits None); for a
+        context manager or generator, which the line cannot keep, the provider's
+        statement. Each fix is valid Python in an async def."""
+        protoguard.configure(action="log")
+        get_db, get_gen, _ = providers
+
+        @protoguard.provider
+        async def make_session() -> AsyncSession:
+            return async_maker()
+
+        class Box:
+            def __init__(self, value: Any) -> None:
+                self.value = value
+
+        def drop(pending: list[Any]) -> None:
+            pending.append(make_session())  # PG204: appended
+            pending.extend([make_session() for _ in "ab"])  # PG204: comprehension
+            pending.extend(list(make_session() for _ in "ab"))  # PG204: generator expression
+            pending.append(Box(make_session()).value)  # PG204: argument
+            pending.append(get_db())  # PG204: context manager
+            pending.append(get_gen())  # PG204: async generator
+            with contextlib.suppress(TypeError):
+                make_session()["user"]  # PG204: subscript
+            pending.clear()
+
+        expected = {
+            "appended": "pending.append(await make_session())",
+            "comprehension": 'pending.extend([await make_session() for _ in "ab"])',
+            # An await would make it an async generator expression.
+            "generator expression": "session = await make_session()",
+            "argument": "pending.append(Box(await make_session()).value)",
+            "context manager": "async with get_db() as session:",
+            "async generator": "async for session in get_gen():",
+            "subscript": '(await make_session())["user"]',
+        }
+        drop([])
+        gc.collect()
+        found = {f.call_site: f for f in protoguard.findings()}
+        assert {f.code for f in found.values()} == {"PG204"}
+        for marker, fix in expected.items():
+            site = (__file__, line_of(__file__, f"# PG204: {marker}"))
+            assert f"  fix: {fix}" in found[site].message.splitlines(), marker
+            body = fix + ("\n        pass" if fix.endswith(":") else "")
+            compile(f"async def f():\n    {body}", "fix", "exec", dont_inherit=True)
+        assert len(found) == len(expected)
+
     def test_awaited_coroutine_in_any_way_is_not_reported(self, run, async_maker) -> None:
         """A coroutine provider awaited directly, run as a task or by gather: no PG204.
         One closed by the caller unawaited is not reported either (it was dealt with)."""

@@ -404,22 +404,11 @@ def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional
     ``attr``, the call awaited (`(await get_db()).execute(q)`). The rest is None when
     the line hands the call to what used it (`await asyncio.wait_for(get_db(), 1)`,
     `list(get_db())`): the rest of that line is not about the session."""
-    code = _code_of(line)
-    stmt = _parse_line(line)
-    if stmt is None or "\n" in code:
+    parsed = _parse_code(line)
+    if parsed is None:
         return None
-    whole: Optional[ast.AST] = None
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
-        whole = stmt.value
-    elif isinstance(stmt, (ast.AsyncFor, ast.For)):
-        whole = stmt.iter
-    elif isinstance(stmt, (ast.AsyncWith, ast.With)) and len(stmt.items) == 1:
-        whole = stmt.items[0].context_expr
-    if isinstance(whole, ast.Await):
-        whole = whole.value
-    if whole is None or (isinstance(whole, ast.Call) and _called_name(whole) == name):
-        return None  # the provider call is the expression itself: nothing nested
-    found = list(_calls_in(whole, name))
+    code, stmt = parsed
+    found = _nested_calls(stmt, name)
     if attr is not None:
         # The call whose attribute was taken: `get_db().execute`.
         found = [
@@ -443,6 +432,34 @@ def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional
     if isinstance(path[-1], ast.Await):  # the await, with its parentheses if any
         return _Nested(call, _replaced(code, path[-1], path[:-1], "session"), block)
     return _Nested(call, None, block)
+
+
+def _parse_code(line: str) -> Optional[tuple[str, ast.stmt]]:
+    """The line's code and its statement, parsed from ``_PARSED + code`` (one line)."""
+    code = _code_of(line)
+    stmt = _parse_line(line)
+    if stmt is None or "\n" in code:
+        return None
+    assert isinstance(stmt, ast.stmt)
+    return code, stmt
+
+
+def _nested_calls(stmt: ast.stmt, name: str) -> list[tuple[ast.Call, tuple[ast.AST, ...]]]:
+    """The calls of ``name`` nested in the statement's expression (outermost first, each
+    with the nodes around it); none when the expression is the call itself (awaited or
+    not), which is no nesting."""
+    whole: Optional[ast.AST] = None
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Return)):
+        whole = stmt.value
+    elif isinstance(stmt, (ast.AsyncFor, ast.For)):
+        whole = stmt.iter
+    elif isinstance(stmt, (ast.AsyncWith, ast.With)) and len(stmt.items) == 1:
+        whole = stmt.items[0].context_expr
+    if isinstance(whole, ast.Await):
+        whole = whole.value
+    if whole is None or (isinstance(whole, ast.Call) and _called_name(whole) == name):
+        return []
+    return list(_calls_in(whole, name))
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -534,16 +551,22 @@ def _span(code: str, node: ast.expr) -> tuple[int, int]:
     )
 
 
+def _is_primary(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
+    """Whether ``node`` is what an attribute, a subscript or a call is taken on: there,
+    parentheses around it only group it, and an 'await' needs them (`(await
+    make_session()).execute`)."""
+    parent = path[-1] if path else None
+    return (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node) or (
+        isinstance(parent, ast.Call) and parent.func is node
+    )
+
+
 def _replaced(code: str, node: ast.expr, path: tuple[ast.AST, ...], text: str) -> str:
     """``code`` (the one line a node of ``_PARSED + code`` was parsed from) with ``node``
     replaced by ``text``; parentheses that only grouped it for an attribute, a
     subscript or a call on it go too (`(await get_db()).execute`)."""
     start, end = _span(code, node)
-    parent = path[-1] if path else None
-    grouped = (isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node) or (
-        isinstance(parent, ast.Call) and parent.func is node
-    )
-    if grouped:
+    if _is_primary(node, path):
         before, after = code[:start].rstrip(), code[end:].lstrip()
         if before.endswith("(") and after.startswith(")"):
             start, end = len(before) - 1, len(code) - len(after) + 1
@@ -601,8 +624,26 @@ def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
 def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
     """The right statement for the provider call on ``site``'s line (PG204's fix)."""
     line = _logical_line(site.filename, site.lineno) if site is not None else ""
-    expr, target = _pieces(line, short_name(info))
-    return rewritten(info.kind, k.CALL, expr, target)
+    name = short_name(info)
+    parsed = _parse_code(line) if line else None
+    found = _nested_calls(parsed[1], name) if parsed is not None else []
+    if parsed is None or not found:
+        expr, target = _pieces(line, name)
+        return rewritten(info.kind, k.CALL, expr, target)
+    # `pending.append(make_session())`: the call is part of the line, which handed
+    # what it returned to something else.
+    code, (node, path) = parsed[0], found[0]
+    call = _segment(_PARSED + code, node)
+    if info.kind == k.COROUTINE and not any(isinstance(n, ast.GeneratorExp) for n in path):
+        # A forgotten await: the line as it is, with the call awaited where it is. (In a
+        # generator expression the await would make it an async one.)
+        awaited = f"(await {call})" if _is_primary(node, path) else f"await {call}"
+        fixed = _replaced(code, node, path, awaited)
+        if _is_code(fixed):
+            return fixed
+    # What the line did with a context manager or generator cannot be kept: it is
+    # entered or iterated, and the session used in its block.
+    return rewritten(info.kind, k.CALL, call, None)
 
 
 def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
