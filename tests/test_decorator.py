@@ -301,9 +301,14 @@ class TestTheProviderItself:
         if func is get_db:
             assert str(info.value) == str(plain.value)
             return
+        right = {
+            agen_provider: f"async for session in {name}():",
+            gen_provider: f"for session in {name}():",
+            coro_provider: f"session = await {name}()",
+        }[func]
         assert str(info.value) == (
             f"'function' object does not support the {protocol} protocol: {name} is the "
-            f"provider, not what it gives; call it ({statement} {name}() as session:)"
+            f"provider, not what it gives; call it: {right}"
         )
 
     def test_a_session_maker_entered_without_the_call(self, run, async_engine) -> None:
@@ -317,8 +322,8 @@ class TestTheProviderItself:
             run(enter())
         assert str(info.value) == (
             "'async_sessionmaker' object does not support the asynchronous context "
-            "manager protocol: Session is the provider, not what it gives; call it "
-            "(async with Session() as session:)"
+            "manager protocol: Session is the provider, not what it gives; call it: "
+            "async with Session() as session:"
         )
 
     def test_a_plain_function_returning_none(self) -> None:

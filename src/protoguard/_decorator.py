@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import linecache
 import operator
 import re
@@ -15,7 +16,7 @@ import wrapt
 
 from . import _config, _lifecycle
 from . import _kinds as k
-from ._messages import short_name, user_frame
+from ._messages import rewritten, short_name, user_frame
 from ._proxies import (
     _FAST_GETATTRIBUTE,
     AsyncGeneratorProxy,
@@ -84,18 +85,33 @@ def _not_the_provider(protocol: str) -> Any:
     """What `with`/`async with` on a provider itself (its call forgotten) raises: the
     TypeError Python raises for the unguarded object, with the fix. (wrapt's proxies
     would forward the protocol to the wrapped object, an AttributeError.)"""
-    statement = "with" if protocol == "context manager" else "async with"
 
     def method(self: Any, *args: Any) -> NoReturn:
         __tracebackhide__ = True
-        name = short_name(self.__protoguard_provider__)
+        info = self.__protoguard_provider__
         raise TypeError(
             f"{type(self.__wrapped__).__name__!r} object does not support the {protocol} "
-            f"protocol: {name} is the provider, not what it gives; call it "
-            f"({statement} {name}() as session:)"
+            f"protocol: {short_name(info)} is the provider, not what it gives; call it: "
+            f"{_called(info, self.__wrapped__)}"
         )
 
     return method
+
+
+def _called(info: ProviderInfo, provider: Any) -> str:
+    """The statement that calls ``provider`` and uses what it gives by its protocol,
+    with ``(...)`` for arguments only when it needs some."""
+    try:
+        needs = any(
+            p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in inspect.signature(provider).parameters.values()
+        )
+    except (TypeError, ValueError):  # no signature to read
+        needs = True
+    call = f"{short_name(info)}({'...' if needs else ''})"
+    if info.kind not in k.SUPPORTED:
+        return f"session = {call}"  # a plain function
+    return rewritten(info.kind, k.CALL, call, None)
 
 
 def _set_doc(self: Any, value: Any) -> None:
