@@ -191,6 +191,137 @@ class TestExitCodes:
         assert result.returncode == 1
 
 
+# A module on its own (no package): the same misuse as BROKEN's first, absolute imports.
+ALONE = """
+from contextlib import asynccontextmanager
+
+
+@asynccontextmanager
+async def get_db():
+    yield "session"
+
+
+async def handler():
+    async for db in get_db():
+        pass
+"""
+
+
+class TestPathTargets:
+    """A path is checked as the file or package it names, or reported as not checked
+    (exit 2): never another module of the same name."""
+
+    def twins(self, project: Path) -> None:
+        """broken/shop and fixed/shop: two packages named shop."""
+        for directory, body in (("broken", BROKEN), ("fixed", FIXED)):
+            package = project / directory / "shop"
+            package.mkdir(parents=True)
+            (package / "__init__.py").write_text("")
+            (package / "deps.py").write_text(DEPS)
+            (package / "handlers.py").write_text(textwrap.dedent(body))
+
+    def test_two_packages_of_one_name(self, project: Path) -> None:
+        """The first is checked; the second, which one process cannot import under the
+        same name, gets one line that says why and what to do, and exit 2."""
+        self.twins(project)
+        fixed, broken = os.path.join("fixed", "shop"), os.path.join("broken", "shop")
+        result = protoguard(project, "broken/shop", "fixed/shop")
+        assert result.returncode == 2, result.stderr
+        found = [line.split(":")[0] for line in result.stdout.splitlines()]
+        assert found == [os.path.join(broken, "handlers.py")] * 2
+        assert (
+            f"protoguard check: cannot check {fixed} as package 'shop': 'shop' in this "
+            f"process is {broken}, and Python imports a name once per process, so it was "
+            f"not checked; check it in a run of its own: protoguard check {fixed}\n"
+        ) in result.stderr
+        assert "1 target(s) were not checked" in result.stderr
+        # The other way round: the broken one is the one not checked, not found clean.
+        result = protoguard(project, "fixed/shop", "broken/shop/handlers.py")
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        assert (
+            f"cannot check {os.path.join(broken, 'handlers.py')} as module 'shop.handlers': "
+            f"'shop' in this process is {fixed}, "
+        ) in result.stderr
+        # As the message says, each on its own is checked.
+        assert protoguard(project, "fixed/shop").returncode == 0
+        assert protoguard(project, "broken/shop").returncode == 1
+
+    def test_two_modules_of_one_name(self, project: Path) -> None:
+        """a/utils.py and b/utils.py, as files or in the directories given."""
+        for directory in ("a", "b"):
+            (project / directory).mkdir()
+            (project / directory / "utils.py").write_text(ALONE)
+        a, b = os.path.join("a", "utils.py"), os.path.join("b", "utils.py")
+        for targets in (("a/utils.py", "b/utils.py"), ("a", "b")):
+            result = protoguard(project, *targets)
+            assert result.returncode == 2, (targets, result.stderr)
+            assert [line.split(":")[0] for line in result.stdout.splitlines()] == [a]
+            assert (
+                f"protoguard check: cannot check {b} as module 'utils': 'utils' in this "
+                f"process is {a}, and Python imports a name once per process, so it was not "
+                f"checked; check it in a run of its own: protoguard check {b}\n"
+            ) in result.stderr
+
+    def test_a_module_named_like_the_standard_library(self, project: Path) -> None:
+        """std/random.py is not the random module this process has imported: it is not
+        checked, and the message says so, rather than the standard library's."""
+        (project / "std").mkdir()
+        (project / "std" / "random.py").write_text(ALONE)
+        shown = os.path.join("std", "random.py")
+        for target in ("std/random.py", "std"):
+            result = protoguard(project, target)
+            assert result.returncode == 2, result.stderr
+            assert result.stdout == ""
+            line = next(line for line in result.stderr.splitlines() if "cannot check" in line)
+            assert line.startswith(
+                f"protoguard check: cannot check {shown} as module 'random': 'random' in this "
+                "process is the standard library's ("
+            )
+            assert line.endswith(
+                "), and Python imports a name once per process, so it was not checked; "
+                f"rename {shown} to check it"
+            )
+
+    def test_a_target_imports_a_module_of_another_targets_name(self, project: Path) -> None:
+        """A module a target imports from elsewhere under the name of another target: the
+        other target is not checked, and what was found in the module imported instead is
+        not reported as the target's."""
+        (project / "lib").mkdir()
+        (project / "lib" / "helpers.py").write_text(ALONE)
+        (project / "one").mkdir()
+        (project / "one" / "app.py").write_text(
+            f"import sys\nsys.path.insert(0, {str(project / 'lib')!r})\nimport helpers\n"
+        )
+        (project / "two").mkdir()
+        (project / "two" / "helpers.py").write_text(ALONE)
+        result = protoguard(project, "one/app.py", "two/helpers.py")
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        helpers = os.path.join("two", "helpers.py")
+        assert (
+            f"cannot check {helpers} as module 'helpers': 'helpers' in this process is "
+            f"{os.path.join('lib', 'helpers.py')}, "
+        ) in result.stderr
+
+    def test_a_package_path_is_searched_beneath_it_alone(self, project: Path) -> None:
+        """A package whose __path__ reaches another directory: a path target checks what
+        is beneath the path, not the other directory's modules."""
+        (project / "elsewhere").mkdir()
+        (project / "elsewhere" / "extra.py").write_text(
+            f"import pathlib\npathlib.Path({str(project / 'RAN')!r}).touch()\n" + ALONE
+        )
+        (project / "shop" / "__init__.py").write_text(
+            "import os\n__path__.append(os.path.join(os.path.dirname(__file__), "
+            "os.pardir, 'elsewhere'))\n"
+        )
+        result = protoguard(project, "shop/")
+        assert result.returncode == 1, result.stderr
+        assert len(result.stdout.splitlines()) == 2
+        assert "extra" not in result.stdout
+        assert not (project / "RAN").exists()
+
+
 class TestFormats:
     """text, json and github."""
 

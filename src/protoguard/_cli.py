@@ -3,18 +3,25 @@
 Targets are importable names (``myapp``, ``myapp.api.routes``) or paths (a ``.py`` file,
 a package directory, or a directory holding modules and packages). A package is checked
 with every module beneath it but its ``__main__`` modules (importing one runs the
-program). A module that cannot be imported is reported, one line, and the others are
-still checked. Exit status: 0 nothing found, 1 findings, 2 a usage error or a module that
-could not be imported (any findings are printed all the same).
+program). A path is checked as the file or package it names, and a package path only
+beneath it: when the module this process imports under the path's name is another (two
+targets of one name, or a name the standard library has taken), the path is reported as
+not checked, one line, and never another module checked in its place. A module that
+cannot be imported is reported, one line, and the others are still checked. Exit status:
+0 nothing found, 1 findings, 2 a usage error, a module that could not be imported or a
+path that could not be checked (any findings are printed all the same).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import pkgutil
+import shlex
 import sys
 import traceback
 import types
@@ -40,8 +47,9 @@ def add_parser(commands: Any) -> None:
         description="Import each TARGET (a package, a module, or a path to either) under "
         "protoguard's import hook and print one line per wrong protocol: "
         "path:line:col: CODE message. A package's __main__ modules are not imported. "
-        "Exit 0 if there are none, 1 if there are, 2 on a usage error or if a module "
-        "could not be imported (the others are still checked).",
+        "Exit 0 if there are none, 1 if there are, 2 on a usage error, if a module "
+        "could not be imported or if a path could not be checked because this process "
+        "imports another module under its name (the others are still checked).",
     )
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="package, module or path")
     parser.add_argument(
@@ -53,6 +61,19 @@ def add_parser(commands: Any) -> None:
 
 
 # --- targets ---------------------------------------------------------------------------
+
+
+class Target(NamedTuple):
+    """A module or package to check, as a command-line target names it."""
+
+    #: As given on the command line.
+    argument: str
+    #: The dotted name it is imported under.
+    name: str
+    #: For a path: the sys.path entry the name is found under, and the file (a module)
+    #: or directory (a package) it must be imported from; None for a module name.
+    entry: Optional[str] = None
+    path: Optional[str] = None
 
 
 def _module_for_path(path: str) -> tuple[str, str]:
@@ -70,33 +91,137 @@ def _module_for_path(path: str) -> tuple[str, str]:
     return directory, ".".join(parts)
 
 
-def resolve_targets(targets: Sequence[str]) -> list[str]:
-    """The dotted names to check, with sys.path made to reach the paths given."""
-    names: list[str] = []
+def _file_of(directory: str, name: str, ispkg: bool) -> str:
+    """The file (or, for a package, the directory) Python imports ``name`` from, in a
+    directory that has it: an extension module first, as Python's finder does."""
+    path = os.path.join(directory, name)
+    if not ispkg:
+        suffixes = (
+            importlib.machinery.EXTENSION_SUFFIXES
+            + importlib.machinery.SOURCE_SUFFIXES
+            + importlib.machinery.BYTECODE_SUFFIXES
+        )
+        for suffix in suffixes:
+            if os.path.isfile(path + suffix):
+                return path + suffix
+    return path
+
+
+def resolve_targets(targets: Sequence[str]) -> list[Target]:
+    """The modules to check, with sys.path made to reach the paths given: their entries
+    come first, in the order of the targets."""
+    resolved: list[Target] = []
     for target in targets:
         if target.endswith(".py") or os.sep in target or os.path.isdir(target):
             if not os.path.exists(target):
                 raise TargetError(f"{target}: no such file or directory")
+            path = os.path.abspath(target)
             if target.endswith(".py") or os.path.isfile(os.path.join(target, "__init__.py")):
-                found = [_module_for_path(target)]
-            elif os.path.isdir(target):
-                # A plain directory (say, src/): each module and package in it.
-                found = [
-                    (os.path.abspath(target), info.name) for info in pkgutil.iter_modules([target])
-                ]
-            else:
-                raise TargetError(f"{target}: not a .py file or a directory")
-            for entry, name in found:
+                entry, name = _module_for_path(path)
                 if not name:
                     raise TargetError(f"{target}: not a module or package")
-                if entry not in sys.path:
-                    sys.path.insert(0, entry)
-                names.append(name)
+                if os.path.basename(path) == "__init__.py":
+                    path = os.path.dirname(path)  # the package
+                resolved.append(Target(target, name, entry, path))
+            elif os.path.isdir(target):
+                # A plain directory (say, src/): each module and package in it.
+                resolved.extend(
+                    Target(target, name, path, _file_of(path, name, ispkg))
+                    for name, ispkg in _modules_in([path])
+                )
+            else:
+                raise TargetError(f"{target}: not a .py file or a directory")
         else:
             if not all(part.isidentifier() for part in target.split(".")):
                 raise TargetError(f"{target}: not a module name or a path")
-            names.append(target)
-    return names
+            resolved.append(Target(target, target))
+    entries = list(dict.fromkeys(t.entry for t in resolved if t.entry is not None))
+    sys.path[:] = entries + [entry for entry in sys.path if entry not in entries]
+    return resolved
+
+
+def _normal(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _is_at(place: str, expected: str) -> bool:
+    """Whether ``place`` (a module's file, or a package's directory) is ``expected``."""
+    return _normal(place) == _normal(expected)
+
+
+def _is_beneath(place: str, directory: str) -> bool:
+    place, directory = _normal(place), _normal(directory)
+    return place == directory or place.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _places(found: Any) -> list[str]:
+    """Where a module (or a spec) comes from: a package's directories, a module's file,
+    ``built-in`` or ``frozen``; empty if it does not say."""
+    if isinstance(found, types.ModuleType):
+        directories = getattr(found, "__path__", None)
+        file = getattr(found, "__file__", None)
+        if directories is None and not isinstance(file, str):
+            found = getattr(found, "__spec__", None)  # a built-in module has no __file__
+    if not isinstance(found, types.ModuleType):
+        directories = getattr(found, "submodule_search_locations", None)
+        file = getattr(found, "origin", None)
+    if directories is not None:
+        with contextlib.suppress(TypeError):
+            return [entry for entry in directories if isinstance(entry, str)]
+        return []
+    return [file] if isinstance(file, str) else []
+
+
+def _stdlib(name: str) -> bool:
+    return name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names
+
+
+def _mismatch(target: Target) -> Optional[str]:
+    """Why ``target``, a path, would not be the module imported under its name in this
+    process (another module already has the name, or comes first on sys.path), else
+    None. What the name is not found as at all is left to the import to report."""
+    if target.path is None or target.entry is None:
+        return None
+    name, expected = target.name, target.path
+    found: Any = sys.modules.get(name)
+    if found is None:
+        # Nothing is imported to look: the top-level name decides where the rest is.
+        name = target.name.partition(".")[0]
+        if name != target.name:
+            expected = os.path.join(target.entry, name)
+        found = sys.modules.get(name)
+        if found is None:
+            try:
+                found = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                return None
+            if found is None:
+                return None
+    places = _places(found)
+    if not places or any(_is_at(place, expected) for place in places):
+        return None
+    place = places[0]
+    where = f"the {place} module" if place in ("built-in", "frozen") else _shown(place)
+    kind = "package" if os.path.isdir(target.path) else "module"
+    shown = _shown(target.path)
+    if _stdlib(name):
+        where = f"the standard library's ({where})"
+        fix = f"rename {shown} to check it"
+    else:
+        fix = f"check it in a run of its own: protoguard check {shlex.quote(shown)}"
+    return (
+        f"cannot check {shown} as {kind} {target.name!r}: {name!r} in this process is "
+        f"{where}, and Python imports a name once per process, so it was not checked; {fix}"
+    )
+
+
+def _modules_in(directories: Sequence[str], prefix: str = "") -> list[tuple[str, bool]]:
+    """(name, is a package) for each module Python imports from ``directories`` (a
+    package's ``__path__``, or a sys.path entry)."""
+    found: dict[str, bool] = {}
+    for info in pkgutil.iter_modules(directories):
+        found.setdefault(info.name, info.ispkg)
+    return [(prefix + name, ispkg) for name, ispkg in found.items()]
 
 
 class Failure(NamedTuple):
@@ -140,26 +265,42 @@ def _import(name: str, failures: list[Failure]) -> Optional[types.ModuleType]:
         return None
 
 
-def _import_tree(name: str, failures: list[Failure], seen: set[str]) -> None:
-    """Import ``name`` and, for a package, every module beneath it, except its
-    ``__main__`` modules (importing one runs the program). A module that cannot be
-    imported is listed in ``failures`` and the others are still imported; a package
-    that cannot be imported is not searched."""
-    module = _import(name, failures)
+def _import_tree(
+    name: str, failures: list[Failure], seen: set[str], within: Optional[str] = None
+) -> None:
+    """Import ``name`` and, for a package, every module beneath it (see _walk)."""
+    _walk(name, _import(name, failures), failures, seen, within)
+
+
+def _walk(
+    name: str,
+    module: Optional[types.ModuleType],
+    failures: list[Failure],
+    seen: set[str],
+    within: Optional[str] = None,
+) -> None:
+    """For a package, import every module beneath it, except its ``__main__`` modules
+    (importing one runs the program), and only from directories beneath ``within`` if
+    given. A module that cannot be imported is listed in ``failures`` and the others are
+    still imported; a package that cannot be imported is not searched."""
     path = getattr(module, "__path__", None)
     if path is None:
         return
     # As pkgutil.walk_packages: a directory is searched once, even if two packages'
     # __path__ name it.
-    directories = [entry for entry in path if entry not in seen]
+    directories = [
+        entry
+        for entry in path
+        if entry not in seen and (within is None or _is_beneath(entry, within))
+    ]
     seen.update(directories)
-    for info in pkgutil.iter_modules(directories, prefix=name + "."):
-        if info.name.rpartition(".")[2] == "__main__":
+    for child, ispkg in _modules_in(directories, prefix=name + "."):
+        if child.rpartition(".")[2] == "__main__":
             continue
-        if info.ispkg:
-            _import_tree(info.name, failures, seen)
+        if ispkg:
+            _import_tree(child, failures, seen, within)
         else:
-            _import(info.name, failures)
+            _import(child, failures)
 
 
 @contextlib.contextmanager
@@ -187,29 +328,81 @@ def _printing_to_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def check(targets: Sequence[str]) -> tuple[list[SourceFinding], list[Failure]]:
+class Result(NamedTuple):
+    """What ``check`` found."""
+
+    findings: list[SourceFinding]
+    #: The modules that could not be imported, so were not checked.
+    failures: list[Failure]
+    #: Why each path target that could not be checked in this process was not (another
+    #: module of its name is imported), one line each.
+    unchecked: list[str]
+
+
+def _covers(target: Target, finding: SourceFinding) -> bool:
+    """Whether ``finding`` is in ``target``'s module or beneath it, and, for a path, in
+    the file or directory it names."""
+    if not (finding.module == target.name or finding.module.startswith(target.name + ".")):
+        return False
+    return target.path is None or (
+        _is_at(finding.path, target.path) or _is_beneath(finding.path, target.path)
+    )
+
+
+def check(targets: Sequence[str]) -> Result:
     """Import every target (packages with their modules) under the hook: its findings,
-    and the modules that could not be imported.
+    the modules that could not be imported, and the path targets that could not be
+    checked in this process (see ``_mismatch``): a path target is checked as the file or
+    package it names, or not at all.
 
     Raises TargetError for a target that is neither a module name nor a path to one.
     """
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` would
-    names = resolve_targets(targets)
+    unchecked: dict[tuple[str, str], str] = {}  # (argument, name) -> why
+    usable: list[Target] = []
+    for target in resolve_targets(targets):
+        why = _mismatch(target)
+        if why is None:
+            usable.append(target)
+        else:
+            unchecked.setdefault(target[:2], why)
     # Mode "on" whatever the environment says; nothing is reported but the list.
-    hook = ImportHook(tuple(names), "on", report=False, thorough=True)
+    names = tuple(dict.fromkeys(target.name for target in usable))
+    hook = ImportHook(names, "on", report=False, thorough=True)
     failures: list[Failure] = []
+    checked: list[Target] = []
     hook.install()
     try:
         seen: set[str] = set()
         with _printing_to_stderr():
-            for name in names:
-                _import_tree(name, failures, seen)
+            for target in usable:
+                # What an earlier target imported may have taken the name.
+                why = _mismatch(target)
+                module = None
+                if why is None:
+                    module = _import(target.name, failures)
+                    why = _mismatch(target) if module is not None else None
+                if why is not None:
+                    unchecked.setdefault(target[:2], why)
+                    continue
+                checked.append(target)
+                _walk(target.name, module, failures, seen, target.path)
     finally:
         hook.uninstall()
-    unique = {(f.path, f.line, f.col, f.code): f for f in hook.findings}
+    # Only what the checked targets name: not a module imported under a target's name
+    # from somewhere else.
+    unique = {
+        (f.path, f.line, f.col, f.code): f
+        for f in hook.findings
+        if any(_covers(target, f) for target in checked)
+    }
     failed = {failure.module: failure for failure in failures}  # two targets, one module
-    return sorted(unique.values(), key=lambda f: (f.path, f.line, f.col)), list(failed.values())
+    return Result(
+        sorted(unique.values(), key=lambda f: (f.path, f.line, f.col)),
+        list(failed.values()),
+        list(unchecked.values()),
+    )
 
 
 # --- output ----------------------------------------------------------------------------
@@ -287,10 +480,12 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
     out = out if out is not None else sys.stdout
     err = sys.stderr
     try:
-        found, failures = check(targets)
+        found, failures, unchecked = check(targets)
     except TargetError as exc:
         print(f"protoguard check: {exc}", file=err)
         return 2
+    for why in unchecked:
+        print(f"protoguard check: {why}", file=err)
     for failure in failures:
         print(
             f"protoguard check: cannot import {failure.module!r}, so it was not checked: "
@@ -310,5 +505,12 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
             "the environment variables they read).",
             file=err,
         )
+    if unchecked:
+        print(
+            f"protoguard check: {len(unchecked)} target(s) were not checked: another "
+            "module of the same name is imported in this process (see above).",
+            file=err,
+        )
+    if failures or unchecked:
         return 2
     return 1 if found else 0
