@@ -322,6 +322,80 @@ class TestPathTargets:
         assert not (project / "RAN").exists()
 
 
+class TestNamespacePackages:
+    """Directories without __init__.py that Python imports (PEP 420 namespace packages)
+    are checked with every module beneath them; directories it cannot import are not."""
+
+    def namespace_app(self, root: Path) -> None:
+        """src/nsapp/top.py and src/nsapp/sub/mod.py, no __init__.py anywhere."""
+        (root / "src" / "nsapp" / "sub").mkdir(parents=True)
+        (root / "src" / "nsapp" / "top.py").write_text(ALONE)
+        (root / "src" / "nsapp" / "sub" / "mod.py").write_text(ALONE)
+
+    def test_a_directory_of_namespace_packages(self, tmp_path: Path) -> None:
+        """src/ holding a namespace package: every module beneath it is checked."""
+        self.namespace_app(tmp_path)
+        result = protoguard(tmp_path, "src/", "--format", "json")
+        assert result.returncode == 1, result.stderr
+        found = [(f["path"], f["module"]) for f in json.loads(result.stdout)]
+        assert found == [
+            (os.path.join("src", "nsapp", "sub", "mod.py"), "nsapp.sub.mod"),
+            (os.path.join("src", "nsapp", "top.py"), "nsapp.top"),
+        ]
+
+    def test_a_namespace_package_by_name_or_path(self, tmp_path: Path) -> None:
+        """nsapp.sub, named: its namespace subpackages too. nsapp, a directory of the
+        working directory, is a path: a directory of modules, each checked (sub/mod.py
+        too, not top.py alone)."""
+        self.namespace_app(tmp_path)
+        (tmp_path / "src" / "nsapp" / "sub" / "deeper").mkdir()
+        (tmp_path / "src" / "nsapp" / "sub" / "deeper" / "mod.py").write_text(ALONE)
+        src = tmp_path / "src"
+        result = protoguard(src, "nsapp.sub", "--format", "json")
+        assert result.returncode == 1, result.stderr
+        modules = [f["module"] for f in json.loads(result.stdout)]
+        assert modules == ["nsapp.sub.deeper.mod", "nsapp.sub.mod"]
+        result = protoguard(src, "nsapp", "--format", "json")
+        assert result.returncode == 1, result.stderr
+        paths = [f["path"] for f in json.loads(result.stdout)]
+        assert paths == [
+            os.path.join("nsapp", "sub", "deeper", "mod.py"),
+            os.path.join("nsapp", "sub", "mod.py"),
+            os.path.join("nsapp", "top.py"),
+        ]
+
+    def test_a_namespace_subpackage_of_a_regular_package(self, project: Path) -> None:
+        """shop/nsinside/deep.py, nsinside without __init__.py: checked with shop."""
+        (project / "shop" / "nsinside" / "deeper").mkdir(parents=True)
+        (project / "shop" / "nsinside" / "deeper" / "deep.py").write_text(ALONE)
+        deep = os.path.join("shop", "nsinside", "deeper", "deep.py")
+        for target in ("shop", "shop/", "."):
+            result = protoguard(project, target)
+            assert result.returncode == 1, (target, result.stderr)
+            found = [line.split(":")[0] for line in result.stdout.splitlines()]
+            assert found == [os.path.join("shop", "handlers.py")] * 2 + [deep], target
+
+    def test_directories_python_does_not_import(self, project: Path) -> None:
+        """A directory named as no module can be (my-scripts, .hidden), __pycache__, and
+        a namespace package's __main__.py: neither imported nor checked."""
+        marker = project / "RAN"
+        ran = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n" + ALONE
+        for directory in ("my-scripts", ".hidden", "__pycache__", "ns"):
+            (project / "shop" / directory).mkdir()
+        (project / "shop" / "my-scripts" / "script.py").write_text(ran)
+        (project / "shop" / ".hidden" / "secret.py").write_text(ran)
+        (project / "shop" / "__pycache__" / "cached.py").write_text(ran)
+        (project / "shop" / "ns" / "__main__.py").write_text(ran)
+        (project / "shop" / "ns" / "mod.py").write_text(ALONE)
+        for target in ("shop", "."):
+            result = protoguard(project, target)
+            assert result.returncode == 1, (target, result.stderr)
+            found = [line.split(":")[0] for line in result.stdout.splitlines()]
+            mod = os.path.join("shop", "ns", "mod.py")
+            assert found == [os.path.join("shop", "handlers.py")] * 2 + [mod], target
+            assert not marker.exists()
+
+
 class TestFormats:
     """text, json and github."""
 

@@ -3,13 +3,15 @@
 Targets are importable names (``myapp``, ``myapp.api.routes``) or paths (a ``.py`` file,
 a package directory, or a directory holding modules and packages). A package is checked
 with every module beneath it but its ``__main__`` modules (importing one runs the
-program). A path is checked as the file or package it names, and a package path only
-beneath it: when the module this process imports under the path's name is another (two
-targets of one name, or a name the standard library has taken), the path is reported as
-not checked, one line, and never another module checked in its place. A module that
-cannot be imported is reported, one line, and the others are still checked. Exit status:
-0 nothing found, 1 findings, 2 a usage error, a module that could not be imported or a
-path that could not be checked (any findings are printed all the same).
+program), namespace packages included: the directories without ``__init__.py`` that are
+named as modules and hold modules. A path is checked as the file or package it names, and
+a package path only beneath it: when the module this process imports under the path's
+name is another (two targets of one name, or a name the standard library has taken), the
+path is reported as not checked, one line, and never another module checked in its
+place. A module that cannot be imported is reported, one line, and the others are still
+checked. Exit status: 0 nothing found, 1 findings, 2 a usage error, a module that could
+not be imported or a path that could not be checked (any findings are printed all the
+same).
 """
 
 from __future__ import annotations
@@ -215,12 +217,52 @@ def _mismatch(target: Target) -> Optional[str]:
     )
 
 
+def _namespace_directories(directory: str, known: set[str]) -> Iterator[str]:
+    """The subdirectories of ``directory`` Python imports as namespace packages (no
+    ``__init__``, named as a module can be) that hold modules, but those in ``known``."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.is_dir())
+    except OSError:
+        return
+    for name in names:
+        if name in known or not name.isidentifier() or name == "__pycache__":
+            continue
+        if _holds_modules(os.path.join(directory, name), set()):
+            yield name
+
+
+def _holds_modules(directory: str, visited: set[str]) -> bool:
+    """Whether a module can be imported from ``directory`` or its namespace packages."""
+    real = os.path.realpath(directory)
+    if real in visited:  # a symbolic link back up
+        return False
+    visited.add(real)
+    if any(True for _ in pkgutil.iter_modules([directory])):
+        return True
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.is_dir())
+    except OSError:
+        return False
+    return any(
+        name.isidentifier()
+        and name != "__pycache__"
+        and _holds_modules(os.path.join(directory, name), visited)
+        for name in names
+    )
+
+
 def _modules_in(directories: Sequence[str], prefix: str = "") -> list[tuple[str, bool]]:
     """(name, is a package) for each module Python imports from ``directories`` (a
-    package's ``__path__``, or a sys.path entry)."""
+    package's ``__path__``, or a sys.path entry): modules, packages, and namespace
+    packages (directories without ``__init__.py`` that hold modules)."""
     found: dict[str, bool] = {}
     for info in pkgutil.iter_modules(directories):
         found.setdefault(info.name, info.ispkg)
+    for directory in directories:
+        for name in _namespace_directories(directory, set(found)):
+            found[name] = True
     return [(prefix + name, ispkg) for name, ispkg in found.items()]
 
 
