@@ -476,6 +476,35 @@ def test_a_session_a_generator_was_handed_is_the_callers_after_the_block(
     engine.dispose()
 
 
+@pytest.mark.parametrize("form", ["for", "contextmanager()"])
+def test_a_generator_that_rebinds_its_parameter_to_its_own_session(tmp_path, form: str) -> None:
+    """A provider that takes an optional session and makes its own when given none
+    (`session = session or Session()`) hands out its own session: a lazy load after its
+    block is PG203, as for any provider's."""
+    engine, maker = _orm_maker(tmp_path)
+    protoguard.configure(action="log")
+
+    @protoguard.provider(mode="strict")
+    def get_db(session=None):
+        if session is None:
+            session = maker()
+        try:
+            yield session
+        finally:
+            session.commit()  # expires what it loaded; the session stays usable
+
+    if form == "for":
+        for session in get_db():
+            author = session.get(Author, 1)
+    else:
+        with contextlib.contextmanager(get_db)() as session:
+            author = session.get(Author, 1)
+    assert sorted(book.title for book in author.books) == ["letters", "notes"]  # a load
+    assert _codes() == [("PG203", 1)]
+    session.close()
+    engine.dispose()
+
+
 def test_an_async_generator_handed_the_session_leaves_it_to_the_caller(run, tmp_path) -> None:
     """An async generator transaction helper, under contextlib (Depends()) or looped
     over, handed an AsyncSession: the caller's reload after its block is no finding."""
@@ -513,7 +542,7 @@ def test_an_async_generator_handed_the_session_leaves_it_to_the_caller(run, tmp_
 def test_a_block_nested_in_the_sessions_own_block_leaves_it_open(tmp_path) -> None:
     """A provider that joins its caller's unit of work (yields the session an outer
     block of its own opened) ends only its own block: a lazy load in the outer block,
-    after the inner one, is no finding; after the outer block it is PG203."""
+    after the inner one, is no finding."""
     engine, maker = _orm_maker(tmp_path)
     protoguard.configure(action="log")
     current: list[Session] = []

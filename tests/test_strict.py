@@ -2109,6 +2109,19 @@ class TestLessCommonCorrectUse:
         assert done == ["committed", "committed"]
         assert protoguard.findings() == []
 
+    def test_callable_as_unguarded(self, providers, sync_maker) -> None:
+        """A strict context manager is callable (a decorator) exactly where contextlib's
+        is: an async one from Python 3.10 on."""
+        get_db, _, _ = providers
+        protoguard.configure(action="log")  # the ones made here are never entered: PG204
+
+        @contextlib.contextmanager
+        def plain():
+            yield "session"
+
+        assert callable(get_db()) == callable(get_db.__wrapped__())
+        assert callable(protoguard.provider(plain)()) == callable(plain()) is True
+
     @pytest.mark.skipif(sys.version_info < (3, 10), reason="AsyncContextDecorator: 3.10+")
     def test_an_async_context_manager_provider_used_as_a_decorator(self, run, providers) -> None:
         get_db, _, log = providers

@@ -46,6 +46,8 @@ _GUARDED_CODE: set[types.CodeType] = set()
 
 _getframe = sys._getframe
 _CONTEXTLIB_INIT = _lifecycle._CONTEXTLIB_INIT
+# What a plain function may return that contextlib drives as a generator.
+_GENERATORS = (types.GeneratorType, types.AsyncGeneratorType)
 
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=\s*\S")
 
@@ -81,19 +83,27 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return qualname
 
 
-def _not_the_provider(protocol: str) -> Any:
+# What Python raises for `with`/`async with` on an object without the protocol: a
+# TypeError from 3.11 on, an AttributeError naming the method before.
+_NO_PROTOCOL_ERROR = TypeError if sys.version_info >= (3, 11) else AttributeError
+
+
+def _not_the_provider(protocol: str, dunder: str) -> Any:
     """What `with`/`async with` on a provider itself (its call forgotten) raises: the
-    TypeError Python raises for the unguarded object, with the fix. (wrapt's proxies
-    would forward the protocol to the wrapped object, an AttributeError.)"""
+    error Python raises for the unguarded object, with the fix. (wrapt's proxies would
+    forward the protocol to the wrapped object: an AttributeError on every version.)"""
 
     def method(self: Any, *args: Any) -> NoReturn:
         __tracebackhide__ = True
         info = self.__protoguard_provider__
-        raise TypeError(
+        what = (
             f"{type(self.__wrapped__).__name__!r} object does not support the {protocol} "
             f"protocol: {short_name(info)} is the provider, not what it gives; call it: "
             f"{_called(info, self.__wrapped__)}"
         )
+        if _NO_PROTOCOL_ERROR is AttributeError:  # pragma: no cover - before 3.11
+            raise AttributeError(f"{dunder} ({what})")
+        raise TypeError(what)
 
     return method
 
@@ -201,7 +211,7 @@ for _guarded in (GuardedFunction, GuardedSessionMaker):
         ("__aenter__", "asynchronous context manager"),
         ("__aexit__", "asynchronous context manager"),
     ):
-        setattr(_guarded, _name, _not_the_provider(_protocol))
+        setattr(_guarded, _name, _not_the_provider(_protocol, _name))
 
 
 def _guard_again(obj: Any, name: str, mode: Optional[str], yields: Optional[type]) -> Any:
@@ -295,6 +305,9 @@ def _guard_contextmanager(
         # @asynccontextmanager, with the partial's arguments, as it finds it through a
         # plain decorated function's __wrapped__ (inspect.unwrap stops at a partial).
         generator = getattr(func.func, "__wrapped__", None)
+        if isinstance(func.func, types.MethodType) and generator is not None:
+            # A bound method's __wrapped__ is its function's: bind it the same way.
+            generator = types.MethodType(generator, func.func.__self__)
         if generator is not None:
             unwrapped = functools.partial(generator, *func.args, **func.keywords)
             guarded.__wrapped__ = unwrapped  # type: ignore[attr-defined]
@@ -327,6 +340,10 @@ def _guard_function(
             current = override_mode.get() or mode or settings.mode
         else:
             current = mode or settings.mode
+        if plain and isinstance(result, _GENERATORS) and getframe(1).f_code is contextlib_init:
+            # A plain wrapper of a generator function (functools.wraps), which FastAPI's
+            # Depends() drives as that generator: contextlib gets the generator.
+            return result
         if current == off or result is None or (plain and k.is_session_registry(result)):
             # None: a plain function's "no session here", which `is None` must see. A
             # scoped_session registry: not a session, and callable (a proxy is not).

@@ -233,6 +233,10 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
             # turn a returned context manager into a session.
             if info.kind in (k.COROUTINE, k.FUNCTION):
                 if driven:  # a guarded wrapper of a generator function
+                    if info.kind == k.FUNCTION:
+                        # contextlib gets the generator it returns (see _decorator's
+                        # call): FastAPI drives it as it would the unguarded wrapper.
+                        return None
                     return _wraps_a_generator(info, guarded=True)
                 return _returns_wrong(obj, info)
             if info.kind in (k.ASYNC_CM, k.SYNC_CM) and not driven:
@@ -376,12 +380,9 @@ def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
 def _wraps_a_generator(info: ProviderInfo, guarded: bool) -> _Diagnosis:
     """PG103 for a wrapper that FastAPI drives as the generator function beneath it
     (through ``__wrapped__``) but that does not return a generator: a coroutine function
-    returns a coroutine, and a guarded function a session proxy of what it returns."""
+    returns a coroutine."""
     short = _short(info)
-    if info.kind == k.COROUTINE:
-        returned = "the coroutine it returns"
-    else:
-        returned = "the session proxy that @protoguard.provider makes of what it returns"
+    returned = "the coroutine it returns"
     message = (
         f"{short} is a {'guarded ' if guarded else ''}{info.kind} that wraps a generator "
         f"function: FastAPI sees the generator function beneath (through __wrapped__), "
@@ -391,9 +392,10 @@ def _wraps_a_generator(info: ProviderInfo, guarded: bool) -> _Diagnosis:
     if not guarded:
         fix = f"make the wrapper of {short} {plain}"
     else:
-        fix = "move @protoguard.provider beneath the wrapper, onto the generator function itself"
-        if info.kind == k.COROUTINE:
-            fix += f", and make the wrapper {plain}"
+        fix = (
+            "move @protoguard.provider beneath the wrapper, onto the generator function "
+            f"itself, and make the wrapper {plain}"
+        )
     return _Diagnosis(info, PG103, message, fix)
 
 

@@ -1065,9 +1065,10 @@ class _StrictCM:
             report_broken(broke_protocol(self._self_provider, self._pg_site, twice=False), exc)
         raise exc
 
-    def __call__(self, func: Any) -> Any:
-        # Used as a decorator (contextlib's ContextDecorator): each call of the decorated
-        # function enters a fresh copy of it, and this one is never entered itself.
+    def _pg_decorate(self, func: Any) -> Any:
+        """``__call__``: used as a decorator (contextlib's ContextDecorator), each call of
+        the decorated function enters a fresh copy of it, and this one is never entered
+        itself (no PG204)."""
         self._pg_decorator = True
         return super().__call__(func)  # type: ignore[misc]
 
@@ -1079,6 +1080,9 @@ class _StrictCM:
 
 class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
     """An ``@asynccontextmanager`` result in strict mode."""
+
+    if hasattr(contextlib, "AsyncContextDecorator"):  # Python 3.10+: a decorator too
+        __call__ = _StrictCM._pg_decorate
 
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
@@ -1116,6 +1120,8 @@ class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
 
 class StrictContextManager(_StrictCM, GuardedContextManager):
     """A ``@contextmanager`` result in strict mode."""
+
+    __call__ = _StrictCM._pg_decorate
 
     def __init__(self, func: Any, args: Any, kwds: Any) -> None:
         super().__init__(func, args, kwds)
@@ -1170,6 +1176,8 @@ class GeneratorState(SessionState):
     done = False
     reported = False  # PG201 or PG205 said it, once
     scope: Optional[SessionState] = None  # a generator's latest session's, while open
+    # The provider's arguments, until the hand-out (see _arguments_of); None if none.
+    arguments: Optional[tuple[Any, ...]] = None
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
     on_task_end: Any = None
@@ -1209,6 +1217,8 @@ class _StrictGenerator:
         # defaults (Python specialises the instance attribute loads).
         state.yielded = False
         state.iterated_at = None
+        if self._self_takes_arguments:
+            state.arguments = _arguments_of(wrapped)
         # caller_site(), written out: this is every provider call. Frame 1 is always
         # protoguard's own call of the provider (_decorator), so the walk starts above it.
         caller = _getframe(2)
@@ -1234,9 +1244,7 @@ class _StrictGenerator:
             check_type(self._self_provider, self._self_expected, value, gen)
         if state.scope is not None:  # the previous session's (PG205's "twice" is
             state.scope.exit_scope()  # checked for async generators only)
-        borrowed = self._self_takes_arguments and _yields_an_argument(
-            gen.gi_code, gen.gi_frame, value
-        )
+        borrowed = state.arguments is not None and _handed_in(state, value)
         session = watch(
             value, self._self_provider, state.iterated_at or state.called_at, borrowed=borrowed
         )
@@ -1269,25 +1277,33 @@ def _takes_arguments(code: Optional[types.CodeType]) -> typing.TypeGuard[types.C
     )
 
 
-def _yields_an_argument(code: types.CodeType, frame: Optional[FrameType], value: Any) -> bool:
-    """Whether a generator provider stopped at its 'yield' hands out one of its own
-    arguments: a transaction helper given the caller's session (``for tx in
-    transaction(session):``, ``Depends()`` on a dependency that takes the session),
-    which stays the caller's after the helper's block (see ``watch``'s ``borrowed``)."""
-    if frame is None:
-        return False
+def _arguments_of(gen: Any) -> Optional[tuple[Any, ...]]:
+    """The arguments a generator provider was called with, read off its frame before its
+    first step (afterwards a parameter may be rebound: ``session = session or
+    Session()``). What it then yields may be one of them: a transaction helper given the
+    caller's session (``for tx in transaction(session):``, ``Depends()`` on a dependency
+    that takes the session), which stays the caller's after the helper's block (see
+    ``watch``'s ``borrowed``)."""
+    frame = getattr(gen, "ag_frame", None) or getattr(gen, "gi_frame", None)
+    code = getattr(frame, "f_code", None)
+    if frame is None or code is None:
+        return None
     names = frame.f_locals
     count = code.co_argcount + code.co_kwonlyargcount
-    if any(names.get(name) is value for name in code.co_varnames[:count]):
-        return True
+    arguments = [names.get(name) for name in code.co_varnames[:count]]
     if code.co_flags & inspect.CO_VARARGS:
-        if any(arg is value for arg in names.get(code.co_varnames[count], ())):
-            return True
+        arguments.extend(names.get(code.co_varnames[count]) or ())
         count += 1
     if code.co_flags & inspect.CO_VARKEYWORDS:
-        keywords = names.get(code.co_varnames[count]) or {}
-        return any(arg is value for arg in keywords.values())
-    return False
+        arguments.extend((names.get(code.co_varnames[count]) or {}).values())
+    return tuple(arguments)
+
+
+def _handed_in(state: GeneratorState, value: Any) -> bool:
+    """Whether ``value``, handed out, is one of the provider's arguments (read once: the
+    arguments are not kept past the hand-out)."""
+    arguments, state.arguments = state.arguments, None
+    return arguments is not None and any(argument is value for argument in arguments)
 
 
 def _close_later(gen: Any) -> None:
@@ -1433,7 +1449,7 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
             state.reported = True  # PG205 said it all; no PG201 for the same generator
             _close_later(gen)
             raise
-    borrowed = proxy._self_takes_arguments and _yields_an_argument(gen.ag_code, gen.ag_frame, value)
+    borrowed = state.arguments is not None and _handed_in(state, value)
     return watch(value, proxy._self_provider, state.iterated_at or state.called_at, state, borrowed)
 
 
@@ -1495,6 +1511,8 @@ class _Driven(GeneratorState):
         # defaults (see _StrictGenerator.__init__).
         self.yielded = False
         self.iterated_at = None
+        if self._self_takes_arguments:
+            self.arguments = _arguments_of(gen)
         # Frames: 0 this, 1 the guarded provider's call, 2 contextlib's __init__, 3 its
         # helper (contextlib's decorator), 4 whoever made the context manager.
         frame: Optional[FrameType]
@@ -1614,9 +1632,7 @@ class DrivenGenerator(_Driven):
         info = self._self_provider
         if self._self_expected is not None:
             check_type(info, self._self_expected, value, gen)
-        borrowed = self._self_takes_arguments and _yields_an_argument(
-            gen.gi_code, gen.gi_frame, value
-        )
+        borrowed = self.arguments is not None and _handed_in(self, value)
         return watch(value, info, self.called_at, self, borrowed)
 
     def throw(self, *args: Any) -> Any:
@@ -1850,7 +1866,7 @@ STRICT_BASE: dict[type, type] = {
 
 def strict_class(result_class: type, expected: Optional[type], provider: Any = None) -> type:
     """The strict-mode twin of a provider's (specialised) result class. ``provider``:
-    the function, whose arguments a generator may hand out (see _yields_an_argument)."""
+    the function, whose arguments a generator may hand out (see _arguments_of)."""
     strict_base = STRICT_BASE[result_class.__mro__[1]]
     code = getattr(k._innermost(provider), "__code__", None)
     attrs: dict[str, Any] = {

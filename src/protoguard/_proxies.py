@@ -84,9 +84,6 @@ def _with_session_attributes(cls: type) -> type:
 
 
 _getframe = sys._getframe
-# What steps a generator provider's generator to enter the block, under Depends().
-_CONTEXTLIB_AENTER = contextlib._AsyncGeneratorContextManager.__aenter__.__code__
-_CONTEXTLIB_ENTER = contextlib._GeneratorContextManager.__enter__.__code__
 
 
 @_with_session_attributes
@@ -137,7 +134,7 @@ class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # t
     # __aiter__ is the misuse, __anext__ is only what Depends() calls.
     def __anext__(self) -> Any:
         if "func" in self.__dict__:  # not entered yet
-            if _getframe(1).f_code is not _CONTEXTLIB_AENTER:
+            if _getframe(1).f_code not in _ENTERING:
                 # anext() by hand (`await anext(get_db())`), not contextlib entering:
                 # async iteration, which a context manager does not speak.
                 __tracebackhide__ = True
@@ -202,7 +199,7 @@ class GuardedContextManager(contextlib._GeneratorContextManager):  # type: ignor
     # @contextmanager provider (FastAPI runs it in a thread with next()/throw()/close()).
     def __next__(self) -> Any:
         if "func" in self.__dict__:  # not entered yet
-            if _getframe(1).f_code is not _CONTEXTLIB_ENTER:
+            if _getframe(1).f_code not in _ENTERING:
                 __tracebackhide__ = True  # next() by hand (see __anext__)
                 raise _misuse(self, k.FOR)
             return self.__enter__()
@@ -226,6 +223,19 @@ class GuardedContextManager(contextlib._GeneratorContextManager):  # type: ignor
         if self.__exit__(typ, value, tb) or typ is None:
             raise StopIteration
         raise value
+
+
+# The code that steps a generator provider's generator to enter the block: contextlib's
+# (Depends()), and protoguard's own when the context manager is itself guarded again
+# (``provider(contextmanager(guarded))``). A step from anywhere else is by hand.
+_ENTERING = frozenset(
+    {
+        contextlib._AsyncGeneratorContextManager.__aenter__.__code__,
+        contextlib._GeneratorContextManager.__enter__.__code__,
+        GuardedAsyncContextManager.__aenter__.__code__,
+        GuardedContextManager.__enter__.__code__,
+    }
+)
 
 
 class _ResultProxy(_BaseProxy):  # type: ignore[misc]
