@@ -1027,6 +1027,42 @@ class TestWrappers:
             assert client.get("/above").json() == 2
             assert client.get("/beneath").json() == 2
 
+    def test_a_wrapper_of_a_guarded_context_manager_is_judged_as_itself(
+        self, async_maker: Any
+    ) -> None:
+        """functools.wraps copies a guarded provider's mark onto its wrapper: the wrapper
+        is judged as what it is, not taken for the guarded provider. A coroutine
+        function around a guarded @asynccontextmanager fails in Depends() and is reported;
+        a plain one works."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db() -> AsyncIterator[AsyncSession]:
+            async with async_maker() as session:
+                yield session
+
+        app = FastAPI()
+
+        @app.get("/plain")
+        async def plain(db=Depends(traced(get_db))) -> int:  # noqa: B008
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        @app.get("/async")
+        async def coroutine(db=Depends(traced_async(get_db))) -> int:  # noqa: B008
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        found = check_app(app)
+        if INJECTS:
+            pytest.skip("this FastAPI injects what a dependency returns: see TestDepends")
+        assert [(p.route, p.provider.kind) for p in found] == [("GET /async", "coroutine function")]
+        with TestClient(app) as client, warnings.catch_warnings():
+            assert client.get("/plain").json() == 2
+            # The coroutine FastAPI calls for but cannot iterate is never awaited.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with pytest.raises(FAILS_TO_ITERATE, match="coroutine"):
+                client.get("/async")
+            gc.collect()  # its warning, while it is ignored
+
     def test_coroutine_wrapper_of_a_generator(self, async_maker: Any) -> None:
         """A wrapper written as a coroutine function around an async generator fails either
         way: FastAPI 0.123.5 and later classify it by the generator beneath, then cannot

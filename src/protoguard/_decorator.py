@@ -226,6 +226,8 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     parent = getattr(obj, "_self_parent", None) if isinstance(obj, wrapt.ObjectProxy) else None
     if isinstance(parent, GuardedFunction):
         return parent.__protoguard_provider__  # a guarded function bound to an instance
+    if isinstance(obj, types.MethodType):
+        obj = obj.__func__  # a guarded context-manager function bound to an instance
     if not isinstance(obj, types.FunctionType):
         return None
     marked = obj.__dict__.get(_MARK)

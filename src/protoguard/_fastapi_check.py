@@ -25,6 +25,7 @@ import fastapi
 from fastapi import routing as fastapi_routing
 from starlette.routing import Host, Mount
 
+from . import _decorator
 from . import _kinds as k
 from ._config import OFF, current_mode
 from ._messages import DOCS_URL, definition_line, fix_line, render
@@ -199,14 +200,9 @@ def _dependencies(dependant: Any, chain: tuple[str, ...]) -> Iterator[tuple[str,
 
 
 def _guard_info(obj: object) -> Optional[ProviderInfo]:
-    """The ProviderInfo of a provider guarded by @protoguard.provider, else None."""
-    info = getattr(obj, "__protoguard_provider__", None)
-    if isinstance(info, ProviderInfo):
-        return info
-    # A guarded function bound to an instance is a wrapt proxy whose parent is guarded.
-    parent = getattr(obj, "_self_parent", None)
-    info = getattr(parent, "__protoguard_provider__", None)
-    return info if isinstance(info, ProviderInfo) else None
+    """The ProviderInfo of a provider guarded by @protoguard.provider, else None (also
+    for a wrapper that functools.wraps gave a guarded provider's mark)."""
+    return _decorator._guarded_info(obj)
 
 
 def _diagnose(call: Any) -> Optional[_Diagnosis]:
