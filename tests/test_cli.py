@@ -169,6 +169,20 @@ class TestExitCodes:
         assert not (project / "shop" / "RAN").exists()
         assert not (project / "shop" / "sub" / "RAN").exists()
 
+    def test_a_directorys_main_module_is_not_imported(self, project: Path) -> None:
+        """A directory target's own __main__.py (a program's, or a zipapp's) is not
+        imported either, and is no reason to fail: the rest of it is checked."""
+        app = project / "app"
+        app.mkdir()
+        (app / "__main__.py").write_text(
+            f"import pathlib\npathlib.Path({str(app / 'RAN')!r}).write_text('ran')\n"
+        )
+        (app / "clean.py").write_text("X = 1\n")
+        result = protoguard(project, "app")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip() == "No wrong protocols."
+        assert not (app / "RAN").exists()
+
     def test_usage_errors(self, project: Path) -> None:
         """No target, a missing path, an unknown format: exit 2."""
         assert protoguard(project).returncode == 2

@@ -30,7 +30,7 @@ from starlette.routing import Host, Mount, Route, Router
 
 import protoguard
 import protoguard.fastapi
-from protoguard import ProviderInfo
+from protoguard import ProviderInfo, _decorator
 from protoguard.fastapi import DependencyProblem, check_app
 
 from .conftest import COUNT
@@ -1062,6 +1062,50 @@ class TestWrappers:
             with pytest.raises(FAILS_TO_ITERATE, match="coroutine"):
                 client.get("/async")
             gc.collect()  # its warning, while it is ignored
+
+    def test_a_guarded_wrapper_method(self, sync_maker: Any) -> None:
+        """@protoguard.provider on a functools.wraps wrapper method of a generator, bound
+        to an instance: FastAPI drives it as the generator, through the bound method,
+        and contextlib gets that generator; a coroutine wrapper method is reported as the
+        guarded function it is."""
+
+        class Repo:
+            def _sessions(self):
+                with sync_maker() as session:
+                    yield session
+
+            @protoguard.provider
+            @functools.wraps(_sessions)
+            def sessions(self):
+                return self._sessions()
+
+            @protoguard.provider
+            @functools.wraps(_sessions)
+            async def broken(self):
+                return self._sessions()
+
+        repo = Repo()
+        assert protoguard.provider(repo.sessions) is not None
+        assert _decorator._guarded_info(repo.sessions) is not None  # bound, still guarded
+        app = FastAPI()
+
+        @app.get("/")
+        def count(db=Depends(repo.sessions)) -> int:  # noqa: B008
+            return db.execute(COUNT).scalar_one()  # type: ignore[no-any-return]
+
+        @app.get("/broken")
+        async def broken(db=Depends(repo.broken)) -> None:  # noqa: B008
+            pass
+
+        if INJECTS:
+            pytest.skip("this FastAPI injects what a dependency returns: see TestDepends")
+        found = check_app(app)
+        assert [(p.route, p.provider.kind) for p in found] == [
+            ("GET /broken", "coroutine function")
+        ]
+        assert found[0].message.startswith("Repo._sessions is a guarded coroutine function")
+        with TestClient(app) as client:
+            assert client.get("/").json() == 2
 
     def test_coroutine_wrapper_of_a_generator(self, async_maker: Any) -> None:
         """A wrapper written as a coroutine function around an async generator fails either

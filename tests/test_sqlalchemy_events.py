@@ -476,6 +476,26 @@ def test_a_session_a_generator_was_handed_is_the_callers_after_the_block(
     engine.dispose()
 
 
+def test_a_generator_that_hands_out_the_callers_session_more_than_once(tmp_path) -> None:
+    """A sync generator helper may yield the caller's session once per batch: each is
+    the caller's, and the caller's own reload after the loop is no finding."""
+    engine, maker = _orm_maker(tmp_path)
+    protoguard.configure(action="log")
+
+    @protoguard.provider(mode="strict")
+    def batches(session, count):
+        for _ in range(count):
+            with session.begin():
+                yield session
+
+    with maker() as own:
+        for session in batches(own, 3):
+            author = session.get(Author, 1)
+        assert author.name == "ada"  # expired by the last batch's commit: a reload
+    assert protoguard.findings() == []
+    engine.dispose()
+
+
 @pytest.mark.parametrize("form", ["for", "contextmanager()"])
 def test_a_generator_that_rebinds_its_parameter_to_its_own_session(tmp_path, form: str) -> None:
     """A provider that takes an optional session and makes its own when given none

@@ -2251,6 +2251,30 @@ class TestLessCommonCorrectUse:
         assert info.value.code == "PG203"
         assert info.value.fix == f"use the session only inside the {block} that gave it"
 
+    def test_a_providers_other_arguments_are_not_kept(self, sync_maker) -> None:
+        """Strict mode keeps a generator provider's session arguments (to tell a session
+        it was handed from its own), never the others: they go when the provider lets
+        go of them."""
+
+        class Big:
+            pass
+
+        freed: list[bool] = []
+
+        @protoguard.provider
+        def get_db(big: Any):
+            alive = weakref.ref(big)
+            del big
+            with sync_maker() as session:
+                yield session
+            gc.collect()
+            freed.append(alive() is None)
+
+        for session in get_db(Big()):
+            assert session.execute(COUNT).scalar_one() == 2
+        assert freed == [True]
+        assert protoguard.findings() == []
+
     def test_a_watched_sessions_methods_show_the_sessions_own(self, sync_maker) -> None:
         """inspect.signature() and help() of a watched session's method show the
         session's own method (IDEs, debuggers and FastAPI read them)."""

@@ -25,6 +25,7 @@ import os
 import pkgutil
 import shlex
 import sys
+import sysconfig
 import traceback
 import types
 from collections.abc import Iterator, Sequence
@@ -174,8 +175,21 @@ def _places(found: Any) -> list[str]:
     return [file] if isinstance(file, str) else []
 
 
-def _stdlib(name: str) -> bool:
-    return name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names
+# What this process had imported before checking anything: the interpreter's own and
+# protoguard's modules, which a module of the same name can never replace in it.
+_PREIMPORTED = frozenset(sys.modules)
+_STDLIB_DIRECTORIES = tuple(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib"))
+
+
+def _stdlib(name: str, place: str) -> bool:
+    """Whether ``name`` is a standard-library module (found at ``place``)."""
+    if name in getattr(sys, "stdlib_module_names", ()) or name in sys.builtin_module_names:
+        return True
+    # Python 3.9 has no list of them: a module in the standard library's directory,
+    # not in site-packages beneath it.
+    return "site-packages" not in place and any(
+        _is_beneath(place, directory) for directory in _STDLIB_DIRECTORIES
+    )
 
 
 def _mismatch(target: Target) -> Optional[str]:
@@ -206,8 +220,11 @@ def _mismatch(target: Target) -> Optional[str]:
     where = f"the {place} module" if place in ("built-in", "frozen") else _shown(place)
     kind = "package" if os.path.isdir(target.path) else "module"
     shown = _shown(target.path)
-    if _stdlib(name):
+    if _stdlib(name, place):
         where = f"the standard library's ({where})"
+        fix = f"rename {shown} to check it"
+    elif name in _PREIMPORTED:
+        where = f"{where}, imported by Python or protoguard before anything was checked"
         fix = f"rename {shown} to check it"
     else:
         fix = f"check it in a run of its own: protoguard check {shlex.quote(shown)}"
@@ -259,7 +276,8 @@ def _modules_in(directories: Sequence[str], prefix: str = "") -> list[tuple[str,
     packages (directories without ``__init__.py`` that hold modules)."""
     found: dict[str, bool] = {}
     for info in pkgutil.iter_modules(directories):
-        found.setdefault(info.name, info.ispkg)
+        if info.name != "__main__":  # importing it runs the program (see _walk)
+            found.setdefault(info.name, info.ispkg)
     for directory in directories:
         for name in _namespace_directories(directory, set(found)):
             found[name] = True

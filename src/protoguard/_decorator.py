@@ -49,6 +49,24 @@ _CONTEXTLIB_INIT = _lifecycle._CONTEXTLIB_INIT
 # What a plain function may return that contextlib drives as a generator.
 _GENERATORS = (types.GeneratorType, types.AsyncGeneratorType)
 
+
+def _a_session(value: object) -> bool:
+    """What strict mode would watch (see _lifecycle.watch): a session, or so it seems."""
+    return callable(getattr(type(value), "execute", None))
+
+
+# The code of a guarded function's call through a bound method (see _by_contextlib).
+_BOUND_CALLS: set[types.CodeType] = set()
+
+
+def _by_contextlib(frame: Optional[types.FrameType]) -> bool:
+    """Whether ``frame``, a guarded function's caller, is contextlib making its context
+    manager around it; for a bound method the call comes through ``wrapper`` first."""
+    if frame is not None and frame.f_code in _BOUND_CALLS:
+        frame = frame.f_back
+    return frame is not None and frame.f_code is _CONTEXTLIB_INIT
+
+
 _ASSIGNED = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=\s*\S")
 
 
@@ -219,16 +237,22 @@ def _guard_again(obj: Any, name: str, mode: Optional[str], yields: Optional[type
     return _decorate(obj, name, mode, yields)
 
 
+# What wrapt binds a FunctionWrapper to (not an ObjectProxy in wrapt 2).
+_BOUND_WRAPPERS = (wrapt.ObjectProxy, getattr(wrapt, "BoundFunctionWrapper", wrapt.ObjectProxy))
+
+
 def _guarded_info(obj: object) -> Optional[ProviderInfo]:
-    """The ProviderInfo of an already guarded provider, or None."""
-    if isinstance(obj, (GuardedFunction, GuardedSessionMaker)):
-        return obj.__protoguard_provider__
-    parent = getattr(obj, "_self_parent", None) if isinstance(obj, wrapt.ObjectProxy) else None
-    if isinstance(parent, GuardedFunction):
-        return parent.__protoguard_provider__  # a guarded function bound to an instance
-    if isinstance(obj, types.MethodType):
-        obj = obj.__func__  # a guarded context-manager function bound to an instance
-    if not isinstance(obj, types.FunctionType):
+    """The ProviderInfo of an already guarded provider, or None. (Types are tested with
+    type(), not isinstance(): a wrapt proxy answers isinstance() as what it wraps.)"""
+    if type(obj) is types.MethodType:
+        # Bound to an instance or a class (a classmethod is bound so from 3.13 on).
+        obj = obj.__func__
+    if issubclass(type(obj), (GuardedFunction, GuardedSessionMaker)):
+        return obj.__protoguard_provider__  # type: ignore[attr-defined,no-any-return]
+    if issubclass(type(obj), _BOUND_WRAPPERS):  # a guarded function bound by wrapt
+        parent = getattr(obj, "_self_parent", None)
+        return parent.__protoguard_provider__ if isinstance(parent, GuardedFunction) else None
+    if type(obj) is not types.FunctionType:
         return None
     marked = obj.__dict__.get(_MARK)
     # The mark, on the function this module made: functools.wraps copies a function's
@@ -334,6 +358,10 @@ def _guard_function(
     plain = info.kind == k.FUNCTION
     driven_class: Any = getattr(strict_class, "_pg_driven", None)
     getframe, contextlib_init = _getframe, _lifecycle._CONTEXTLIB_INIT
+    # A partial's own arguments, which the generator gets too (see arguments below).
+    bound: tuple[Any, ...] = ()
+    if isinstance(func, functools.partial):
+        bound = (*func.args, *func.keywords.values())
 
     def call(target: Any, /, *args: Any, **kwargs: Any) -> Any:
         result = target(*args, **kwargs)
@@ -342,7 +370,7 @@ def _guard_function(
             current = override_mode.get() or mode or settings.mode
         else:
             current = mode or settings.mode
-        if plain and isinstance(result, _GENERATORS) and getframe(1).f_code is contextlib_init:
+        if plain and isinstance(result, _GENERATORS) and _by_contextlib(getframe(1)):
             # A plain wrapper of a generator function (functools.wraps), which FastAPI's
             # Depends() drives as that generator: contextlib gets the generator.
             return result
@@ -357,11 +385,28 @@ def _guard_function(
             # it by the protocol itself (anext, athrow, aclose): nobody can misuse it,
             # so mode "on" has nothing to guard and hands it over as it is, and strict
             # mode hands over a plain object that watches the session it yields.
-            return result if current == on else driven_class(result)
-        return result_class(result) if current == on else strict_class(result)
+            if current == on:
+                return result
+            state = made = driven_class(result)
+        elif current == on:
+            return result_class(result)
+        else:
+            made = strict_class(result)
+            if not generator:
+                return made
+            state = made._self_state
+        if args or kwargs or bound:
+            # What it may hand out as it is: a session it was given (see _handed_in).
+            # Only sessions are kept, and only until the generator is done.
+            given = tuple(filter(_a_session, (*bound, *args, *kwargs.values())))
+            if given:
+                state.arguments = given
+        return made
 
     def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         return call(wrapped, *args, **kwargs)  # a call through a bound method
+
+    _BOUND_CALLS.add(wrapper.__code__)  # one code for every provider's
 
     # A call on the function itself runs ``call`` directly: a static partial gets no
     # ``self`` (one Python frame per call, where wrapt's own __call__ would look for
@@ -405,7 +450,7 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
         )
     info = _info(obj, kind, name)
     result_class = specialise(info)
-    strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields), obj)
+    strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields))
     if kind in (k.ASYNC_CM, k.SYNC_CM):
         guarded = _guard_contextmanager(obj, result_class, strict_class, mode)
         setattr(guarded, _MARK, info)

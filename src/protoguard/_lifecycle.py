@@ -1176,7 +1176,8 @@ class GeneratorState(SessionState):
     done = False
     reported = False  # PG201 or PG205 said it, once
     scope: Optional[SessionState] = None  # a generator's latest session's, while open
-    # The provider's arguments, until the hand-out (see _arguments_of); None if none.
+    # The arguments the provider was called with, while it may hand one out (see
+    # _handed_in); None if none.
     arguments: Optional[tuple[Any, ...]] = None
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
@@ -1188,6 +1189,7 @@ class GeneratorState(SessionState):
 
     def finish(self) -> None:
         self.done = True
+        self.arguments = None
         self.exit_scope()  # an async generator's session (a no-op if it handed out none)
         scope = self.scope
         if scope is not None:
@@ -1207,7 +1209,6 @@ class _StrictGenerator:
 
     _self_provider: ProviderInfo
     _self_expected: Optional[type] = None
-    _self_takes_arguments = True  # set per provider by strict_class()
     _self_state: GeneratorState
 
     def __init__(self, wrapped: Any) -> None:
@@ -1217,8 +1218,6 @@ class _StrictGenerator:
         # defaults (Python specialises the instance attribute loads).
         state.yielded = False
         state.iterated_at = None
-        if self._self_takes_arguments:
-            state.arguments = _arguments_of(wrapped)
         # caller_site(), written out: this is every provider call. Frame 1 is always
         # protoguard's own call of the provider (_decorator), so the walk starts above it.
         caller = _getframe(2)
@@ -1268,41 +1267,15 @@ class _StrictGenerator:
         )
 
 
-_TAKES_MORE = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
-
-
-def _takes_arguments(code: Optional[types.CodeType]) -> typing.TypeGuard[types.CodeType]:
-    return code is not None and bool(
-        code.co_argcount or code.co_kwonlyargcount or code.co_flags & _TAKES_MORE
-    )
-
-
-def _arguments_of(gen: Any) -> Optional[tuple[Any, ...]]:
-    """The arguments a generator provider was called with, read off its frame before its
-    first step (afterwards a parameter may be rebound: ``session = session or
-    Session()``). What it then yields may be one of them: a transaction helper given the
-    caller's session (``for tx in transaction(session):``, ``Depends()`` on a dependency
-    that takes the session), which stays the caller's after the helper's block (see
-    ``watch``'s ``borrowed``)."""
-    frame = getattr(gen, "ag_frame", None) or getattr(gen, "gi_frame", None)
-    code = getattr(frame, "f_code", None)
-    if frame is None or code is None:
-        return None
-    names = frame.f_locals
-    count = code.co_argcount + code.co_kwonlyargcount
-    arguments = [names.get(name) for name in code.co_varnames[:count]]
-    if code.co_flags & inspect.CO_VARARGS:
-        arguments.extend(names.get(code.co_varnames[count]) or ())
-        count += 1
-    if code.co_flags & inspect.CO_VARKEYWORDS:
-        arguments.extend((names.get(code.co_varnames[count]) or {}).values())
-    return tuple(arguments)
-
-
 def _handed_in(state: GeneratorState, value: Any) -> bool:
-    """Whether ``value``, handed out, is one of the provider's arguments (read once: the
-    arguments are not kept past the hand-out)."""
-    arguments, state.arguments = state.arguments, None
+    """Whether ``value``, handed out, is one of the arguments the provider was called
+    with (``state.arguments``, set by the guarded provider's call): a transaction helper
+    given the caller's session (``for tx in transaction(session):``, ``Depends()`` on a
+    dependency that takes the session), which stays the caller's after the helper's
+    block (see ``watch``'s ``borrowed``). What a parameter holds at the 'yield' would
+    not do: one may be rebound to the provider's own session (``session = session or
+    Session()``)."""
+    arguments = state.arguments
     return arguments is not None and any(argument is value for argument in arguments)
 
 
@@ -1502,7 +1475,6 @@ class _Driven(GeneratorState):
 
     _self_provider: ProviderInfo  # class attributes, set per provider by strict_class()
     _self_expected: Optional[type] = None
-    _self_takes_arguments = True
     __wrapped__: Any  # the generator
 
     def __init__(self, gen: Any) -> None:
@@ -1511,8 +1483,6 @@ class _Driven(GeneratorState):
         # defaults (see _StrictGenerator.__init__).
         self.yielded = False
         self.iterated_at = None
-        if self._self_takes_arguments:
-            self.arguments = _arguments_of(gen)
         # Frames: 0 this, 1 the guarded provider's call, 2 contextlib's __init__, 3 its
         # helper (contextlib's decorator), 4 whoever made the context manager.
         frame: Optional[FrameType]
@@ -1541,6 +1511,7 @@ class _Driven(GeneratorState):
         provider's code after 'yield' runs (which uses the session itself, not the
         watched one). Returns the generator."""
         self.done = True  # finish(), less the task callback and scope: there are none
+        self.arguments = None
         self.exit_scope()
         return self.__wrapped__
 
@@ -1864,17 +1835,12 @@ STRICT_BASE: dict[type, type] = {
 }
 
 
-def strict_class(result_class: type, expected: Optional[type], provider: Any = None) -> type:
-    """The strict-mode twin of a provider's (specialised) result class. ``provider``:
-    the function, whose arguments a generator may hand out (see _arguments_of)."""
+def strict_class(result_class: type, expected: Optional[type]) -> type:
+    """The strict-mode twin of a provider's (specialised) result class."""
     strict_base = STRICT_BASE[result_class.__mro__[1]]
-    code = getattr(k._innermost(provider), "__code__", None)
     attrs: dict[str, Any] = {
         "_self_provider": result_class._self_provider,  # type: ignore[attr-defined]
         "__module__": strict_base.__module__,
-        # False only when the generator's code takes no argument at all: then what it
-        # yields cannot be one, and a use looks no further (every use under Depends()).
-        "_self_takes_arguments": code is None or _takes_arguments(code),
     }
     if expected is not None:
         attrs["_pg_expected" if issubclass(strict_base, _StrictCM) else "_self_expected"] = expected
@@ -1890,7 +1856,6 @@ def strict_class(result_class: type, expected: Optional[type], provider: Any = N
             {
                 "_self_provider": attrs["_self_provider"],
                 "_self_expected": expected,
-                "_self_takes_arguments": attrs["_self_takes_arguments"],
                 "__module__": driven.__module__,
             },
         )
