@@ -797,7 +797,7 @@ def watch(
             if current is None or not current.open:
                 target._protoguard_state = state  # sqlalchemy_events.STATE, written out
         except (AttributeError, TypeError):  # pragma: no cover - a Session with __slots__
-            pass
+            pass  # its other checks still hold; only the listener's PG203 cannot see it
         if not sqlalchemy_events._installed:  # installed(), without the call
             sqlalchemy_events.install()
     proxy = watched(value)
