@@ -771,17 +771,23 @@ class TestRobustness:
         with protoguard.install_import_hook(package.name), pytest.raises(ValueError, match="boom"):
             importlib.import_module(module)
 
-    def test_internal_failure_is_one_warning(
-        self, package: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """If the scanner itself fails, one warning, and the module is imported."""
+    @staticmethod
+    def _with_a_broken_scanner(package: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+        """A module to import, with the hook's scanner made to fail (a fault injected)."""
 
         def broken(*args: object, **kwargs: object) -> None:
             raise RuntimeError("scanner bug")
 
         module = write(package, "mod", TestModes.BODY)
         importlib.import_module(f"{package.name}.deps")
-        monkeypatch.setattr(_importhook, "scan_module", broken)  # a fault injected
+        monkeypatch.setattr(_importhook, "scan_module", broken)
+        return module
+
+    def test_internal_failure_is_one_warning(
+        self, package: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If the scanner itself fails, one warning, and the module is imported."""
+        module = self._with_a_broken_scanner(package, monkeypatch)
         with (
             protoguard.install_import_hook(module),
             pytest.warns(protoguard.ProtocolWarning, match="could not check module") as record,
@@ -795,13 +801,7 @@ class TestRobustness:
         self, package: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Under -W error an internal failure still does not break the import."""
-
-        def broken(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("scanner bug")
-
-        module = write(package, "mod", TestModes.BODY)
-        importlib.import_module(f"{package.name}.deps")
-        monkeypatch.setattr(_importhook, "scan_module", broken)  # a fault injected
+        module = self._with_a_broken_scanner(package, monkeypatch)
         with warnings.catch_warnings(), protoguard.install_import_hook(module):
             warnings.simplefilter("error")
             imported = importlib.import_module(module)
