@@ -59,6 +59,71 @@ class TestEnvironment:
             "'loud' is not a protoguard mode; use one of: off, on, strict."
         )
 
+    @pytest.mark.parametrize(
+        "command",
+        [["-m", "protoguard"], ["-m", "protoguard.__main__"], ["script"]],
+        ids=["python -m protoguard", "python -m protoguard.__main__", "protoguard script"],
+    )
+    def test_the_command_reports_invalid_values_as_a_usage_error(
+        self, command: list[str], tmp_path
+    ) -> None:
+        """protoguard's own command imports the package before it can speak: an invalid
+        value is its usage error (one line each, exit 2), not a traceback at the import."""
+        if command == ["script"]:
+            script = os.path.join(os.path.dirname(sys.executable), "protoguard")
+            if not os.path.exists(script):
+                pytest.skip("the protoguard console script is not installed here")
+            argv = [script, "check", "json"]
+        else:
+            argv = [sys.executable, *command, "check", "json"]
+        env = dict(
+            os.environ,
+            PROTOGUARD_MODE="loud",
+            PROTOGUARD_ACTION="shout",
+            PROTOGUARD_SAMPLE_RATE="2",
+            PROTOGUARD_CACHE_DIR=str(tmp_path),
+        )
+        result = subprocess.run(
+            argv, env=env, capture_output=True, text=True, check=False, cwd=tmp_path
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            "protoguard: error: the environment variable PROTOGUARD_ACTION: 'shout' is not a "
+            "protoguard action; use one of: raise, warn, log.",
+            "protoguard: error: the environment variable PROTOGUARD_MODE: 'loud' is not a "
+            "protoguard mode; use one of: off, on, strict.",
+            "protoguard: error: the environment variable PROTOGUARD_SAMPLE_RATE: '2' is not a "
+            "sample rate; use a number from 0 to 1, the share of provider uses strict mode "
+            "watches (0.1: one in ten; 1: every use, the default).",
+        ]
+        # --help still answers.
+        helped = subprocess.run(
+            [*argv[:-2], "--help"], env=env, capture_output=True, text=True, check=False
+        )
+        assert helped.returncode == 0, helped.stderr
+        assert helped.stdout.startswith("usage: protoguard")
+
+    def test_another_module_run_with_dash_m_still_fails_its_import(self, tmp_path) -> None:
+        """Only protoguard's own command defers the error: an application run as
+        ``python -m app`` that imports protoguard fails at that import, as with -c."""
+        (tmp_path / "app.py").write_text("import protoguard\nprint('ran')\n")
+        env = dict(os.environ, PROTOGUARD_MODE="loud")
+        result = subprocess.run(
+            [sys.executable, "-m", "app"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 1
+        assert "ran" not in result.stdout
+        assert result.stderr.strip().splitlines()[-1] == (
+            "protoguard.ConfigurationError: the environment variable PROTOGUARD_MODE: "
+            "'loud' is not a protoguard mode; use one of: off, on, strict."
+        )
+
     def test_off_returns_the_function_unchanged(self) -> None:
         """With PROTOGUARD_MODE=off the decorator is the identity: zero cost."""
         code = (

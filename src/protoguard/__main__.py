@@ -30,6 +30,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (0 success, 1 failure, 2 usage error)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    from . import _environment
+
+    if _environment.errors:
+        # protoguard was imported with an invalid PROTOGUARD_* value, which the command
+        # reports here (see _environment) rather than as a traceback at the import.
+        for error in _environment.errors:
+            print(f"protoguard: error: {error}", file=sys.stderr)
+        return 2
     if args.command == "demo":
         from ._demo import run
 

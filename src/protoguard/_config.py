@@ -13,9 +13,9 @@ import os
 import random
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
-from typing import Callable, Optional, TypeVar
+from typing import Optional
 
-from . import _findings
+from . import _environment, _findings
 from .exceptions import ConfigurationError
 
 OFF = "off"
@@ -26,23 +26,6 @@ MODES = (OFF, ON, STRICT)
 ENV_MODE = "PROTOGUARD_MODE"
 ENV_SAMPLE_RATE = "PROTOGUARD_SAMPLE_RATE"
 
-T = TypeVar("T")
-
-
-def _shown(value: object) -> str:
-    """A rejected setting as its error message shows it: a short text, else its type."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 20 else repr(value[:20] + "...")
-    return f"a value of type {type(value).__name__}"
-
-
-def _from_environment(name: str, check: Callable[[object, str], T], default: T) -> T:
-    """The setting in the environment variable ``name`` (unset or blank: ``default``)."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return check(raw, f"the environment variable {name}")
-
 
 def check_mode(value: object, where: str) -> str:
     """Return ``value`` as a mode, or raise one clear error naming the accepted values."""
@@ -51,7 +34,8 @@ def check_mode(value: object, where: str) -> str:
         if normalised in MODES:
             return normalised
     raise ConfigurationError(
-        f"{where}: {_shown(value)} is not a protoguard mode; use one of: {', '.join(MODES)}."
+        f"{where}: {_environment.shown(value)} is not a protoguard mode; "
+        f"use one of: {', '.join(MODES)}."
     )
 
 
@@ -69,7 +53,7 @@ def check_sample_rate(value: object, where: str) -> float:
     if rate is not None and 0.0 <= rate <= 1.0:  # NaN fails both comparisons
         return rate + 0.0  # -0.0 as 0.0
     raise ConfigurationError(
-        f"{where}: {_shown(value)} is not a sample rate; use a number from 0 to 1, the "
+        f"{where}: {_environment.shown(value)} is not a sample rate; use a number from 0 to 1, the "
         f"share of provider uses strict mode watches (0.1: one in ten; 1: every use, the "
         f"default)."
     )
@@ -81,12 +65,12 @@ class _Settings:
     __slots__ = ("_random", "left", "mode", "overridden", "sample_rate", "sampling")
 
     def __init__(self) -> None:
-        self.mode = _from_environment(ENV_MODE, check_mode, ON)
+        self.mode = _environment.read(ENV_MODE, check_mode, ON)
         # True once any override() has been set anywhere: until then a guarded call
         # need not read the ContextVar (a service that never overrides pays nothing).
         self.overridden = False
         self._random = random.Random()
-        self.set_sample_rate(_from_environment(ENV_SAMPLE_RATE, check_sample_rate, 1.0))
+        self.set_sample_rate(_environment.read(ENV_SAMPLE_RATE, check_sample_rate, 1.0))
 
     def set_sample_rate(self, rate: float) -> None:
         left = self._gap(rate)  # first: if it failed, nothing would have changed

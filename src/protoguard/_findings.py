@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
-import os
 import sys
 import threading
 import warnings
 from typing import Any, Optional
 
+from . import _environment
 from .exceptions import CallSite, ConfigurationError, ProtocolError, ProtocolWarning
 
 RAISE = "raise"
@@ -46,24 +46,17 @@ def check_action(value: object, where: str) -> str:
     """Return ``value`` as an action, or raise one clear error naming the accepted ones."""
     if isinstance(value, str) and value.strip().lower() in ACTIONS:
         return value.strip().lower()
-    shown = repr(value[:20]) if isinstance(value, str) else f"a {type(value).__name__}"
     raise ConfigurationError(
-        f"{where}: {shown} is not a protoguard action; use one of: {', '.join(ACTIONS)}."
+        f"{where}: {_environment.shown(value)} is not a protoguard action; "
+        f"use one of: {', '.join(ACTIONS)}."
     )
-
-
-def _action_from_environment() -> str:
-    raw = os.environ.get(ENV_ACTION)
-    if raw is None or raw.strip() == "":
-        return RAISE
-    return check_action(raw, f"the environment variable {ENV_ACTION}")
 
 
 class _Table:
     """The counted findings. A lock, because threads report too."""
 
     def __init__(self) -> None:
-        self.action = _action_from_environment()
+        self.action = _environment.read(ENV_ACTION, check_action, RAISE)
         self.lock = threading.Lock()
         self.entries: dict[tuple[str, Optional[CallSite]], Finding] = {}
 

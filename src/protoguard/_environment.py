@@ -1,0 +1,66 @@
+"""The PROTOGUARD_* environment variables, read once as protoguard is imported.
+
+A value that is not valid is one ConfigurationError: the import fails with it, before
+any provider runs under a setting nobody chose. The exception is protoguard's own
+command (``python -m protoguard``, the ``protoguard`` script), which imports the package
+before it can say anything: there the error is kept (``errors``) and the defaults apply
+until the command reports it as a usage error, instead of a traceback at the import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import FrameType
+from typing import Callable, Optional, TypeVar
+
+from .exceptions import ConfigurationError
+
+T = TypeVar("T")
+
+#: The errors of the environment's values, when protoguard's command deferred them.
+errors: list[ConfigurationError] = []
+
+# The names protoguard's command runs as: the package or its __main__ under -m, or the
+# console script pip writes (protoguard, protoguard.exe, protoguard-script.py).
+_COMMAND_MODULES = ("protoguard", "protoguard.__main__")
+_COMMAND_SCRIPTS = ("protoguard", "protoguard-script")
+
+
+def shown(value: object) -> str:
+    """A rejected setting as its error message shows it: a short text, else its type."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 20 else repr(value[:20] + "...")
+    return f"a value of type {type(value).__name__}"
+
+
+def read(name: str, check: Callable[[object, str], T], default: T) -> T:
+    """The setting in the environment variable ``name`` (unset or blank: ``default``)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return check(raw, f"the environment variable {name}")
+    except ConfigurationError as error:
+        if not _imported_by_the_command():
+            raise
+        errors.append(error)
+        return default
+
+
+def _imported_by_the_command() -> bool:
+    """Whether protoguard is being imported to run its own command. Read only for an
+    invalid value, so the frame walk costs nothing otherwise."""
+    frame: Optional[FrameType] = sys._getframe(1)
+    outermost = sys._getframe(1)
+    while frame is not None:
+        # runpy's _run_module_as_main(mod_name, ...) runs ``python -m <mod_name>``; it is
+        # on the stack while the package is imported to find its __main__.
+        if frame.f_code.co_name == "_run_module_as_main" and (
+            frame.f_globals.get("__name__") == "runpy"
+        ):
+            return frame.f_locals.get("mod_name") in _COMMAND_MODULES
+        outermost = frame
+        frame = frame.f_back
+    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
+    return script in _COMMAND_SCRIPTS and outermost.f_globals.get("__name__") == "__main__"
