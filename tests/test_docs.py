@@ -59,6 +59,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import protoguard
 
+try:
+    from .conftest import FASTAPI_UNWRAPS
+except ImportError:  # run as a script (python tests/test_docs.py), not as part of tests
+    from conftest import FASTAPI_UNWRAPS  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parent.parent
 NO_RUN = "<!-- no-run -->"
 OUTPUT = "<!-- output -->"
@@ -278,12 +283,19 @@ def update_page(page: Path, result: PageRun) -> int:
     return changed
 
 
+# Pages whose examples run and show what FastAPI 0.123.5 and later do; they say what
+# 0.123.4 and earlier do instead in words (nox runs the suite on 0.123.4 too).
+_NEWEST_FASTAPI_PAGES = ("fastapi.md", "fastapi-check.md")
+
+
 class TestDocs:
     """The pages' examples, and the messages the pages show."""
 
     @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
     def test_examples_run_and_show_their_output(self, path: Path, tmp_path: Path) -> None:
         """Every python block runs, in order, as app.py; every shown output is produced."""
+        if path.name in _NEWEST_FASTAPI_PAGES and not FASTAPI_UNWRAPS:
+            pytest.skip("the page shows what FastAPI 0.123.5 and later do (it says so)")
         problems = check_page(path, run_page(path, tmp_path))
         assert not problems, (
             "\n\n".join(problems) + "\n\n(python tests/test_docs.py rewrites the shown output)"

@@ -10,7 +10,6 @@ import inspect
 import linecache
 from typing import Annotated, Any
 
-import fastapi
 import pytest
 from fastapi import BackgroundTasks, Depends, FastAPI, WebSocket
 from fastapi.responses import StreamingResponse
@@ -19,12 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import protoguard
 
-from .conftest import COUNT
-
-# FastAPI 0.123.5 started to look through __wrapped__ when it decides how to drive a
-# dependency; before that, Depends() on a context-manager provider injected what the
-# provider returned. Both are tested: nox runs this file on FastAPI 0.123.4 too.
-FASTAPI_UNWRAPS = tuple(int(part) for part in fastapi.__version__.split(".")[:3]) >= (0, 123, 5)
+from .conftest import COUNT, FASTAPI_UNWRAPS
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ import protoguard.fastapi
 from protoguard import ProviderInfo, _decorator
 from protoguard.fastapi import DependencyProblem, check_app
 
-from .conftest import COUNT
+from .conftest import COUNT, FASTAPI_UNWRAPS
 
 HERE = str(Path(__file__))
 SOURCE = Path(__file__).read_text().splitlines()
@@ -41,7 +41,7 @@ SOURCE = Path(__file__).read_text().splitlines()
 # Pythons and FastAPIs with an AttributeError ("... has no attribute '__anext__'").
 FAILS_TO_ITERATE = (TypeError, AttributeError)
 # FastAPI 0.123.4 and earlier inject what a context-manager function returns.
-INJECTS = tuple(int(part) for part in fastapi.__version__.split(".")[:3]) <= (0, 123, 4)
+INJECTS = not FASTAPI_UNWRAPS
 DOCS = "https://protoguard.readthedocs.io/en/latest/errors/#pg103"
 
 
