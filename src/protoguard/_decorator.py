@@ -486,8 +486,9 @@ def provider(
     kind, name, docstring, signature and ``__wrapped__``.
 
     ``mode`` is ``"off"``, ``"on"`` or ``"strict"``; without it the global mode applies
-    (``PROTOGUARD_MODE``, ``configure()``). If the mode is ``"off"`` at decoration the
-    provider is returned unchanged and costs nothing.
+    (``PROTOGUARD_MODE``, ``configure()``). If that mode is ``"off"`` at decoration the
+    provider is returned unchanged and costs nothing (an ``override()`` block around the
+    decoration does not count: it is for the code running inside it).
 
     ``yields`` is the type of session the provider hands out; strict mode reports PG205
     when it hands out something else. Without it the return annotation is used
@@ -501,8 +502,10 @@ def provider(
         raise TypeError(f"protoguard.provider(yields=...) takes a class, not {k.describe(yields)}")
 
     def decorate(obj: Any) -> Any:
-        effective = _config.mode_for(mode)
-        if effective == _config.OFF:
+        # The provider's own mode, else the global one: not an override() block's, which
+        # is for the code running inside it, and would otherwise leave a provider
+        # imported there unguarded for good (see docs/modes.md, "off").
+        if (mode or _config.settings.mode) == _config.OFF:
             return obj
         return _decorate(obj, name, mode, yields)
 
