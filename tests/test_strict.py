@@ -1572,6 +1572,72 @@ class TestActions:
             assert run(main()) == 2
         assert caught[0].lineno == line_of(__file__, "# warned here")
 
+    def test_warn_is_filtered_by_module_and_shown_once_per_line(self, run, providers) -> None:
+        """The warning carries the user's module, as warnings.warn at that line would
+        (``filterwarnings(module=...)``, ``-W ...:module``), and its registry: the
+        default filters show one per line, not one per occurrence."""
+        protoguard.configure(action="warn")
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as session:
+                pass
+            for _ in range(3):
+                await session.execute(COUNT)  # warned once a line
+            await session.close()
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore")
+            warnings.filterwarnings("default", category=ProtocolWarning, module=__name__)
+            run(main())
+        assert [(w.category, w.lineno) for w in caught] == [
+            (ProtocolWarning, line_of(__file__, "# warned once a line"))
+        ]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=ProtocolWarning, module=__name__)
+            run(main())
+        assert caught == []
+        assert _codes() == [("PG203", 6)]
+
+    def test_warn_made_an_error_where_nothing_can_raise(
+        self, run, providers, async_engine, monkeypatch
+    ) -> None:
+        """-W error with action "warn": a finding made in a task's done callback (PG201)
+        goes to sys.unraisablehook as the error the filters made of it, and the
+        abandoned generator is still closed, its connection back in the pool."""
+        protoguard.configure(action="warn")
+        _, get_gen, log = providers
+        seen: list[Any] = []
+        monkeypatch.setattr(sys, "unraisablehook", seen.append)
+        kept: list[Any] = []
+
+        async def handler() -> None:
+            sessions = get_gen()
+            kept.append(sessions)  # still referenced: PG201 comes from the task's end
+            async for session in sessions:
+                await session.execute(COUNT)
+                break
+
+        async def main() -> None:
+            await asyncio.create_task(handler())
+            for _ in range(400):  # the provider's cleanup is scheduled on the loop
+                await asyncio.sleep(0.005)
+                if log and async_engine.pool.checkedout() == 0:
+                    break
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ProtocolWarning)
+            run(main())
+        assert log == ["gen closed"]
+        assert async_engine.pool.checkedout() == 0
+        assert [type(args.exc_value) for args in seen] == [ProtocolWarning]
+        assert str(seen[0].exc_value).startswith("[PG201]")
+        assert seen[0].err_msg == (
+            "protoguard strict-mode finding PG201, made when the task that began the loop ended"
+        )
+        assert _codes() == [("PG201", 1)]
+
     def test_log(self, run, providers, caplog) -> None:
         """action="log": the protoguard logger, and a count per call site."""
         protoguard.configure(action="log")

@@ -106,13 +106,13 @@ def _hook_args_type() -> Any:
 _HOOK_ARGS: Any = None
 
 
-def _unraisable(error: ProtocolError, when: str) -> None:
+def _unraisable(error: BaseException, code: str, when: str) -> None:
     """Hand ``error`` to ``sys.unraisablehook``, as Python does for errors in ``__del__``."""
     global _HOOK_ARGS
     if _HOOK_ARGS is None:
         _HOOK_ARGS = _hook_args_type() or False
     if _HOOK_ARGS:
-        message = f"protoguard strict-mode finding {error.code}, made {when}"
+        message = f"protoguard strict-mode finding {code}, made {when}"
         sys.unraisablehook(_HOOK_ARGS((type(error), error, error.__traceback__, message, None)))
         return
 
@@ -129,19 +129,63 @@ def report(error: ProtocolError, *, can_raise: bool, when: str = "at garbage col
     ``can_raise`` is False where there is no user call to raise into (a garbage
     collector callback, a task's done callback): ``raise`` then goes to
     ``sys.unraisablehook``, as Python does with exceptions in ``__del__``, with ``when``
-    (when the finding was made) in the hook's message.
+    (when the finding was made) in the hook's message; so does a warning that the
+    warning filters made an error (``-W error``), or a logging handler's failure.
     """
     table.count(error)
     action = table.action
     if action == RAISE:
         if can_raise:
             raise error
-        _unraisable(error, when)
-    elif action == WARN:
-        site = error.call_site
-        if site is None:
-            warnings.warn(str(error), ProtocolWarning, stacklevel=3)
+        _unraisable(error, error.code, when)
+        return
+    try:
+        if action == WARN:
+            _warn(error)
         else:
-            warnings.warn_explicit(str(error), ProtocolWarning, site.filename, site.lineno)
-    else:
-        logger.warning("%s", error)
+            logger.warning("%s", error)
+    except Exception as exc:
+        if can_raise:
+            raise
+        _unraisable(exc, error.code, when)
+
+
+# filename -> the name of the module run from it, for the warnings of findings there.
+_MODULE_NAMES: dict[str, str] = {}
+
+
+def _module_named(filename: str) -> Optional[str]:
+    """The name of the module whose file is ``filename`` (None if there is none)."""
+    name = _MODULE_NAMES.get(filename)
+    if name is None:
+        for module_name, module in list(sys.modules.items()):  # list(): threads import too
+            if getattr(module, "__file__", None) == filename:
+                name = _MODULE_NAMES[filename] = module_name
+                break
+    return name
+
+
+def _warn(error: ProtocolError) -> None:
+    """A ProtocolWarning at the finding's line, as ``warnings.warn`` would make it there:
+    with the module's name (for ``-W`` and ``filterwarnings(module=...)``) and its
+    warning registry (so the default filters show it once per line)."""
+    site = error.call_site
+    if site is None:
+        warnings.warn(str(error), ProtocolWarning, stacklevel=4)
+        return
+    name: Optional[str] = None
+    registry: Optional[dict[Any, Any]] = None
+    try:
+        name = _module_named(site.filename)
+        if name is not None:
+            registry = vars(sys.modules[name]).setdefault("__warningregistry__", {})
+    except Exception:  # an odd object in sys.modules: the warning still goes out
+        name = None
+    if name is None:
+        # No module ran from that file (code compiled from a string): the warning is
+        # made as before. (Not module=None: warn_explicit in C then shows nothing.)
+        warnings.warn_explicit(str(error), ProtocolWarning, site.filename, site.lineno)
+        return
+    warnings.warn_explicit(
+        str(error), ProtocolWarning, site.filename, site.lineno, module=name, registry=registry
+    )

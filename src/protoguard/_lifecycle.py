@@ -1301,8 +1301,8 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     if state.done or state.reported:
         return
     state.reported = True
+    _close_later(proxy.__wrapped__)  # first: the connection goes back whatever the report does
     report(proxy._pg_left_early(), can_raise=False, when="when the task that began the loop ended")
-    _close_later(proxy.__wrapped__)
 
 
 class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
@@ -1368,8 +1368,8 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             _never_used(self._self_provider, state.called_at, "async generator")
         elif not (state.done or state.reported or state.iterated_at is None):
             state.reported = True
+            _close_later(self.__wrapped__)  # first, as in _task_ended
             report(self._pg_left_early(), can_raise=False)
-            _close_later(self.__wrapped__)
 
 
 async def _aclose(state: GeneratorState, gen: Any, info: ProviderInfo) -> None:
