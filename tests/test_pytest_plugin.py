@@ -126,6 +126,26 @@ class TestOptions:
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
         assert "Traceback" not in result.stderr.str()
 
+    def test_invalid_mode_given_with_dash_o(self, app: pytest.Pytester) -> None:
+        """A bad -o protoguard_mode=... is named as that, not as the ini file's."""
+        app.makeini("[pytest]\n")
+        result = app.runpytest_subprocess("-o", "protoguard_mode=loud")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(
+            [
+                "ERROR: -o protoguard_mode=...: 'loud' is not a protoguard mode; "
+                "use one of: off, on, strict."
+            ]
+        )
+
+    def test_option_is_case_insensitive(self, pytester: pytest.Pytester) -> None:
+        """--protoguard-mode=STRICT is strict, as the ini key and PROTOGUARD_MODE are."""
+        pytester.makepyfile(
+            "import protoguard\n\ndef test_x():\n    assert protoguard.current_mode() == 'strict'\n"
+        )
+        result = pytester.runpytest_subprocess("--protoguard-mode= STRICT")
+        result.assert_outcomes(passed=1)
+
     def test_registered_by_entry_point_only(self, pytester: pytest.Pytester) -> None:
         """The plugin comes from the pytest11 entry point, and can be disabled by name."""
         pytester.makepyfile("def test_x():\n    pass\n")
@@ -198,6 +218,37 @@ class TestPerTest:
         )
         result = pytester.runpytest("--protoguard-mode=on")
         result.assert_outcomes(passed=4)
+
+    def test_fixture_in_async_tests(self, pytester: pytest.Pytester) -> None:
+        """protoguard_mode() inside an async test (anyio's plugin runs it in a task, with
+        a context of its own): the mode holds for the rest of the test, its teardown
+        does not fail, and later tests run in the session's mode."""
+        pytester.makepyfile(
+            textwrap.dedent(
+                """
+                import pytest
+                import protoguard
+
+                @pytest.fixture
+                def anyio_backend():
+                    return "asyncio"
+
+                @pytest.mark.anyio
+                async def test_strict(protoguard_mode):
+                    protoguard_mode("strict")
+                    assert protoguard.current_mode() == "strict"
+
+                @pytest.mark.anyio
+                async def test_after_async():
+                    assert protoguard.current_mode() == "on"
+
+                def test_after():
+                    assert protoguard.current_mode() == "on"
+                """
+            )
+        )
+        result = pytester.runpytest("--protoguard-mode=on")
+        result.assert_outcomes(passed=3)
 
     def test_marker_mode_reaches_guarded_providers(self, pytester: pytest.Pytester) -> None:
         """Under the marker, a guarded provider's misuse behaves as the mode says."""

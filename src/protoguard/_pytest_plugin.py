@@ -12,6 +12,7 @@ another mode.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
@@ -31,6 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--protoguard-mode",
         choices=_config.MODES,
+        type=_lowered,  # as the ini key and PROTOGUARD_MODE: STRICT is strict
         default=None,
         help="protoguard's mode for the session and its import hook (ini: protoguard_mode)",
     )
@@ -46,6 +48,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "packages to check as they are imported (comma- or whitespace-separated)",
         default="",
     )
+
+
+def _lowered(value: str) -> str:
+    return value.strip().lower()
+
+
+def _ini_source(config: pytest.Config, ini: str) -> str:
+    """Where the ini key's value came from: ``-o`` on the command line, or the file."""
+    overrides = config.getoption("override_ini", None) or []
+    if any(str(item).partition("=")[0].strip() == ini for item in overrides):
+        return f"-o {ini}=..."
+    return f"{ini} in {config.inipath or 'the ini file'}"
 
 
 def _setting(config: pytest.Config, option: str, ini: str) -> str:
@@ -65,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = None
     if raw_mode:
         # The option's choices are checked by pytest: a bad value is the ini file's.
-        where = f"protoguard_mode in {config.inipath or 'the ini file'}"
+        where = _ini_source(config, "protoguard_mode")
         try:
             mode = _config.check_mode(raw_mode, where)
         except ConfigurationError as error:
@@ -154,4 +168,7 @@ def protoguard_mode() -> Iterator[Callable[[str], None]]:
 
     yield set_mode
     for token in reversed(tokens):
-        _config.override_mode.reset(token)
+        # ValueError: set in another context, an async test's, which its plugin ran in
+        # a task of its own. That context ends with the test, and the mode with it.
+        with contextlib.suppress(ValueError):
+            _config.override_mode.reset(token)
