@@ -195,6 +195,19 @@ class TestOverride:
         with pytest.raises(ProtocolError):
             _pg101(guarded)
 
+    @pytest.mark.parametrize("own_mode", [None, "on", "strict"])
+    def test_a_provider_decorated_inside_override_off_is_guarded_outside(
+        self, own_mode: str | None
+    ) -> None:
+        """The block is for the code running inside it: a provider decorated there (a
+        module first imported in it) is guarded, and runs as off only inside it."""
+        with protoguard.override(mode="off"):
+            guarded = protoguard.provider(mode=own_mode)(_plain_cm)
+            assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+        assert guarded is not _plain_cm
+        with pytest.raises(ProtocolError):
+            _pg101(guarded)
+
     def test_override_is_restored_after_an_exception(self) -> None:
         """Leaving the block by an exception restores the previous mode."""
         with pytest.raises(KeyError), protoguard.override(mode="off"):
@@ -272,6 +285,18 @@ class TestSampleRate:
         assert "protoguard.configure(sample_rate=...)" in str(info.value)
         assert protoguard.current_mode() == "on"
         assert protoguard.current_sample_rate() == 1.0
+
+    @pytest.mark.parametrize(
+        ("bad", "shown"),
+        [(2, "2"), (1.5, "1.5"), (-0.1, "-0.1"), (float("nan"), "nan"), (10**30, "a 31-digit int")],
+    )
+    def test_a_number_is_shown(self, bad: float, shown: str) -> None:
+        """A number out of range is named, not only its type (0 and 1 are ints too)."""
+        with pytest.raises(ConfigurationError) as info:
+            protoguard.configure(sample_rate=bad)
+        assert str(info.value).startswith(
+            f"protoguard.configure(sample_rate=...): {shown} is not a sample rate;"
+        )
 
     def test_fraction_and_string(self) -> None:
         """Any real number from 0 to 1 is a rate, and so is its text."""

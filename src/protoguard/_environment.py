@@ -31,6 +31,12 @@ def shown(value: object) -> str:
     """A rejected setting as its error message shows it: a short text, else its type."""
     if isinstance(value, str):
         return repr(value) if len(value) <= 20 else repr(value[:20] + "...")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A number set in code ("2 is not a sample rate"): no credential looks like one.
+        text = repr(value)
+        return (
+            text if len(text) <= 20 else f"a {len(text.lstrip('-'))}-digit {type(value).__name__}"
+        )
     return f"a value of type {type(value).__name__}"
 
 
