@@ -750,6 +750,75 @@ class TestHandle:
             for name in [m for m in sys.modules if m.startswith("pgguarded")]:
                 del sys.modules[name]
 
+    @pytest.mark.parametrize("as_error", ["strict", "-W error"])
+    def test_every_waiting_module_is_checked(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_error: str
+    ) -> None:
+        """Two packages still running when the hook was installed (a package and its
+        subpackage, which installs the hook) wait to be checked. A finding reported as an
+        error in the first must not lose the second: both are checked, and the error
+        raised from the next import lists both (strict), or is the first of them
+        (-W error); hook.findings has both."""
+        root = tmp_path / "pgnested"
+        (root / "inner").mkdir(parents=True)
+        (root / "deps.py").write_text(PROVIDERS)
+        (root / "__init__.py").write_text(
+            textwrap.dedent(
+                """
+                from .deps import get_db
+                from . import inner
+
+                async def in_outer():
+                    async for s in get_db():
+                        pass
+                """
+            )
+        )
+        mode = "strict" if as_error == "strict" else "on"
+        (root / "inner" / "__init__.py").write_text(
+            textwrap.dedent(
+                f"""
+                import protoguard
+                HOOK = protoguard.install_import_hook("pgnested", mode={mode!r})
+                from ..deps import gen_db
+
+                async def in_inner():
+                    async with gen_db() as s:
+                        pass
+                """
+            )
+        )
+        (root / "later.py").write_text("")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("PROTOGUARD_CACHE_DIR", str(tmp_path / "cache"))
+        expected = pytest.raises(
+            protoguard.ProtocolError if mode == "strict" else protoguard.ProtocolWarning
+        )
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                importlib.import_module("pgnested")  # both wait: nothing is reported yet
+                hook = sys.modules["pgnested.inner"].HOOK
+                assert hook.findings == []
+                with expected as info:
+                    importlib.import_module("pgnested.later")
+            assert sorted((Path(f.path).parent.name, f.code) for f in hook.findings) == [
+                ("inner", "PG102"),
+                ("pgnested", "PG101"),
+            ]
+            message = str(info.value)
+            if mode == "strict":
+                assert message.startswith("2 wrong protocol(s) in pgnested, pgnested.inner:")
+                assert "[PG101]" in message
+                assert "[PG102]" in message
+            else:
+                assert message.startswith("[PG101] 'async for' over get_db()")
+        finally:
+            for hook in list(_importhook._registry.hooks):
+                hook.uninstall()
+            for name in [m for m in sys.modules if m.startswith("pgnested")]:
+                del sys.modules[name]
+
     def test_guard_this_package_outside_a_package(self) -> None:
         """Called from a script's __main__, it says what to use instead."""
         namespace = {"__name__": "__main__"}

@@ -332,9 +332,11 @@ def _warn(finding: SourceFinding, module: Optional[types.ModuleType]) -> None:
 
 
 def _error(found: Sequence[SourceFinding]) -> ProtocolError:
-    """One ProtocolError for a module's findings, the first one's facts as attributes."""
+    """One ProtocolError for the findings of one module or more, the first one's facts as
+    attributes."""
     first = found[0]
-    lines = [f"{len(found)} wrong protocol(s) in {first.module or first.path}:"]
+    modules = ", ".join(dict.fromkeys(finding.module or finding.path for finding in found))
+    lines = [f"{len(found)} wrong protocol(s) in {modules}:"]
     for finding in found:
         lines.append(f"{finding.path}:{finding.line}:{finding.col}: {format_finding(finding)}")
     return ProtocolError(
@@ -430,45 +432,74 @@ class ImportHook:
 
     def _scan_loaded(self) -> None:
         """Check the modules of the packages that were imported before the hook."""
+        checked = []
         for name, module in list(sys.modules.items()):
             if isinstance(module, types.ModuleType) and self.matches(name):
                 if getattr(getattr(module, "__spec__", None), "_initializing", False):
                     self._pending.append(module)  # still running: check it once it is done
                 else:
-                    self.check(module)
+                    checked.append((module, self._scan(module)))
+        self._report(checked)
 
     def check(self, module: types.ModuleType) -> None:
         """Scan one executed module and report what it found, as the mode says; a module
         this hook has checked already is skipped (executed() checks it again)."""
+        self._report([(module, self._scan(module))])
+
+    def _scan(self, module: types.ModuleType) -> list[SourceFinding]:
+        """Scan one executed module and add what it found to ``findings``; returns the
+        findings to report: none in mode off, or for a module checked already."""
         name = module.__name__
         if name in self._scanned:
-            return
-        mode = self.current_mode()
-        if mode == _config.OFF:
-            return
+            return []
+        if self.current_mode() == _config.OFF:
+            return []
         self._scanned.add(name)
         try:
             found = scan_module(module, cache=self.cache, thorough=self.thorough)
         except Exception as exc:
             _internal_failure(name, exc)
-            return
-        if not found:
-            return
+            return []
         for finding in found:
             # A module checked again (see executed()) lists what it found before once.
             place = (finding.path, finding.line, finding.col, finding.code)
             if place not in self._listed:
                 self._listed.add(place)
                 self.findings.append(finding)
-        if not self.report:
+        return found
+
+    def _report(self, checked: Sequence[tuple[types.ModuleType, list[SourceFinding]]]) -> None:
+        """Report the findings of modules scanned together, once all are scanned.
+
+        Strict mode: one ProtocolError listing every module's findings. Mode on: one
+        warning per finding, every one of them warned; if the warning filters made any
+        an error (-W error), the first of those is raised after the last is warned.
+        """
+        checked = [(module, found) for module, found in checked if found]
+        if not checked or not self.report:
             return
-        if mode == _config.STRICT:
-            raise _error(found)
-        for finding in found:
-            _warn(finding, module)
+        if self.current_mode() == _config.STRICT:
+            raise _error([finding for _, found in checked for finding in found])
+        first_error: Optional[ProtocolWarning] = None
+        for module, found in checked:
+            for finding in found:
+                try:
+                    _warn(finding, module)
+                except ProtocolWarning as error:
+                    if first_error is None:
+                        first_error = error
+        if first_error is not None:
+            raise first_error
 
     def executed(self, module: types.ModuleType) -> None:
-        """Called by the loader once ``module`` ran."""
+        """Called by the loader once ``module`` ran.
+
+        The modules waiting to be checked (a package's ``__init__`` that was still running
+        when the hook was installed) that have finished are checked first, then ``module``;
+        all are checked before any finding is reported, so an error for one of them
+        (strict mode, -W error) loses none of the others.
+        """
+        checked = []
         if self._pending:
             pending, self._pending = self._pending, []
             for waiting in pending:
@@ -476,18 +507,19 @@ class ImportHook:
                 if getattr(spec, "_initializing", False):
                     self._pending.append(waiting)
                 else:
-                    self.check(waiting)
+                    checked.append((waiting, self._scan(waiting)))
         # The module ran, so check it even if it was checked before: it runs again after
         # an import that failed (strict mode, or -W error), and on importlib.reload(),
         # with new globals and perhaps a new source. An unchanged source is not read again
         # (the scan cache); a module that ran once is checked once.
         self._scanned.discard(module.__name__)
-        self.check(module)
+        checked.append((module, self._scan(module)))
         if "." not in module.__name__:
             # A top-level package has finished importing (and, mostly, its modules with
             # it): write its cache bundle now rather than only at exit, which a process
             # stopped by a signal never reaches.
             self.cache.flush()
+        self._report(checked)
 
 
 class _Registry:
