@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import traceback
 import types
 import warnings
 from collections.abc import Iterator
@@ -705,6 +706,51 @@ class TestHandle:
         assert imported.LOADER_WHILE_RUNNING == "SourceFileLoader"
         assert type(imported.__loader__).__name__ == "SourceFileLoader"
         assert imported.__spec__.loader is imported.__loader__
+
+    def test_import_time_warnings_point_at_the_import(self, package: Path) -> None:
+        """A module that warns as it is imported, with stacklevel=2, means the line that
+        imported it: under the hook too, the warning is that line's, not protoguard's."""
+        write(
+            package,
+            "noisy",
+            """
+            import warnings
+
+            warnings.warn("noisy.old_api is deprecated", DeprecationWarning, stacklevel=2)
+            """,
+        )
+        module = write(package, "importer", "x = 1\nfrom . import noisy  # imports noisy\n")
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            protoguard.install_import_hook(package.name),
+        ):
+            warnings.simplefilter("always")
+            importlib.import_module(module)
+        assert [(w.filename, w.lineno, str(w.message)) for w in caught] == [
+            (str(package / "importer.py"), 2, "noisy.old_api is deprecated")
+        ]
+
+    def test_tracebacks_show_the_loaders_lines(self, package: Path) -> None:
+        """The loader's frame, which warnings skip, is a real file: a traceback through it
+        names the file and quotes its line."""
+        module = write(package, "mod", "raise ValueError('boom')\n")
+        with (
+            protoguard.install_import_hook(package.name),
+            pytest.raises(ValueError, match="boom") as info,
+        ):
+            importlib.import_module(module)
+        frames = [
+            frame
+            for frame in traceback.extract_tb(info.value.__traceback__)
+            if Path(frame.filename).parent.name == "protoguard"
+        ]
+        assert [(Path(f.filename).name, f.name) for f in frames] == [
+            ("_importlib_bootstrap.py", "exec_module")
+        ]
+        assert (
+            frames[0].line
+            == "real.exec_module(module)  # reads and writes the .pyc exactly as without us"
+        )
 
     def test_guard_this_package(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """guard_this_package() in __init__.py checks the submodules and __init__ itself."""

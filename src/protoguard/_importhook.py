@@ -1,7 +1,8 @@
 """The import-time guard: check each module of the named packages once it has executed.
 
 The hook never changes a module's code or bytecode. A meta-path finder asks the other
-finders for the module's spec, and puts a thin loader in front of the real one; that
+finders for the module's spec, and puts a thin loader in front of the real one (in
+``_importlib_bootstrap``, whose file name makes ``warnings`` skip its frame); that
 loader gives the module its real loader back before any of the module's code runs, runs
 the module exactly as the real loader would (its ``exec_module()`` reads and writes the
 ``.pyc`` as usual), and then looks for wrong protocols (see ``_scan``): the calls the
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _config
 from . import _kinds as k
+from ._importlib_bootstrap import Loader
 from ._messages import DOCS_URL
 from .exceptions import CallSite, ProtocolError, ProtocolWarning
 
@@ -492,7 +494,18 @@ class ImportHook:
             raise first_error
 
     def executed(self, module: types.ModuleType) -> None:
-        """Called by the loader once ``module`` ran.
+        """Called by the loader once ``module`` ran: check it, and the modules waiting."""
+        try:
+            self._executed(module)
+        except (ProtocolError, ProtocolWarning):
+            # A finding reported as an error: strict mode, or mode "on" where warnings
+            # are errors (-W error). The module must not import, as in install().
+            raise
+        except Exception as exc:  # pragma: no cover - _scan() catches its own failures
+            _internal_failure(module.__name__, exc)
+
+    def _executed(self, module: types.ModuleType) -> None:
+        """Check the module that ran, and the modules waiting that are done.
 
         The modules waiting to be checked (a package's ``__init__`` that was still running
         when the hook was installed) that have finished are checked first, then ``module``;
@@ -585,50 +598,17 @@ class _Finder:
         origin = spec.origin
         if (
             loader is None
-            or isinstance(loader, _Loader)
+            or isinstance(loader, Loader)
             or not hasattr(loader, "exec_module")
             or not isinstance(origin, str)
             or not origin.endswith(".py")
         ):
             return spec
-        spec.loader = _Loader(loader, hook)  # type: ignore[assignment]
+        spec.loader = Loader(loader, hook)  # type: ignore[assignment]
         return spec
 
     def invalidate_caches(self) -> None:
         """Nothing cached here (importlib calls this on every finder)."""
-
-
-class _Loader:
-    """Stands in for the real loader only until the module's code is about to run."""
-
-    def __init__(self, real: Any, hook: ImportHook) -> None:
-        self._real = real
-        self._hook = hook
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
-        create = getattr(self._real, "create_module", None)
-        return create(spec) if create is not None else None
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        real = self._real
-        # Give the module its real loader back before any of its code runs.
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is self:
-            spec.loader = real
-        if getattr(module, "__loader__", None) is self:
-            module.__loader__ = real
-        real.exec_module(module)  # reads and writes the .pyc exactly as without us
-        try:
-            self._hook.executed(module)
-        except (ProtocolError, ProtocolWarning):
-            # A finding reported as an error: strict mode, or mode "on" where warnings
-            # are errors (-W error). The module must not import, as in install().
-            raise
-        except Exception as exc:  # pragma: no cover - check() catches its own failures
-            _internal_failure(module.__name__, exc)
 
 
 _registry = _Registry()

@@ -1,0 +1,52 @@
+"""The loader the import hook puts in front of a module's real one (see ``_importhook``).
+
+This file's name is part of what it does. ``Loader.exec_module`` is the one frame of
+protoguard's that sits between importlib and a module's code while the module runs. A
+library that warns as it is imported, ``warnings.warn(..., stacklevel=2)``, means the
+``import`` line that imported it; ``warnings`` walks up the frames to find it, skipping
+importlib's own, and it knows them only by their file name: one that contains both
+``importlib`` and ``_bootstrap`` (``warnings._is_internal_frame``, and the C version
+Python really runs, the same test from 3.9 to 3.13). There is no other way to tell it to
+skip a frame: 3.12's ``skip_file_prefixes`` is the warning caller's own argument. So
+``exec_module`` lives in a file whose name passes that test, and a warning goes past it
+as it goes past importlib. This is a real file: a traceback through ``exec_module`` shows
+its path and its lines as any other file's. tests/test_importhook.py checks both; do not
+rename it.
+
+Nothing here may import ``_importhook`` at import time (it imports this module).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import types
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from ._importhook import ImportHook
+
+
+class Loader:
+    """Stands in for the real loader only until the module's code is about to run."""
+
+    def __init__(self, real: Any, hook: ImportHook) -> None:
+        self._real = real
+        self._hook = hook
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
+        create = getattr(self._real, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        real = self._real
+        # Give the module its real loader back before any of its code runs.
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = real
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = real
+        real.exec_module(module)  # reads and writes the .pyc exactly as without us
+        self._hook.executed(module)
