@@ -865,6 +865,49 @@ class TestHandle:
             for name in [m for m in sys.modules if m.startswith("pgnested")]:
                 del sys.modules[name]
 
+    @pytest.mark.parametrize("target", ["pgrun.main", "pgrun"])
+    def test_python_dash_m(self, tmp_path: Path, target: str) -> None:
+        """`python -m pkg.mod` (or `-m pkg`, its __main__.py) in a package that guards
+        itself: runpy imports the package, then takes the module's code from the loader
+        and runs it as __main__ itself. __main__ gets the real loader (not protoguard's),
+        and the package's __init__, done by then, is checked."""
+        root = tmp_path / "pgrun"
+        root.mkdir()
+        (root / "__init__.py").write_text(
+            textwrap.dedent(
+                """
+                import protoguard
+                protoguard.guard_this_package(mode="on")
+                from contextlib import asynccontextmanager
+
+                @asynccontextmanager
+                async def get_db():
+                    yield "session"
+
+                async def in_init():
+                    async for s in get_db():  # the misuse
+                        pass
+                """
+            )
+        )
+        main = (
+            "import sys\n"
+            "loaders = (__loader__, __spec__.loader, sys.modules['__main__'].__loader__)\n"
+            "print(*(type(loader).__name__ for loader in loaders))\n"
+        )
+        (root / "main.py").write_text(main)
+        (root / "__main__.py").write_text(main)
+        env = dict(os.environ, PROTOGUARD_CACHE_DIR=str(tmp_path / "cache"))
+        env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+        result = subprocess.run(
+            [sys.executable, "-m", target], env=env, capture_output=True, text=True, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["SourceFileLoader"] * 3
+        init = root / "__init__.py"
+        line = line_of(root, "__init__", "# the misuse")
+        assert result.stderr.startswith(f"{init}:{line}: ProtocolWarning: [PG101] 'async for'")
+
     def test_guard_this_package_outside_a_package(self) -> None:
         """Called from a script's __main__, it says what to use instead."""
         namespace = {"__name__": "__main__"}

@@ -493,8 +493,10 @@ class ImportHook:
         if first_error is not None:
             raise first_error
 
-    def executed(self, module: types.ModuleType) -> None:
-        """Called by the loader once ``module`` ran: check it, and the modules waiting."""
+    def executed(self, module: Optional[types.ModuleType]) -> None:
+        """Called by the loader once ``module`` ran: check it, and the modules waiting
+        that are done; with None (runpy took a module's code to run it itself), the
+        modules waiting only."""
         try:
             self._executed(module)
         except (ProtocolError, ProtocolWarning):
@@ -502,9 +504,10 @@ class ImportHook:
             # are errors (-W error). The module must not import, as in install().
             raise
         except Exception as exc:  # pragma: no cover - _scan() catches its own failures
-            _internal_failure(module.__name__, exc)
+            name = module.__name__ if module is not None else ", ".join(self.packages)
+            _internal_failure(name, exc)
 
-    def _executed(self, module: types.ModuleType) -> None:
+    def _executed(self, module: Optional[types.ModuleType]) -> None:
         """Check the module that ran, and the modules waiting that are done.
 
         The modules waiting to be checked (a package's ``__init__`` that was still running
@@ -525,6 +528,9 @@ class ImportHook:
         # an import that failed (strict mode, or -W error), and on importlib.reload(),
         # with new globals and perhaps a new source. An unchanged source is not read again
         # (the scan cache); a module that ran once is checked once.
+        if module is None:
+            self._report(checked)
+            return
         self._scanned.discard(module.__name__)
         checked.append((module, self._scan(module)))
         if "." not in module.__name__:
@@ -604,7 +610,7 @@ class _Finder:
             or not origin.endswith(".py")
         ):
             return spec
-        spec.loader = Loader(loader, hook)  # type: ignore[assignment]
+        spec.loader = Loader(loader, hook, spec)  # type: ignore[assignment]
         return spec
 
     def invalidate_caches(self) -> None:

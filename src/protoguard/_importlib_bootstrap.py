@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 class Loader:
     """Stands in for the real loader only until the module's code is about to run."""
 
-    def __init__(self, real: Any, hook: ImportHook) -> None:
+    def __init__(self, real: Any, hook: ImportHook, spec: importlib.machinery.ModuleSpec) -> None:
         self._real = real
         self._hook = hook
+        self._spec: Any = spec  # its loader is this object, which typeshed cannot say
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -50,3 +51,16 @@ class Loader:
             module.__loader__ = real
         real.exec_module(module)  # reads and writes the .pyc exactly as without us
         self._hook.executed(module)
+
+    def get_code(self, fullname: str) -> Any:
+        """The module's code, for a caller that runs it itself. runpy does (``python -m
+        pkg.mod``, ``runpy.run_module()``): it never calls exec_module(), and gives
+        ``__main__`` the spec's loader as ``__loader__`` and ``__spec__.loader``. So the
+        spec gets its real loader back here, before any of that code runs; the module it
+        runs is not checked. The modules waiting to be checked (the package's
+        ``__init__``, which runpy imported first) are checked now."""
+        spec = self._spec
+        if spec.loader is self:
+            spec.loader = self._real
+        self._hook.executed(None)
+        return self._real.get_code(fullname)
