@@ -153,6 +153,36 @@ class TestOptions:
         assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+class TestXdist:
+    """Under pytest-xdist the workers import the tests, so they find the misuses; the
+    controller lists them and judges the session. Skipped where xdist is not installed
+    (it is not a dependency of protoguard)."""
+
+    @pytest.mark.parametrize("mode", ["on", "strict"])
+    def test_workers_findings_reach_the_controller(self, app: pytest.Pytester, mode: str) -> None:
+        """Two workers each import the misuse: listed once, and strict fails the session."""
+        pytest.importorskip("xdist")
+        app.makepyfile(
+            test_other="""
+            import shopapp.handlers
+
+            def test_other():
+                assert shopapp.handlers.handler
+            """
+        )
+        result = app.runpytest_subprocess(
+            "-n", "2", "--protoguard-packages=shopapp", f"--protoguard-mode={mode}"
+        )
+        result.assert_outcomes(passed=2)
+        strict = mode == "strict"
+        assert result.ret == (pytest.ExitCode.TESTS_FAILED if strict else pytest.ExitCode.OK)
+        title = "protoguard: 1 wrong protocol(s)" + (" (strict: failing)" if strict else "")
+        result.stdout.fnmatch_lines(
+            [f"*{title} =*", "*shopapp*handlers.py:6:21: PG101 'async for' over get_db()*"]
+        )
+        assert result.stdout.str().count("PG101") == 1
+
+
 class TestSampleRate:
     """--protoguard-mode makes strict mode watch every use, whatever the environment says."""
 

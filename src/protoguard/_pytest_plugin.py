@@ -5,7 +5,10 @@ those packages before collection, and ``--protoguard-mode=off|on|strict`` (ini:
 ``protoguard_mode``) sets protoguard's mode for the session: the import hook's, and the
 global mode of guarded providers, which then watch every use in strict mode whatever
 ``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
-listed in the terminal summary; in strict mode they fail the session.
+listed in the terminal summary; in strict mode they fail the session. Under pytest-xdist
+each worker imports the tests, so the workers find them: each sends its findings to the
+controller with its ``workeroutput``, and the controller lists and judges them (xdist is
+not a dependency: its hook is optional).
 ``@pytest.mark.protoguard(mode=...)`` and the ``protoguard_mode`` fixture give one test
 another mode.
 """
@@ -25,6 +28,10 @@ from .exceptions import ConfigurationError
 _HOOK = pytest.StashKey[Optional[ImportHook]]()
 _SAVED_MODE = pytest.StashKey[Optional[str]]()
 _SAVED_SAMPLE_RATE = pytest.StashKey[float]()
+# Under pytest-xdist: the findings' summary lines the workers sent the controller.
+_FROM_WORKERS = pytest.StashKey[list[str]]()
+# The key of a worker's findings in xdist's workeroutput.
+_WORKER_OUTPUT_KEY = "protoguard_findings"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,13 +120,43 @@ def _strict(config: pytest.Config, hook: ImportHook) -> bool:
     return (hook.mode or _config.settings.mode) == _config.STRICT
 
 
+def _summary_lines(config: pytest.Config) -> list[str]:
+    """One line per finding: this process's and, in pytest-xdist's controller, the
+    workers', each once (every worker imports the same modules)."""
+    hook = config.stash.get(_HOOK, None)
+    if hook is None:
+        return []
+    lines = [str(finding) for finding in hook.findings]
+    from_workers: list[str] = config.stash.get(_FROM_WORKERS, [])
+    lines.extend(from_workers)
+    return list(dict.fromkeys(lines))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, in the controller: a worker is done; keep the findings it sent."""
+    output = getattr(node, "workeroutput", None)
+    lines = output.get(_WORKER_OUTPUT_KEY) if isinstance(output, dict) else None
+    if lines:
+        config = node.config
+        config.stash.setdefault(_FROM_WORKERS, []).extend(str(line) for line in lines)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    hook = session.config.stash.get(_HOOK, None)
+    config = session.config
+    hook = config.stash.get(_HOOK, None)
+    if hook is None:
+        return
+    worker_output = getattr(config, "workeroutput", None)
+    if isinstance(worker_output, dict):
+        # A pytest-xdist worker: its summary is never shown, so hand the findings to the
+        # controller, which lists them and fails the session in strict mode.
+        worker_output[_WORKER_OUTPUT_KEY] = [str(finding) for finding in hook.findings]
+        return
     if (
-        hook is not None
-        and hook.findings
-        and _strict(session.config, hook)
+        _summary_lines(config)
+        and _strict(config, hook)
         and session.exitstatus == pytest.ExitCode.OK
     ):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -127,14 +164,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     hook = config.stash.get(_HOOK, None)
-    if hook is None or not hook.findings:
+    lines = _summary_lines(config)
+    if hook is None or not lines:
         return
     strict = _strict(config, hook)
-    count = len(hook.findings)
-    title = f"protoguard: {count} wrong protocol(s)" + (" (strict: failing)" if strict else "")
+    title = f"protoguard: {len(lines)} wrong protocol(s)" + (" (strict: failing)" if strict else "")
     terminalreporter.write_sep("=", title, red=strict, yellow=not strict)
-    for finding in hook.findings:
-        terminalreporter.write_line(str(finding))
+    for line in lines:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)
