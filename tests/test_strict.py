@@ -501,6 +501,30 @@ class TestPG201:
         assert log == ["gen closed"]
         assert _codes() == [("PG201", 1)]
 
+    @pytest.mark.parametrize("referenced", [False, True], ids=["collected", "referenced"])
+    def test_left_as_asyncio_run_ends(self, run, providers, async_engine, referenced) -> None:
+        """The loop left by a return in asyncio.run()'s own task, which ends the run at
+        once: the close protoguard schedules is cancelled with the loop's other tasks
+        before it starts, not inside the provider's cleanup, which then runs whole: the
+        connection is back in the pool when asyncio.run() returns, as without protoguard.
+        (PG201 comes from the proxy's collection, or, still referenced, the task's end.)"""
+        protoguard.configure(action="log")
+        _, get_gen, log = providers
+        kept: list[Any] = []
+
+        async def main() -> int:
+            sessions = get_gen()
+            if referenced:
+                kept.append(sessions)
+            async for session in sessions:
+                return (await session.execute(COUNT)).scalar_one()
+            raise AssertionError("unreachable")
+
+        assert run(main()) == 2
+        assert log == ["gen closed"]
+        assert async_engine.pool.checkedout() == 0
+        assert _codes() == [("PG201", 1)]
+
     def test_raise_goes_to_unraisablehook(self, run, providers, monkeypatch) -> None:
         """With action "raise", a finding made at collection goes to sys.unraisablehook."""
         _, get_gen, _ = providers

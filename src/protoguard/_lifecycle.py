@@ -1279,12 +1279,29 @@ def _handed_in(state: GeneratorState, value: Any) -> bool:
     return arguments is not None and any(argument is value for argument in arguments)
 
 
-def _close_later(gen: Any) -> None:
-    """Close an abandoned async generator on the running loop, if there is one."""
+def _close_later(gen: Any, in_a_callback: bool = False) -> None:
+    """Close an abandoned async generator on the running loop, if there is one.
+
+    The close task's first step comes one loop iteration after the callbacks of a task
+    that is ending, as with asyncio's own finaliser: when that task is asyncio.run()'s
+    own (the run is ending), the close is then cancelled before it starts, with the
+    loop's other tasks, and the cancellation reaches the generator at its 'yield', so
+    its cleanup runs whole while asyncio.run() waits for the cancelled tasks. A close
+    that started sooner would be cancelled inside the provider's cleanup, its
+    connection left checked out. So: a task at once from a task's done callback
+    (``in_a_callback``), and from anywhere else (a finaliser, run inside the task's
+    last step) a callback that makes the task."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # no loop here: asyncio's own async-generator finaliser will close it
+    if in_a_callback:
+        _start_closing(loop, gen)
+    else:
+        loop.call_soon(_start_closing, loop, gen)
+
+
+def _start_closing(loop: asyncio.AbstractEventLoop, gen: Any) -> None:
     task = loop.create_task(gen.aclose())
     _closing.add(task)  # the loop keeps only a weak reference to its tasks
     task.add_done_callback(_closing.discard)
@@ -1301,7 +1318,8 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     if state.done or state.reported:
         return
     state.reported = True
-    _close_later(proxy.__wrapped__)  # first: the connection goes back whatever the report does
+    # First: the connection goes back whatever the report does.
+    _close_later(proxy.__wrapped__, in_a_callback=True)
     report(proxy._pg_left_early(), can_raise=False, when="when the task that began the loop ended")
 
 
