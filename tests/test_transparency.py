@@ -15,6 +15,7 @@ import collections.abc
 import contextlib
 import functools
 import inspect
+import re
 import sys
 import types
 from typing import Any, Callable
@@ -1125,6 +1126,47 @@ def _dispose(obj: Any) -> None:
     """Close what a provider returned and nobody used, without a warning."""
     if isinstance(obj, (types.CoroutineType, Session)):
         obj.close()
+
+
+class TestRepr:
+    """A result's repr is the object's own, so errors that show it name the provider."""
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_repr_is_the_results_own(self, kind: str, async_maker: Any, sync_maker: Any) -> None:
+        make, provider = _results(kind, async_maker, sync_maker)
+        plain = make(provider)
+        guarded = make(protoguard.provider(provider))
+        try:
+            inner = getattr(guarded, "__wrapped__", guarded)
+            # Objects of their own (contextlib's, a maker's session): the same kind of repr.
+            assert repr(guarded) == repr(inner)
+            shape = re.sub(r"0x[0-9a-f]+", "0x", repr(plain))
+            assert re.sub(r"0x[0-9a-f]+", "0x", repr(guarded)) == shape or kind.endswith(
+                "contextmanager"
+            )
+            if kind in ("async generator", "generator", "coroutine"):
+                assert provider.__name__ in repr(guarded)
+        finally:
+            _dispose(plain)
+            _dispose(inner)
+
+    def test_strict_session_repr(self, run, async_maker: Any) -> None:
+        """The session strict mode watches has the session's repr."""
+
+        @protoguard.provider(mode="strict")
+        async def get_db() -> Any:
+            async with async_maker() as session:
+                yield session
+
+        async def main() -> tuple[str, str]:
+            reprs = ("", "")
+            async for session in get_db():
+                reprs = repr(session), repr(session.__wrapped__)
+            return reprs
+
+        shown, own = run(main())
+        assert shown == own
+        assert shown.startswith("<sqlalchemy.ext.asyncio.session.AsyncSession object at 0x")
 
 
 class TestIsinstance:

@@ -59,6 +59,7 @@ from ._proxies import (
     GuardedContextManager,
     SessionProxy,
     _BaseProxy,
+    _wrapped_repr,
 )
 from .exceptions import (
     CallSite,
@@ -1001,6 +1002,8 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
 
     def __iter__(self) -> Any:
         return iter(self.__wrapped__)
+
+    __repr__ = _wrapped_repr
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"cannot pickle a watched {type(self.__wrapped__).__name__}")

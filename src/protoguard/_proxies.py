@@ -238,6 +238,14 @@ _ENTERING = frozenset(
 )
 
 
+def _wrapped_repr(self: Any) -> str:
+    """A proxy's repr: the object's own (``<async_generator object get_db at 0x...>``),
+    not wrapt's (``<AsyncGeneratorProxy at 0x... for async_generator at 0x...>``), so
+    errors that show it (FastAPI's, Python's) name the provider, as they would
+    unguarded."""
+    return repr(self.__wrapped__)
+
+
 class _ResultProxy(_BaseProxy):  # type: ignore[misc]
     """Common ground of the wrapt proxies around generators and coroutines."""
 
@@ -267,6 +275,8 @@ class _ResultProxy(_BaseProxy):  # type: ignore[misc]
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"cannot pickle a guarded {type(self.__wrapped__).__name__}")
+
+    __repr__ = _wrapped_repr
 
 
 class AsyncGeneratorProxy(_ResultProxy):
@@ -439,6 +449,8 @@ class SessionProxy(_BaseProxy):  # type: ignore[misc]
             __tracebackhide__ = True
             self._self_fail(k.AWAIT)
         return method(wrapped)
+
+    __repr__ = _wrapped_repr
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"cannot pickle a guarded {type(self.__wrapped__).__name__}")
