@@ -1919,16 +1919,63 @@ class TestIdempotence:
 
     @pytest.mark.parametrize("func", [*DOCUMENTED, plain_db], ids=lambda f: f.__name__)
     def test_function(self, func: Any) -> None:
-        """provider(provider(f)) is provider(f)."""
+        """provider(provider(f)) is provider(f). New options guard f again with them."""
         once = protoguard.provider(func)
         assert protoguard.provider(once) is once
-        assert protoguard.provider(name="other")(once) is once
+        assert protoguard.provider(name=once.__protoguard_provider__.name)(once) is once
+        renamed = protoguard.provider(name="other")(once)
+        assert renamed is not once
+        assert renamed.__protoguard_provider__.name == "other"
+        assert renamed.__wrapped__ is func
 
     def test_session_makers(self, async_maker: Any, sync_maker: Any) -> None:
         """The same for async_sessionmaker and sessionmaker."""
         for maker in (async_maker, sync_maker):
             once = protoguard.provider(maker)
             assert protoguard.provider(once) is once
+
+    @pytest.mark.parametrize("bound", [False, True], ids=["function", "method"])
+    @pytest.mark.parametrize("kind", ["asynccontextmanager", "async generator"])
+    def test_a_new_mode_applies(self, run: Any, async_maker: Any, kind: str, bound: bool) -> None:
+        """provider(mode="strict") on a provider guarded in mode on (a library's) is
+        that provider in strict mode, not the one given, its mode silently kept."""
+
+        class Repo:
+            @protoguard.provider
+            @contextlib.asynccontextmanager
+            async def cm(self) -> Any:
+                async with async_maker() as session:
+                    yield session
+
+            @protoguard.provider
+            async def gen(self) -> Any:
+                async with async_maker() as session:
+                    yield session
+
+        repo = Repo()
+        once = (repo.cm if kind == "asynccontextmanager" else repo.gen) if bound else None
+        if once is None:
+            once = protoguard.provider(acm_db if kind == "asynccontextmanager" else agen_db)
+        strict = protoguard.provider(mode="strict")(once)
+        assert strict is not once
+        args = () if bound else (async_maker, [])
+
+        async def kept_past_its_block(provider: Any) -> Any:
+            if kind == "asynccontextmanager":
+                async with provider(*args) as session:
+                    pass
+            else:
+                async for session in provider(*args):  # noqa: B007 - used after the loop
+                    pass
+            try:
+                return (await session.execute(COUNT)).scalar_one()
+            finally:
+                await session.close()
+
+        assert run(kept_past_its_block(once)) == 2  # mode on: no strict checks
+        with pytest.raises(protoguard.ProtocolError) as caught:
+            run(kept_past_its_block(strict))
+        assert caught.value.code == "PG203"
 
     def test_twice_behaves_as_unguarded(self, run: Any, async_maker: Any) -> None:
         """A provider guarded twice still rolls back and re-raises the same error."""

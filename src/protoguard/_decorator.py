@@ -263,6 +263,16 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     return None
 
 
+def _unguarded(obj: Any) -> Any:
+    """The provider a guarded one guards (bound again, for a bound method)."""
+    if type(obj) is types.MethodType:
+        return types.MethodType(_unguarded(obj.__func__), obj.__self__)
+    # GuardedFunction and GuardedSessionMaker, wrapt's bound form of a GuardedFunction
+    # (the original bound the same way), and a guarded context-manager function (what
+    # functools.wraps recorded): __wrapped__ is the provider beneath.
+    return obj.__wrapped__
+
+
 def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
     if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
         # A session maker has no def line: its "definition" is where it was guarded,
@@ -435,8 +445,13 @@ def _guard_function(
 def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
     if isinstance(obj, (classmethod, staticmethod)):
         return type(obj)(_decorate(obj.__func__, name, mode, yields))
-    if _guarded_info(obj) is not None:
-        return obj  # already guarded: decorating twice is harmless
+    guarded_as = _guarded_info(obj)
+    if guarded_as is not None:
+        if mode is None and yields is None and (name is None or name == guarded_as.name):
+            return obj  # already guarded, nothing new asked: decorating twice is harmless
+        # Options for a provider guarded already (a library's, given its own mode here):
+        # the provider beneath, guarded again with them (and its name, unless renamed).
+        return _decorate(_unguarded(obj), name or guarded_as.name, mode, yields)
     kind = k.classify(obj)
     if kind is None:
         raise TypeError(
