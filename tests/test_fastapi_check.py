@@ -414,20 +414,20 @@ class TestFindings:
 
     def test_mode_off_is_named(self, sync_maker: Any) -> None:
         """With mode off, @protoguard.provider leaves the provider as it was, and says so."""
-        with protoguard.override(mode="off"):
+        protoguard.configure(mode="off")  # the global mode: the test's fixture restores it
 
-            @protoguard.provider
-            @contextlib.contextmanager
-            def get_sync_db():
-                yield sync_maker()
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_sync_db():
+            yield sync_maker()
 
-            app = FastAPI()
+        app = FastAPI()
 
-            @app.get("/x")
-            def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
-                pass
+        @app.get("/x")
+        def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
+            pass
 
-            (problem,) = check_app(app)
+        (problem,) = check_app(app)
         assert problem.message.endswith(
             "protoguard's mode is 'off', in which @protoguard.provider leaves providers unguarded."
         )
