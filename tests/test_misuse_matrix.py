@@ -17,6 +17,7 @@ import ast
 import asyncio
 import functools
 import gc
+import linecache
 import sys
 import textwrap
 import types
@@ -232,7 +233,9 @@ FAMILIES = {
             "async for": ("PG106", f"async with await {EXPR} as db_session:"),
             "with": ("PG105", f"async with await {EXPR} as db_session:"),
             "for": ("PG105", f"async with await {EXPR} as db_session:"),
-            "attribute": ("PG103", AS_COROUTINE),
+            # The session's attribute: the coroutine awaited and its session entered
+            # (as for a block), so the session is closed, not left open.
+            "attribute": ("PG103", f"async with await {EXPR} as db_session:"),
         },
         # Never entered at all, so never entered twice.
         not_applicable=("re-enter",),
@@ -698,6 +701,10 @@ class TestWrongProtocol:
         # The sync drivers are plain defs: an async fix says it needs an async def.
         driver = _driver(kind, protocol)
         needs_async = fix.startswith(("async ", "await ")) or " await " in fix
+        if protocol == "attribute":
+            # The fix is for the line that made the object, which the note names.
+            made = line_of(__file__, MISUSE + driver.marker) - 1
+            fix += f"  # replaces line {made}: {linecache.getline(__file__, made).strip()}"
         if needs_async and not driver.is_async:
             fix += f"  # needs an async def; {driver.func.__name__}() is a plain def"
         expected_in_order = [
@@ -828,7 +835,8 @@ class TestFixKeepsTheCallAsWritten:
         assert first <= error.call_site.lineno <= first + 2
 
     def test_one_item_of_several(self, run, async_maker) -> None:
-        """`async with other() as _, get_db() as db:`: the fix is the provider's item."""
+        """`async with other() as _, get_db() as db:`: the other item is kept, and the
+        provider's loop nested in its block, as the message says."""
 
         @protoguard.provider
         async def get_db():
@@ -845,7 +853,13 @@ class TestFixKeepsTheCallAsWritten:
 
         with pytest.raises(ProtocolError) as info:
             run(handler())
-        assert (info.value.code, info.value.fix) == ("PG102", "async for db in get_db():")
+        fix = "async with other() as _:\n    async for db in get_db():"
+        assert (info.value.code, info.value.fix) == ("PG102", fix)
+        assert (
+            "  fix: async with other() as _:\n"
+            "            async for db in get_db():"
+            "  # the blocks nest: the body goes under the last one"
+        ) in str(info.value)
         assert info.value.call_site == (__file__, line_of(__file__, MISUSE + "one-of-several"))
 
     def test_method_through_self(self, run, async_maker) -> None:
@@ -927,7 +941,8 @@ class TestFixKeepsTheCallAsWritten:
 
     def test_attribute_on_the_call_of_a_coroutine(self, run, async_maker) -> None:
         """The coroutine provider's PG103 on the call (a forgotten await): the fix awaits
-        it, then the line on the session, with the call's arguments as written."""
+        it and enters the session (closed at the block's end, as PG105/PG106 do), then
+        the line on the session, with the call's arguments as written."""
 
         @protoguard.provider
         async def make_session(password: str):
@@ -943,7 +958,8 @@ class TestFixKeepsTheCallAsWritten:
         _close_unawaited(error)
         assert (error.code, error.used) == ("PG103", ".execute")
         assert error.fix == (
-            "session = await make_session(password=password); result = await session.execute(COUNT)"
+            "async with await make_session(password=password) as session: "
+            "result = await session.execute(COUNT)"
         )
         compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "coro-attr"))
@@ -1106,16 +1122,31 @@ def comp_plain_def(get_db: Any) -> Any:
     return [db for db in get_db(info={"password": SECRET})]  # <- misuse: comp-plain-def
 
 
+KEEPS = "  # and the lines that use the session in the block: it closes it at its end"
 COMPREHENSIONS = [
     # A context manager: entered as the comprehension's variable, with the line on it
-    # (over its one item), for a list, dict or set comprehension, async or not.
-    (comp_list, "acm", "PG101", f"async with {EXPR} as db: sessions = [db]", ""),
-    (comp_sync_list, "acm", "PG105", f"async with {EXPR} as db: sessions = [db]", ""),
-    (comp_dict, "acm", "PG101", f"async with {EXPR} as db: by_id = {{id(db): db}}", ""),
-    (comp_set, "cm", "PG101", f"with {EXPR} as db: sessions = {{db}}", ""),
-    (comp_list, "async_sessionmaker", "PG101", f"async with {EXPR} as db: sessions = [db]", ""),
+    # (over its one item), for a list, dict or set comprehension, async or not; in the
+    # block, not after it on its line: the line keeps the session for the lines after
+    # it, which go in the block too (on one line, the block would close it at once).
+    (comp_list, "acm", "PG101", f"async with {EXPR} as db:\n    sessions = [db]", KEEPS),
+    (comp_sync_list, "acm", "PG105", f"async with {EXPR} as db:\n    sessions = [db]", KEEPS),
+    (comp_dict, "acm", "PG101", f"async with {EXPR} as db:\n    by_id = {{id(db): db}}", KEEPS),
+    (comp_set, "cm", "PG101", f"with {EXPR} as db:\n    sessions = {{db}}", KEEPS),
+    (
+        comp_list,
+        "async_sessionmaker",
+        "PG101",
+        f"async with {EXPR} as db:\n    sessions = [db]",
+        KEEPS,
+    ),
     # A coroutine's forgotten await: awaited, and the session it gives entered.
-    (comp_list, "coroutine", "PG106", f"async with await {EXPR} as db: sessions = [db]", ""),
+    (
+        comp_list,
+        "coroutine",
+        "PG106",
+        f"async with await {EXPR} as db:\n    sessions = [db]",
+        KEEPS,
+    ),
     # A condition, or a generator expression (it runs later, after any block ended): the
     # provider's statement, bound to the comprehension's variable.
     (comp_condition, "acm", "PG101", f"async with {EXPR} as db:", ""),
@@ -1207,11 +1238,11 @@ def test_comprehension_fix(run, named_get_db, driver, kind, code, fix, note) -> 
         _call(run, driver, named_get_db[kind])
     error = info.value
     assert (error.code, error.fix) == (code, fix)
-    assert f"  fix: {fix}{note}" in str(error).splitlines()
+    assert f"  fix: {fix}{note}".replace("\n", "\n        ") in str(error)
     marker = MISUSE + driver.__name__.replace("_", "-")
     assert error.call_site == (__file__, line_of(__file__, marker))
-    body = fix + ("\n        pass" if fix.endswith(":") else "")
-    compile(f"async def f():\n    {body}", "fix", "exec", dont_inherit=True)
+    body = fix + ("\n    pass" if fix.endswith(":") else "")
+    compile(f"async def f():\n{textwrap.indent(body, '    ')}", "fix", "exec", dont_inherit=True)
     assert SECRET not in str(error)
 
 

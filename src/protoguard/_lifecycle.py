@@ -40,12 +40,16 @@ from . import _kinds as k
 from . import sqlalchemy as sqlalchemy_events
 from ._findings import report
 from ._messages import (
+    _IMPORT_CONTEXTLIB,
     _INTERNAL_MODULES,
     DOCS_URL,
     definition_line,
     enter_once,
+    fix_line,
     in_depends,
+    needs_async_def,
     open_where_used,
+    plain_def_at,
     right_use,
     short_name,
     user_frame,
@@ -169,6 +173,7 @@ def finding(
     fix: str,
     *,
     error_class: type = ProtocolError,
+    note: str = "",
 ) -> ProtocolError:
     """Build the ProtocolError for a strict-mode finding (PG2xx)."""
     site = resolve(where)
@@ -181,7 +186,7 @@ def finding(
             parts.append(f"      {source}")
     parts.append(f"  {definition_line(info)}")
     parts.append(f"  {detail}")
-    parts.append(f"  fix: {fix}")
+    parts.append(fix_line(fix, note))  # the note is said, not part of .fix
     parts.append(f"  docs: {DOCS_URL}#{code.lower()}")
     error: ProtocolError = error_class(
         "\n".join(parts),
@@ -1014,6 +1019,11 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
 
 def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
     site = resolve(where)
+    fix = right_use(info, site)
+    plain_def = plain_def_at(site.filename, site.lineno) if site is not None else None
+    note = ""
+    if plain_def is not None and needs_async_def(fix):
+        note = f"  # needs an async def; {plain_def}() is a plain def"
     report(
         finding(
             "PG204",
@@ -1022,7 +1032,8 @@ def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
             f"The {what} it returned here was garbage-collected without being "
             f"{'awaited' if info.kind == k.COROUTINE else 'entered or iterated'}; "
             f"whatever it was meant to do did not happen.",
-            right_use(info, site),
+            fix,
+            note=note,
         ),
         can_raise=False,
     )
@@ -1263,10 +1274,11 @@ class _StrictGenerator:
             "The loop was left (return/break/exception) before the generator finished, "
             "so the provider's code after 'yield' (commit, close, returning the connection "
             "to the pool) did not run when it should have; protoguard has scheduled the "
-            "generator's close on the event loop.",
-            f"{enter_once(info, resolve(self._self_state.iterated_at))} (the provider as it "
-            f"is, entered once as Depends() does: its cleanup runs however the block is "
-            f"left), or let the loop run to its end",
+            "generator's close on the event loop. Enter the provider once, as it is, as "
+            "Depends() does (its cleanup then runs however the block is left), or let the "
+            "loop run to its end.",
+            enter_once(info, resolve(self._self_state.iterated_at)),
+            note=_IMPORT_CONTEXTLIB,
         )
 
 

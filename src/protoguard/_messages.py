@@ -180,7 +180,8 @@ def _parse_line(line: str) -> Optional[ast.AST]:
         return None
     func = tree.body[0]
     assert isinstance(func, ast.AsyncFunctionDef)
-    return func.body[0] if func.body else None
+    # `x = 1; db = await get_db()`: more than one statement, none of them the line.
+    return func.body[0] if len(func.body) == 1 else None
 
 
 def _segment(source: str, node: ast.AST) -> str:
@@ -203,6 +204,13 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
             expr, target = items[0].context_expr, items[0].optional_vars
     elif isinstance(stmt, ast.Expr):
         expr = stmt.value
+    elif isinstance(stmt, ast.Return) and stmt.value is not None and _calls(stmt.value, call_name):
+        expr = stmt.value  # `return await get_db("primary")`
+    elif isinstance(stmt, (ast.If, ast.While)):
+        # `if (db := await get_db("primary")) is not None:`
+        named = _named_call(stmt.test, call_name)
+        if named is not None:
+            expr, target = named.value, named.target
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         value = stmt.value
         target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
@@ -216,6 +224,25 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
         code + (" pass" if code.endswith(":") else ""), "    "
     )
     return _segment(source, expr), (_segment(source, target) if target is not None else None)
+
+
+def _named_call(test: ast.expr, name: str) -> Optional[ast.NamedExpr]:
+    """The ``(db := await get_db())`` in a condition, if it binds a call of ``name``."""
+    for node in ast.walk(test):
+        if isinstance(node, ast.NamedExpr) and _calls(node.value, name):
+            return node
+    return None
+
+
+def _without_walrus(test: ast.expr, named: ast.NamedExpr) -> str:
+    """The condition ``test`` with ``named`` (`db := await get_db()`) as its name only
+    (`db is not None`)."""
+
+    class Replace(ast.NodeTransformer):
+        def visit_NamedExpr(self, node: ast.NamedExpr) -> ast.AST:
+            return node.target if node is named else self.generic_visit(node)
+
+    return ast.unparse(Replace().visit(test))
 
 
 def _attribute_owner(line: str, attr: str) -> Optional[str]:
@@ -274,7 +301,13 @@ def _calls(expr: ast.AST, name: str) -> bool:
     """Whether ``expr`` is a call of ``name`` (awaited or not)."""
     if isinstance(expr, ast.Await):
         expr = expr.value
-    return isinstance(expr, ast.Call) and _called_name(expr) == name
+    return isinstance(expr, ast.Call) and _is_call_of(expr, name)
+
+
+def _is_call_of(call: ast.Call, name: str) -> bool:
+    """Whether ``call`` calls what ``name`` names: ``repo.session()`` calls
+    ``Repository.session`` (a method is called by its attribute, not its class)."""
+    return _called_name(call) == name.rpartition(".")[2]
 
 
 def _called_name(call: ast.Call) -> str:
@@ -307,15 +340,63 @@ def _right_protocol(kind: str, used: str) -> str:
     return k.SUPPORTED[kind][0]
 
 
-def rewritten(kind: str, used: str, expr: str, target: Optional[str]) -> str:
+def rewritten(
+    kind: str, used: str, expr: str, target: Optional[str], *, leaves_early: bool = False
+) -> str:
     """``expr`` used with the protocol a provider of ``kind`` speaks, binding ``target``
-    (the rule the run-time and the import-time fixes share)."""
-    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH, k.ASYNC_FOR, k.FOR):
-        # A block or a loop over what a coroutine gives: await it, and enter the
-        # session it returns (a forgotten await, or a sync block on an async provider),
-        # so the body stays a block and the session is closed at its end.
+    (the rule the run-time and the import-time fixes share). ``leaves_early``: the
+    user's block may be left before its end (a return or break in it)."""
+    if kind == k.COROUTINE and used in (k.ASYNC_WITH, k.WITH, k.ASYNC_FOR, k.FOR, k.ATTRIBUTE):
+        # A block or a loop over what a coroutine gives, or the session's attribute
+        # taken on it: await it, and enter the session it returns (a forgotten await,
+        # or a sync block on an async provider), so the session is closed at the
+        # block's end.
         return render(k.ASYNC_WITH, f"await {expr}", target)
+    if leaves_early and kind == k.ASYNC_GEN and used in (k.WITH, k.ASYNC_WITH):
+        # An 'async for' left by its return or break would leave the generator's
+        # cleanup for later (PG201): the provider entered once, as Depends() does.
+        entered = entered_once(expr)
+        if entered is not None:
+            return render(k.ASYNC_WITH, entered, target)
     return render(_right_protocol(kind, used), expr, target)
+
+
+def entered_once(expr: str) -> Optional[str]:
+    """``contextlib.asynccontextmanager(get_db)(args)`` for the call ``get_db(args)``."""
+    try:
+        call = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
+    if isinstance(call, ast.Call):
+        func = _segment(expr, call.func)
+        if expr.startswith(func):
+            return f"contextlib.asynccontextmanager({func}){expr[len(func) :]}"
+    return None
+
+
+def leaves_early(filename: str, lineno: int, name: str) -> bool:
+    """Whether the block whose header is at ``filename:lineno`` may be left before its
+    end by a statement in it: a return, or a break or continue of no loop in it."""
+    line = linecache.getline(filename, lineno)
+    node = _statement_at(filename, lineno, line, name)
+    return isinstance(node, (ast.With, ast.AsyncWith)) and block_leaves_early(node)
+
+
+def block_leaves_early(node: ast.AST) -> bool:
+    """Whether the body of ``node`` (a block) has a statement that leaves it before its
+    end: a return, or a break or continue of no loop in it."""
+
+    def leaves(stmt: ast.AST, in_loop: bool) -> bool:
+        if isinstance(stmt, ast.Return) or (
+            isinstance(stmt, (ast.Break, ast.Continue)) and not in_loop
+        ):
+            return True
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return False
+        loop = in_loop or isinstance(stmt, (ast.For, ast.AsyncFor, ast.While))
+        return any(leaves(child, loop) for child in ast.iter_child_nodes(stmt))
+
+    return any(leaves(stmt, False) for stmt in getattr(node, "body", ()))
 
 
 def fix_line(fix: str, note: str = "") -> str:
@@ -332,10 +413,13 @@ def _fix(
     owner: Optional[str],
     assigned: str,
     attr: Optional[str] = None,
-) -> str:
-    """The user's line rewritten to the protocol ``kind`` speaks."""
+    leaves_early: bool = False,
+) -> tuple[str, str]:
+    """The user's line rewritten to the protocol ``kind`` speaks, and a note on it for
+    the message (not part of the fix): what else to move, or what it needs."""
     name = short_name(info)
     expr, target = _pieces(line, name)
+    stmt = _parse_line(line)
     inner = None
     if used == k.ATTRIBUTE:
         if owner is None:  # `await get_db().execute(q)`: the call is on the line
@@ -348,21 +432,131 @@ def _fix(
     else:
         inner = _provider_call(line, name)
     if inner is None:
-        return rewritten(kind, used, expr, target)
+        if isinstance(stmt, (ast.With, ast.AsyncWith)) and used in (k.WITH, k.ASYNC_WITH):
+            source = _PARSED + _code_of(line) + " pass"
+            items = [
+                (
+                    _segment(source, item.context_expr),
+                    _segment(source, item.optional_vars) if item.optional_vars else None,
+                )
+                for item in stmt.items
+            ]
+            mine = {i for i, item in enumerate(stmt.items) if _calls(item.context_expr, name)}
+            if len(items) == 1:
+                mine = {0}
+                if target is None and isinstance(stmt.items[0].context_expr, ast.Name):
+                    # `db = make_session()` then `async with db:`: the block uses `db`.
+                    items = [(items[0][0], items[0][0])]
+            fixed = with_items(kind, used, items, mine, leaves_early)
+            if "\n" in fixed:
+                return fixed, "  # the blocks nest: the body goes under the last one"
+            return fixed, _IMPORT_CONTEXTLIB if "contextlib." in fixed else ""
+        fixed = rewritten(kind, used, expr, target)
+        if isinstance(stmt, ast.If) and fixed.endswith(":"):
+            named = _named_call(stmt.test, name)
+            if named is not None:
+                # The session bound first, then the condition on it.
+                whole = f"{fixed}\n    if {_without_walrus(stmt.test, named)}:"
+                if _is_code(whole):
+                    return whole, ""
+        if (
+            isinstance(stmt, ast.Return)
+            and stmt.value is not None
+            and _calls(stmt.value, name)
+            and fixed.endswith(":")
+        ):  # `return await get_db()`: the session would leave the block, closed
+            return fixed, _USE_IT_INSIDE
+        return fixed, ""
     if inner.loop is not None and kind in (k.ASYNC_GEN, k.SYNC_GEN) and _is_code(inner.loop):
-        return inner.loop  # `[db for db in get_db()]`: the comprehension's own loop
+        return inner.loop, ""  # `[db for db in get_db()]`: the comprehension's own loop
     # `r = await (await get_db()).execute(q)`: the provider's statement, then the line
     # on the session it gives.
     fixed = rewritten(kind, used, inner.call, inner.target)
     if inner.rest is None:
-        return fixed
+        return fixed, ""
+    note = ""
     if inner.block:  # the line is a block's header itself: the next line, one level in
         whole = f"{fixed}\n    {inner.rest}"
+    elif fixed.endswith(":") and _keeps_session(inner.rest, inner.target):
+        # `db, other = session, 1`, `dbs = [db]`: the line keeps the session for the
+        # lines after it, which the block must hold too (on one line, the block would
+        # end at once and close the session they use).
+        whole = f"{fixed}\n    {inner.rest}"
+        note = _USE_IT_INSIDE
     elif fixed.endswith(":"):  # the rest of the line is the block's body
         whole = f"{fixed} {inner.rest}"
     else:
         whole = f"{fixed}; {inner.rest}"
-    return whole if _is_code(whole) else fixed
+    return (whole, note) if _is_code(whole) else (fixed, "")
+
+
+_USE_IT_INSIDE = "  # and the lines that use the session in the block: it closes it at its end"
+_IMPORT_CONTEXTLIB = "  # import contextlib"
+
+
+def _keeps_session(rest: str, name: str) -> bool:
+    """Whether the statement ``rest`` hands the session ``name`` itself on (binds it, or
+    a container of it, or what a call given it returns; or returns it), rather than only
+    using it (`r = await session.execute(q)`)."""
+    try:
+        tree = ast.parse(_PARSED + rest)
+    except SyntaxError:
+        return True
+    func = tree.body[0]
+    assert isinstance(func, ast.AsyncFunctionDef)
+    for stmt in func.body:
+        value = getattr(stmt, "value", None)
+        if isinstance(value, ast.AST) and _flows(value, name):
+            return True
+        if any(isinstance(node, ast.NamedExpr) for node in ast.walk(stmt)):
+            return True
+    return False
+
+
+def _flows(node: ast.AST, name: str) -> bool:
+    """Whether the value of ``node`` may be, or hold, what ``name`` names."""
+    if isinstance(node, ast.Name):
+        return node.id == name
+    if isinstance(node, (ast.Attribute, ast.Subscript, ast.Compare, ast.BinOp, ast.UnaryOp)):
+        return False  # what the session gave, not the session
+    if isinstance(node, ast.Call):  # a call given the session may keep it
+        return any(_flows(arg, name) for arg in [*node.args, *(kw.value for kw in node.keywords)])
+    return any(_flows(child, name) for child in ast.iter_child_nodes(node))
+
+
+def with_items(
+    kind: str,
+    used: str,
+    items: list[tuple[str, Optional[str]]],
+    mine: set[int],
+    leaves_early: bool = False,
+) -> str:
+    """A ``with`` (or ``async with``) statement of ``items`` (expression, name) whose
+    items ``mine`` call the provider, rewritten: the other items kept, the provider's
+    rewritten in place where they stay items of the statement, or the statement split
+    into blocks nested in order where they do not (`async with a() as a:` then, one
+    level in, `async for b in get_db():`)."""
+    lines: list[str] = []
+    group: list[str] = []
+    head = f"{used} "
+
+    def close() -> None:
+        if group:
+            lines.append(f"{head}{', '.join(group)}:")
+            group.clear()
+
+    for i, (expr, target) in enumerate(items):
+        if i not in mine:
+            group.append(expr + (f" as {target}" if target else ""))
+            continue
+        fixed = rewritten(kind, used, expr, target, leaves_early=leaves_early)
+        if fixed.startswith(head) and fixed.endswith(":"):
+            group.append(fixed[len(head) : -1])
+        else:
+            close()
+            lines.append(fixed)
+    close()
+    return "\n".join(" " * (_INDENT * depth) + text for depth, text in enumerate(lines))
 
 
 def _is_code(fix: str, in_async_def: bool = True) -> bool:
@@ -379,7 +573,7 @@ def _is_code(fix: str, in_async_def: bool = True) -> bool:
     return True
 
 
-def _needs_async_def(fix: str) -> bool:
+def needs_async_def(fix: str) -> bool:
     """Whether a fix uses 'async with', 'async for', 'await' or an async comprehension,
     which only an async def may."""
     return _is_code(fix) and not _is_code(fix, in_async_def=False)
@@ -457,7 +651,7 @@ def _nested_calls(stmt: ast.stmt, name: str) -> list[tuple[ast.Call, tuple[ast.A
         whole = stmt.items[0].context_expr
     if isinstance(whole, ast.Await):
         whole = whole.value
-    if whole is None or (isinstance(whole, ast.Call) and _called_name(whole) == name):
+    if whole is None or (isinstance(whole, ast.Call) and _is_call_of(whole, name)):
         return []
     return list(_calls_in(whole, name))
 
@@ -535,7 +729,7 @@ def _calls_in(
 ) -> Iterator[tuple[ast.Call, tuple[ast.AST, ...]]]:
     """The calls of ``name`` in ``node``, outermost first, each with the nodes around it
     (``node`` first, its parent last)."""
-    if isinstance(node, ast.Call) and _called_name(node) == name and path:
+    if isinstance(node, ast.Call) and _is_call_of(node, name) and path:
         yield node, path
     for child in ast.iter_child_nodes(node):
         yield from _calls_in(child, name, (*path, node))
@@ -573,35 +767,76 @@ def _replaced(code: str, node: ast.expr, path: tuple[ast.AST, ...], text: str) -
     return code[:start] + text + code[end:]
 
 
-def _logical_line(filename: str, lineno: int) -> str:
+def _logical_line(filename: str, lineno: int, name: Optional[str] = None) -> str:
     """The statement at ``filename:lineno`` as one line, for a fix to rewrite.
 
     The physical line when it is a whole statement; otherwise (a call spread over
-    lines, as formatters write long ones) the statement around it, read from the
-    file and unparsed onto one line: its header only, for a block. Only ever on the
+    lines, as formatters write long ones, a line continued with a backslash, or
+    statements separated by semicolons: the one that calls ``name``) the statement
+    around it, read from the file: its header only, for a block. Only ever on the
     error path.
     """
     line = linecache.getline(filename, lineno)
-    if not line.strip() or _parse_line(line) is not None:
+    if not line.strip() or (_parse_line(line) is not None and not _continued(filename, lineno)):
         return line
-    return _statement_around(filename, lineno, line)
+    return _statement_around(filename, lineno, line, name)
+
+
+def _continued(filename: str, lineno: int) -> bool:
+    """Whether the line at ``lineno`` continues the one before it, or goes on in the
+    next, with a backslash (`db = \\` / `    await get_db()`)."""
+    before = linecache.getline(filename, lineno - 1) if lineno > 1 else ""
+    line = linecache.getline(filename, lineno)
+    return before.rstrip("\r\n").endswith("\\") or line.rstrip("\r\n").endswith("\\")
 
 
 @functools.lru_cache(maxsize=512)  # a strict-mode finding may repeat at one place
-def _statement_around(filename: str, lineno: int, line: str) -> str:
+def _statement_around(filename: str, lineno: int, line: str, name: Optional[str] = None) -> str:
+    node = _statement_at(filename, lineno, line, name)
+    if node is None:
+        return line
+    if node.lineno == node.end_lineno and not isinstance(node, _BLOCKS):
+        # One statement of several on the line: as written.
+        segment = ast.get_source_segment("".join(linecache.getlines(filename)), node)
+        if segment:
+            return segment
+    return _one_line(node) or line
+
+
+_BLOCKS = (
+    ast.With, ast.AsyncWith, ast.For, ast.AsyncFor, ast.If, ast.While, ast.Try,
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def _statement_at(
+    filename: str, lineno: int, line: str, name: Optional[str] = None
+) -> Optional[ast.stmt]:
+    """The innermost statement at ``filename:lineno`` (``line`` is the line's text, for
+    the cache); of statements on one line, the one that calls ``name``."""
     try:
         tree = ast.parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
-        return line
-    innermost: Optional[ast.stmt] = None
+        return None
+    innermost: list[ast.stmt] = []
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.stmt)
-            and node.lineno <= lineno <= (node.end_lineno or node.lineno)
-            and (innermost is None or node.lineno >= innermost.lineno)
-        ):
-            innermost = node
-    return _one_line(innermost) or line
+        if isinstance(node, ast.stmt) and node.lineno <= lineno <= (node.end_lineno or node.lineno):
+            if not innermost or node.lineno > innermost[0].lineno:
+                innermost = [node]
+            elif node.lineno == innermost[0].lineno:
+                innermost.append(node)
+    if not innermost:
+        return None
+    if name is not None:
+        calling = [
+            node
+            for node in innermost
+            if any(isinstance(n, ast.Call) and _is_call_of(n, name) for n in ast.walk(node))
+        ]
+        if calling:
+            return calling[-1]  # the innermost: `if c: db = await get_db()`
+    return innermost[-1]
 
 
 def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
@@ -621,10 +856,29 @@ def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
     return None
 
 
+def plain_def_at(filename: str, lineno: int) -> Optional[str]:
+    """The name of the plain ``def`` whose body holds ``filename:lineno`` (innermost),
+    if it is not an ``async def``; None at module level, in an ``async def`` or where
+    the source cannot be read."""
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return None
+    found: Optional[ast.AST] = None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno)
+            and (found is None or node.lineno >= found.lineno)  # type: ignore[attr-defined]
+        ):
+            found = node
+    return found.name if isinstance(found, ast.FunctionDef) else None
+
+
 def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
     """The right statement for the provider call on ``site``'s line (PG204's fix)."""
-    line = _logical_line(site.filename, site.lineno) if site is not None else ""
     name = short_name(info)
+    line = _logical_line(site.filename, site.lineno, name) if site is not None else ""
     parsed = _parse_code(line) if line else None
     found = _nested_calls(parsed[1], name) if parsed is not None else []
     if parsed is None or not found:
@@ -651,18 +905,12 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
     provider once, as ``Depends()`` does, so its cleanup runs however the block is
     left. The provider itself stays as it is: making it an ``@asynccontextmanager``
     would break ``Depends()`` on it (the flip-flop this library exists to end)."""
-    line = _logical_line(site.filename, site.lineno) if site is not None else ""
-    expr, target = _pieces(line, short_name(info))
-    try:
-        call = ast.parse(expr, mode="eval").body
-    except SyntaxError:
-        call = None
-    if isinstance(call, ast.Call):
-        func = _segment(expr, call.func)
-        if expr.startswith(func):
-            expr = f"contextlib.asynccontextmanager({func}){expr[len(func) :]}"
-            return render(k.ASYNC_WITH, expr, target)
     name = short_name(info)
+    line = _logical_line(site.filename, site.lineno, name) if site is not None else ""
+    expr, target = _pieces(line, name)
+    entered = entered_once(expr)
+    if entered is not None:
+        return render(k.ASYNC_WITH, entered, target)
     return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
 
 
@@ -690,8 +938,9 @@ def open_where_used(
     return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
 
 
-def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
-    """The provider call last assigned to ``name`` in the frame's function, as written.
+def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str, int]]:
+    """The provider call last assigned to ``name`` in the frame's function, as written,
+    and the line it is on.
 
     ``get_db()`` for ``db = get_db()`` a few lines above a misuse of ``db``. Read from
     the function's source; only ever on the error path.
@@ -708,7 +957,7 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    found: Optional[str] = None
+    found: Optional[tuple[str, int]] = None
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -726,7 +975,8 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[str]:
         ):
             # The object came from the provider, so the call that made it is the
             # provider's, whatever name it goes by here (an alias, a partial, p.get_db).
-            found = ast.get_source_segment(source, value)
+            segment = ast.get_source_segment(source, value)
+            found = (segment, max(first, 1) + node.lineno - 1) if segment else None
     return found
 
 
@@ -766,6 +1016,7 @@ def misuse(
     injected = False
     owner: Optional[str] = None
     assigned = f"{name}(...)"
+    assigned_at: Optional[int] = None  # the line of the call assigned to `owner`
     plain_def: Optional[str] = None  # the function the misuse is in, if not async
     if frame is not None:
         function = frame
@@ -777,22 +1028,45 @@ def misuse(
         del function
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
-        statement = _logical_line(call_site.filename, call_site.lineno)
+        statement = _logical_line(call_site.filename, call_site.lineno, name)
+        if _continued(call_site.filename, call_site.lineno):
+            line = statement  # `db = \` / `await get_db()`: the statement, not a piece
         if used == k.ATTRIBUTE and attr:
             owner = _attribute_owner(line, attr)
             injected = _injected_by_depends(frame, owner)
         elif used == k.REENTER:
             owner = _pieces(statement, name)[0]
-        assigned = _assigned_call(frame, owner) or assigned
+        found = _assigned_call(frame, owner)
+        if found is not None:
+            assigned, assigned_at = found
         del frame
     if used == k.REENTER:
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
         what = f"'{used}' a second time on the context manager {call} returned; it runs once"
-        fix = render(used, assigned, _pieces(statement, name)[1])
+        fix, note = render(used, assigned, _pieces(statement, name)[1]), ""
     else:
-        fix = _fix(info, kind, used, statement, owner, assigned, attr)
-    note = ""  # said in the message, not part of .fix (the line itself)
-    if plain_def is not None and _needs_async_def(fix):
+        early = (
+            call_site is not None
+            and kind == k.ASYNC_GEN
+            and used in (k.WITH, k.ASYNC_WITH)
+            and leaves_early(call_site.filename, call_site.lineno, name)
+        )
+        fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early)
+    # The note is said in the message, not part of .fix (the line itself).
+    if (
+        used == k.ATTRIBUTE
+        and call_site is not None
+        and assigned_at is not None
+        and assigned_at != call_site.lineno
+        and (
+            fix.endswith(f" as {owner}:")
+            or fix.startswith((f"for {owner} in ", f"async for {owner} in "))
+        )
+    ):
+        # PG103 on `db.commit()`: the fix is for the line that made `db`.
+        source = linecache.getline(call_site.filename, assigned_at).strip()
+        note = f"  # replaces line {assigned_at}: {source}" if source else ""
+    if plain_def is not None and needs_async_def(fix):
         note = f"  # needs an async def; {plain_def}() is a plain def"
     elif by_asyncio:
         # asyncio used the object in a task of its own: the fix goes in a coroutine.

@@ -430,6 +430,41 @@ class _Source:
         return len(self.lines[line - 1].encode("utf-8")[:col].decode("utf-8", "replace")) + 1
 
 
+def _with_statements(text: _Source) -> dict[_Span, ast.AST]:
+    """Each ``with`` and ``async with`` statement of the module, by the span of each of
+    its items' expressions (read only for a finding on one)."""
+    try:
+        tree = ast.parse("".join(text.lines))
+    except (SyntaxError, ValueError):
+        return {}
+    return {
+        _span(item.context_expr): node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.With, ast.AsyncWith))
+        for item in node.items
+    }
+
+
+def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
+    """The run-time fix for a ``with`` statement on a provider call: the statement
+    with its other items kept, and the provider's items rewritten (or nested)."""
+    assert isinstance(block, (ast.With, ast.AsyncWith))
+    items: list[tuple[str, Optional[str]]] = []
+    mine: set[int] = set()
+    for i, item in enumerate(block.items):
+        expr = item.context_expr
+        items.append(
+            (
+                text.text(_span(expr)),
+                text.text(_span(item.optional_vars)) if item.optional_vars else None,
+            )
+        )
+        if isinstance(expr, ast.Call) and _chain(expr.func) == use.chain:
+            mine.add(i)
+    early = kind == k.ASYNC_GEN and _messages.block_leaves_early(block)
+    return _messages.with_items(kind, use.protocol, items, mine, early)
+
+
 def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
     if guarded is not None:
         return guarded
@@ -465,6 +500,7 @@ def findings(
     """
     found: list[SourceFinding] = []
     text: Optional[_Source] = None
+    blocks: Optional[dict[_Span, ast.AST]] = None  # each with-statement, by its items
 
     def load() -> _Source:
         if source is not None:
@@ -505,6 +541,12 @@ def findings(
                 f"{_messages.definition_line(info)}"
             )
             fix = _messages.rewritten(kind, use.protocol, call, target or None)
+            if use.protocol in (k.WITH, k.ASYNC_WITH):
+                if blocks is None:
+                    blocks = _with_statements(text)
+                block = blocks.get(use.span)
+                if block is not None:
+                    fix = _with_fix(block, use, kind, text)
         text = text or load()
         line, col = use.span[0], use.span[1]
         found.append(

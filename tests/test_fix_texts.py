@@ -1,0 +1,263 @@
+"""Fix texts for lines the matrix does not write: a block of several items, a line that
+keeps the session, statements sharing a line, a return or a condition on the call, a
+method's call inside an expression. Each fix is checked as code, as the user would
+paste it over the reported line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import protoguard
+from protoguard import ProtocolError, _scan
+
+
+@protoguard.provider
+@contextlib.asynccontextmanager
+async def get_db(*args: Any) -> Any:
+    yield "session"
+
+
+@protoguard.provider
+async def get_agen() -> Any:
+    yield "session"
+
+
+@protoguard.provider
+async def make_session() -> Any:
+    return contextlib.nullcontext("session")
+
+
+@protoguard.provider
+def get_gen() -> Any:
+    yield "session"
+
+
+@contextlib.asynccontextmanager
+async def other() -> Any:
+    yield "other"
+
+
+class Repository:
+    @protoguard.provider
+    @contextlib.asynccontextmanager
+    async def session(self) -> Any:
+        yield "session"
+
+
+_FILES = itertools.count()
+
+
+def _error(tmp_path: Path, source: str) -> ProtocolError:
+    """The ProtocolError of ``f()`` defined by ``source`` in a file of its own."""
+    path = tmp_path / f"handler_{next(_FILES)}.py"  # a new name: linecache keeps lines
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    namespace: dict[str, Any] = dict(globals())
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+
+    def call() -> None:
+        result = namespace["f"]()
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+
+    with pytest.raises(ProtocolError) as info:
+        call()
+    return info.value
+
+
+def _compiles(fix: str) -> None:
+    last = fix.rpartition("\n")[2]
+    indent = " " * (len(last) - len(last.lstrip()) + 4)
+    body = fix + (f"\n{indent}pass" if fix.endswith(":") else "")
+    compile("async def f():\n" + textwrap.indent(body, "    "), "fix", "exec", dont_inherit=True)
+
+
+@pytest.mark.parametrize(
+    ("source", "fix"),
+    [
+        # The other item kept; the provider's rewritten in place.
+        (
+            """
+            async def f():
+                async with other() as a, make_session() as b:
+                    pass
+            """,
+            "async with other() as a, await make_session() as b:",
+        ),
+        # A loop cannot be an item: the blocks nested, in their order.
+        (
+            """
+            async def f():
+                async with other() as a, get_agen() as b:
+                    pass
+            """,
+            "async with other() as a:\n    async for b in get_agen():",
+        ),
+        (
+            """
+            def f():
+                with contextlib.nullcontext() as a, get_gen() as b:
+                    pass
+            """,
+            "with contextlib.nullcontext() as a:\n    for b in get_gen():",
+        ),
+        # Spread over lines, in parentheses.
+        (
+            """
+            async def f():
+                async with (
+                    other() as a,
+                    make_session() as b,
+                ):
+                    pass
+            """,
+            "async with other() as a, await make_session() as b:",
+        ),
+        # A block left by its return: a loop would leave the generator's cleanup for
+        # later (PG201), so the provider is entered once, as PG201's fix does.
+        (
+            """
+            async def f():
+                async with other() as a, get_agen() as b:
+                    return b
+            """,
+            "async with other() as a, contextlib.asynccontextmanager(get_agen)() as b:",
+        ),
+        (
+            """
+            async def f():
+                async with get_agen() as db:
+                    return db
+            """,
+            "async with contextlib.asynccontextmanager(get_agen)() as db:",
+        ),
+    ],
+)
+def test_a_block_of_several_items(tmp_path: Path, source: str, fix: str) -> None:
+    error = _error(tmp_path, source)
+    assert error.fix == fix
+    _compiles(fix)
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        (
+            "db, other = await get_db(), 1",
+            "async with get_db() as session:\n    db, other = session, 1",
+        ),
+        (
+            "db = await get_db() if True else None",
+            "async with get_db() as session:\n    db = session if True else None",
+        ),
+        ("dbs = [db async for db in get_db()]", "async with get_db() as db:\n    dbs = [db]"),
+        ("d = {1: db async for db in get_db()}", "async with get_db() as db:\n    d = {1: db}"),
+    ],
+)
+def test_a_line_that_keeps_the_session(tmp_path: Path, line: str, fix: str) -> None:
+    """Not a one-line block: it would end at once, closing the session the line keeps
+    for the lines after it; they go in the block, as the note says."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    assert error.fix == fix
+    _compiles(fix)
+    assert "  # and the lines that use the session in the block: it closes it at its end" in str(
+        error
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "fix", "shown"),
+    [
+        ("x = 1; db = await get_db()", "async with get_db() as db:", "x = 1; db = await get_db()"),
+        ("db = \\\n        await get_db()", "async with get_db() as db:", "db = await get_db()"),
+    ],
+)
+def test_statements_sharing_or_splitting_a_line(
+    tmp_path: Path, source: str, fix: str, shown: str
+) -> None:
+    """`x = 1; db = await get_db()`: the statement that calls the provider; a backslash
+    continuation: the whole statement, shown too."""
+    error = _error(tmp_path, f"async def f():\n    {source}\n")
+    assert error.fix == fix
+    assert f"      {shown}" in str(error).splitlines()
+
+
+def test_a_return_of_the_call(tmp_path: Path) -> None:
+    error = _error(tmp_path, 'async def f():\n    return await get_db("primary")\n')
+    assert error.fix == 'async with get_db("primary") as session:'  # not get_db(...)
+    assert "in the block: it closes it at its end" in str(error)
+
+
+def test_a_condition_that_binds_the_call(tmp_path: Path) -> None:
+    error = _error(
+        tmp_path,
+        """
+        async def f():
+            if (db := await get_db("primary")) is not None:
+                pass
+        """,
+    )
+    assert error.fix == 'async with get_db("primary") as db:\n    if db is not None:'
+    _compiles(error.fix)
+    error = _error(
+        tmp_path,
+        """
+        async def f():
+            while (db := await get_db("primary")):
+                break
+        """,
+    )
+    assert error.fix == 'async with get_db("primary") as db:'
+
+
+def test_a_method_called_inside_an_expression(tmp_path: Path) -> None:
+    """`repo.session()`, not the class's `Repository.session(...)` (which passes ...)."""
+    error = _error(
+        tmp_path,
+        """
+        async def f():
+            repo = Repository()
+            return (await (await repo.session()).execute(1)).scalar_one()
+        """,
+    )
+    assert error.fix == (
+        "async with repo.session() as session: return (await session.execute(1)).scalar_one()"
+    )
+
+
+def test_a_coroutine_entered_by_its_name(tmp_path: Path) -> None:
+    """`async with db:` on a coroutine: the block uses `db`, so the session is `db`."""
+    error = _error(
+        tmp_path,
+        """
+        async def f():
+            db = make_session()
+            async with db:
+                pass
+        """,
+    )
+    assert error.fix == "async with await db as db:"
+
+
+def test_the_import_time_fix_keeps_the_other_items(tmp_path: Path) -> None:
+    source = textwrap.dedent(
+        """
+        async def f():
+            async with other() as a, make_session() as b:
+                pass
+            async with other() as a, get_agen() as b:
+                pass
+        """
+    )
+    uses = _scan.parse_uses(source, "m.py")
+    found = _scan.findings(uses, globals(), "m.py", source)
+    assert [f.fix for f in found] == [
+        "async with other() as a, await make_session() as b:",
+        "async with other() as a:\n    async for b in get_agen():",
+    ]
