@@ -166,8 +166,9 @@ def test_a_line_that_keeps_the_session(tmp_path: Path, line: str, fix: str) -> N
     error = _error(tmp_path, f"async def f():\n    {line}\n")
     assert error.fix == fix
     _compiles(fix)
-    assert "  # and the lines that use the session in the block: it closes it at its end" in str(
-        error
+    assert (
+        "  # the lines that use the session go in this block too: it closes the session at its end"
+        in str(error)
     )
 
 

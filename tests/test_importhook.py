@@ -12,6 +12,7 @@ import textwrap
 import traceback
 import types
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -926,6 +927,66 @@ class TestRobustness:
         assert _importhook.scan_module(imported, thorough=True) == []
         Path(imported.__file__).unlink()
         assert _importhook.scan_module(imported, thorough=True) == []
+
+    def test_a_package_imported_from_a_zip_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A zipapp's or an egg's modules have no file on disk: their source is read
+        through their loader (zipimport's), and checked as any other's, not skipped."""
+        name = f"zipped_{abs(hash(str(tmp_path))) % 10**8}"
+        archive = tmp_path / "app.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr(f"{name}/__init__.py", "")
+            zipped.writestr(f"{name}/deps.py", PROVIDERS)
+            zipped.writestr(f"{name}/mod.py", textwrap.dedent(TestModes.BODY))
+        monkeypatch.syspath_prepend(str(archive))
+        monkeypatch.setenv("PROTOGUARD_CACHE_DIR", str(tmp_path / "cache"))
+        hook = _importhook.ImportHook((name,), "on", report=False)
+        hook.install()
+        try:
+            module = importlib.import_module(f"{name}.mod")
+        finally:
+            hook.uninstall()
+            for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+                del sys.modules[loaded]
+        assert type(module.__loader__).__name__ == "zipimporter"
+        assert [(f.code, f.line, f.path) for f in hook.findings] == [
+            ("PG101", 5, str(archive / name / "mod.py")),
+            ("PG102", 7, str(archive / name / "mod.py")),
+        ]
+
+    def test_a_fresh_import_of_importlib(self, tmp_path: Path) -> None:
+        """importlib guarded and imported afresh (test.support's import_fresh_module,
+        which unittest's own tests use): the check imports nothing in the middle of it,
+        and warns of no internal failure."""
+        code = textwrap.dedent(
+            """
+            import sys, warnings
+            import protoguard
+
+            warnings.simplefilter("error")
+            hook = protoguard.install_import_hook("importlib", mode="on")
+            saved = {k: sys.modules.pop(k) for k in list(sys.modules)
+                     if k == "importlib" or k.startswith("importlib.")}
+            blocked = ("_frozen_importlib", "_frozen_importlib_external")
+            saved.update({k: sys.modules[k] for k in blocked})
+            sys.modules.update(dict.fromkeys(blocked))  # as import_fresh_module(blocked=)
+            try:
+                fresh = __import__("importlib")
+                print(hasattr(fresh, "util"))
+            finally:
+                for k in [k for k in sys.modules if k == "importlib" or k.startswith("importlib.")]:
+                    del sys.modules[k]
+                sys.modules.update(saved)
+            """
+        )
+        env = dict(os.environ, PROTOGUARD_CACHE_DIR=str(tmp_path / "cache"))
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "False"  # what it is without protoguard
+        assert result.stderr == ""
 
     def test_source_that_does_not_parse_any_more(self, package: Path) -> None:
         """Source changed on disk into something that does not parse: skipped."""

@@ -1122,7 +1122,7 @@ def comp_plain_def(get_db: Any) -> Any:
     return [db for db in get_db(info={"password": SECRET})]  # <- misuse: comp-plain-def
 
 
-KEEPS = "  # and the lines that use the session in the block: it closes it at its end"
+KEEPS = "  # the lines that use the session go in this block too: it closes the session at its end"
 COMPREHENSIONS = [
     # A context manager: entered as the comprehension's variable, with the line on it
     # (over its one item), for a list, dict or set comprehension, async or not; in the

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.machinery
+import importlib.util
 import marshal
 import os
 import sys
@@ -241,14 +242,33 @@ class ScanCache:
 
 def _read_source(path: str) -> Optional[str]:
     """The decoded source of ``path`` (its coding cookie honoured), or None."""
-    import importlib.util
-
     try:
         with open(path, "rb") as file:
             data = file.read()
-        return importlib.util.decode_source(data)
+        return _decode_source(data)
     except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
         return None
+
+
+# Bound as protoguard is imported (importlib.util is imported by then anyway): importing
+# it as a module is checked imported it in the middle of a fresh import of importlib
+# itself (test.support's import_fresh_module), guarded, before importlib could hold it.
+_decode_source = importlib.util.decode_source
+
+
+def _source_from_loader(module: types.ModuleType) -> Optional[str]:
+    """The source of a module with no file of its own on disk (one imported from a zip
+    file: a zipapp, an egg), as its loader gives it, or None."""
+    spec = getattr(module, "__spec__", None)
+    loader = getattr(spec, "loader", None) or getattr(module, "__loader__", None)
+    get_source = getattr(loader, "get_source", None)
+    if get_source is None:
+        return None
+    try:
+        source = get_source(module.__name__)
+    except Exception:  # ImportError, OSError, a loader of its own that breaks: unreadable
+        return None
+    return source if isinstance(source, str) else None
 
 
 def scan_module(
@@ -270,11 +290,23 @@ def scan_module(
     path = getattr(spec, "origin", None) or getattr(module, "__file__", None)
     if not isinstance(path, str) or not path.endswith(".py"):
         return []
+    namespace = vars(module)
     try:
         stat = os.stat(path)
     except OSError:
-        return []
-    namespace = vars(module)
+        # Not a file on disk (inside a zip file): read through the loader, not cached.
+        source = _source_from_loader(module)
+        if source is None:
+            return []
+        from . import _index
+
+        if not thorough and not _scan.needs_parse(_index.index_calls(source), namespace):
+            return []
+        try:
+            uses = _scan.parse_uses(source, path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return []
+        return _scan.findings(uses, namespace, path, source, module.__name__) if uses else []
     group = module.__name__.partition(".")[0]
     uses, calls = cache.lookup(path, stat, group) if cache is not None else (None, None)
     source: Optional[str] = None

@@ -490,7 +490,9 @@ def _fix(
     return (whole, note) if _is_code(whole) else (fixed, "")
 
 
-_USE_IT_INSIDE = "  # and the lines that use the session in the block: it closes it at its end"
+_USE_IT_INSIDE = (
+    "  # the lines that use the session go in this block too: it closes the session at its end"
+)
 _IMPORT_CONTEXTLIB = "  # import contextlib"
 
 
