@@ -1037,6 +1037,24 @@ class TestRobustness:
             imported = importlib.import_module(module)
         assert imported.handler
 
+    def test_internal_failure_under_check_is_exit_2(
+        self, package: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`protoguard check` does not call a module it failed to check clean: the warning,
+        a line naming it, and exit status 2 (it said "No wrong protocols.", exit 0)."""
+        from protoguard import _cli
+
+        module = self._with_a_broken_scanner(package, monkeypatch)
+        with pytest.warns(protoguard.ProtocolWarning, match="could not check module"):
+            status = _cli.run([module])
+        assert status == 2
+        err = capsys.readouterr().err
+        assert (
+            f"protoguard check: protoguard failed to check 1 module(s), {module}, and said why "
+            "in a warning above; they were imported but not checked. That is a bug in "
+            "protoguard: please report it, with the warning."
+        ) in err
+
     def test_sqlalchemy_fastapi_and_friends(self, tmp_path: Path) -> None:
         """The hook on sqlalchemy, fastapi, starlette, pydantic, httpx and anyio at once, in
         strict mode: no crash, no finding and no warning of ours (an internal failure of

@@ -10,8 +10,8 @@ name is another (two targets of one name, or a name the standard library has tak
 path is reported as not checked, one line, and never another module checked in its
 place. A module that cannot be imported is reported, one line, and the others are still
 checked. Exit status: 0 nothing found, 1 findings, 2 a usage error, a module that could
-not be imported or a path that could not be checked (any findings are printed all the
-same).
+not be imported, a path that could not be checked, or a module protoguard itself failed
+to check (any findings are printed all the same).
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ def add_parser(commands: Any) -> None:
         "protoguard's import hook and print one line per wrong protocol: "
         "path:line:col: CODE message. A package's __main__ modules are not imported. "
         "Exit 0 if there are none, 1 if there are, 2 on a usage error, if a module "
-        "could not be imported or if a path could not be checked because this process "
-        "imports another module under its name (the others are still checked).",
+        "could not be imported, if a path could not be checked because this process "
+        "imports another module under its name, or if protoguard itself failed to check "
+        "a module (the others are still checked).",
     )
     parser.add_argument("targets", nargs="+", metavar="TARGET", help="package, module or path")
     parser.add_argument(
@@ -397,6 +398,8 @@ class Result(NamedTuple):
     #: Why each path target that could not be checked in this process was not (another
     #: module of its name is imported), one line each.
     unchecked: list[str]
+    #: The modules protoguard itself failed to check (an internal failure, warned about).
+    broken: tuple[str, ...] = ()
 
 
 def _covers(target: Target, finding: SourceFinding) -> bool:
@@ -458,10 +461,18 @@ def check(targets: Sequence[str]) -> Result:
         if any(_covers(target, f) for target in checked)
     }
     failed = {failure.module: failure for failure in failures}  # two targets, one module
+    broken = tuple(
+        dict.fromkeys(
+            name
+            for name in hook.not_checked
+            if any(name == t.name or name.startswith(t.name + ".") for t in checked)
+        )
+    )
     return Result(
         sorted(unique.values(), key=lambda f: (f.path, f.line, f.col)),
         list(failed.values()),
         list(unchecked.values()),
+        broken,
     )
 
 
@@ -540,7 +551,7 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
     out = out if out is not None else sys.stdout
     err = sys.stderr
     try:
-        found, failures, unchecked = check(targets)
+        found, failures, unchecked, broken = check(targets)
     except TargetError as exc:
         print(f"protoguard check: {exc}", file=err)
         return 2
@@ -571,6 +582,13 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
             "module of the same name is imported in this process (see above).",
             file=err,
         )
-    if failures or unchecked:
+    if broken:
+        print(
+            f"protoguard check: protoguard failed to check {len(broken)} module(s), "
+            f"{', '.join(broken)}, and said why in a warning above; they were imported but "
+            "not checked. That is a bug in protoguard: please report it, with the warning.",
+            file=err,
+        )
+    if failures or unchecked or broken:
         return 2
     return 1 if found else 0

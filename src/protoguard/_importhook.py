@@ -295,18 +295,7 @@ def scan_module(
         stat = os.stat(path)
     except OSError:
         # Not a file on disk (inside a zip file): read through the loader, not cached.
-        source = _source_from_loader(module)
-        if source is None:
-            return []
-        from . import _index
-
-        if not thorough and not _scan.needs_parse(_index.index_calls(source), namespace):
-            return []
-        try:
-            uses = _scan.parse_uses(source, path)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return []
-        return _scan.findings(uses, namespace, path, source, module.__name__) if uses else []
+        return _scan_from_loader(module, path, thorough)
     group = module.__name__.partition(".")[0]
     uses, calls = cache.lookup(path, stat, group) if cache is not None else (None, None)
     source: Optional[str] = None
@@ -340,6 +329,23 @@ def scan_module(
             uses, namespace, path, None, module.__name__, read_source=lambda: _read_source(path)
         )
     return _scan.findings(uses, namespace, path, source, module.__name__)
+
+
+def _scan_from_loader(module: types.ModuleType, path: str, thorough: bool) -> list[SourceFinding]:
+    """scan_module() for a module whose source is no file on disk (see there)."""
+    from . import _index, _scan
+
+    source = _source_from_loader(module)
+    if source is None:
+        return []
+    namespace = vars(module)
+    if not thorough and not _scan.needs_parse(_index.index_calls(source), namespace):
+        return []
+    try:
+        uses = _scan.parse_uses(source, path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    return _scan.findings(uses, namespace, path, source, module.__name__) if uses else []
 
 
 # --- reporting -------------------------------------------------------------------------
@@ -402,7 +408,8 @@ class ImportHook:
     """An installed import hook: ``.uninstall()`` it, or use it as a context manager.
 
     ``findings`` lists every wrong protocol it found, in the order it found them, each
-    once (a module imported again, or reloaded, is checked again).
+    once (a module imported again, or reloaded, is checked again); ``not_checked``, the
+    modules protoguard itself failed to check (each also warned about).
     """
 
     def __init__(
@@ -417,6 +424,7 @@ class ImportHook:
         self.packages = tuple(packages)
         self.mode = mode
         self.findings: list[SourceFinding] = []
+        self.not_checked: list[str] = []
         self.report = report
         self.thorough = thorough
         self.cache = cache if cache is not None else ScanCache()
@@ -492,6 +500,7 @@ class ImportHook:
         try:
             found = scan_module(module, cache=self.cache, thorough=self.thorough)
         except Exception as exc:
+            self.not_checked.append(name)
             _internal_failure(name, exc)
             return []
         for finding in found:
