@@ -192,7 +192,7 @@ def test_statements_sharing_or_splitting_a_line(
 def test_a_return_of_the_call(tmp_path: Path) -> None:
     error = _error(tmp_path, 'async def f():\n    return await get_db("primary")\n')
     assert error.fix == 'async with get_db("primary") as session:'  # not get_db(...)
-    assert "in the block: it closes it at its end" in str(error)
+    assert "in this block too: it closes the session at its end" in str(error)
 
 
 def test_a_condition_that_binds_the_call(tmp_path: Path) -> None:
