@@ -19,6 +19,10 @@ async def _plain_cm():
     yield "session"
 
 
+async def _plain_gen():
+    yield "session"
+
+
 def _pg101(provider) -> None:
     async def main() -> None:
         async for _ in provider():
@@ -125,15 +129,21 @@ class TestEnvironment:
         )
 
     def test_off_returns_the_function_unchanged(self) -> None:
-        """With PROTOGUARD_MODE=off the decorator is the identity: zero cost."""
+        """With PROTOGUARD_MODE=off the decorator is the identity, zero cost, except on
+        a context-manager function, which keeps a guard that hands out contextlib's own
+        objects (FastAPI's Depends() drives one only guarded)."""
         code = (
             "import contextlib, protoguard\n"
+            "async def gen():\n    yield 1\n"
             "@contextlib.asynccontextmanager\n"
-            "async def f():\n    yield 1\n"
-            "print(protoguard.provider(f) is f)\n"
+            "async def cm():\n    yield 1\n"
+            "guarded = protoguard.provider(cm)\n"
+            "print(protoguard.provider(gen) is gen, guarded is cm, type(guarded()).__name__)\n"
         )
         result = _run_python(code, "off")
-        assert result.stdout.strip() == "True", result.stderr
+        assert result.stdout.split() == ["True", "False", "_AsyncGeneratorContextManager"], (
+            result.stderr
+        )
 
 
 class TestConfigure:
@@ -149,9 +159,10 @@ class TestConfigure:
             _pg101(guarded)
 
     def test_decorated_while_off_stays_unguarded(self) -> None:
-        """Decorating in mode "off" returns the function itself, whatever comes later."""
+        """Decorating in mode "off" returns the function itself, whatever comes later
+        (a context-manager function keeps a guard: see test_off_returns_...)."""
         protoguard.configure(mode="off")
-        assert protoguard.provider(_plain_cm) is _plain_cm
+        assert protoguard.provider(_plain_gen) is _plain_gen
 
     @pytest.mark.parametrize("bad", ["loud", 1, None.__class__])
     def test_invalid_mode(self, bad: object) -> None:
@@ -166,8 +177,13 @@ class TestProviderMode:
     """@provider(mode=...) sets one provider's mode."""
 
     def test_provider_mode_off_is_identity(self) -> None:
-        """mode="off" on the decorator returns the provider unchanged."""
-        assert protoguard.provider(mode="off")(_plain_cm) is _plain_cm
+        """mode="off" on the decorator returns the provider unchanged; a context-manager
+        function's guard hands out contextlib's own object, whatever the global mode."""
+        assert protoguard.provider(mode="off")(_plain_gen) is _plain_gen
+        guarded = protoguard.provider(mode="off")(_plain_cm)
+        assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+        protoguard.configure(mode="strict")
+        assert type(guarded()) is contextlib._AsyncGeneratorContextManager
 
     def test_provider_mode_beats_global(self) -> None:
         """A provider's own mode="on" keeps guarding while the global mode is "off"."""

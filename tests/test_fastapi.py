@@ -208,6 +208,49 @@ class TestDepends:
         assert response.json()["count"] == 2
         assert log == [f"{kind}: open", f"{kind}: closed"]
 
+    def test_mode_off_at_decoration(self, async_maker, sync_maker) -> None:
+        """PROTOGUARD_MODE=off in production, the providers decorated in it: a guarded
+        context-manager provider keeps its guard, so Depends() still drives it (returned
+        unchanged, the bare @asynccontextmanager function failed every request), and
+        check_app finds nothing to say."""
+        if not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects the context manager: see test_old_fastapi_*")
+        from protoguard.fastapi import check_app
+
+        protoguard.configure(mode="off")  # the test's fixture restores the mode
+        log: list[str] = []
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                log.append("acm: open")
+                yield session
+                log.append("acm: closed")
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_sync_db():
+            with sync_maker() as session:
+                log.append("cm: open")
+                yield session
+                log.append("cm: closed")
+
+        app = FastAPI()
+
+        @app.get("/acm")
+        async def acm_route(db: Annotated[AsyncSession, Depends(get_db)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()
+
+        @app.get("/cm")
+        def cm_route(db: Annotated[Any, Depends(get_sync_db)]) -> int:
+            return db.execute(COUNT).scalar_one()
+
+        assert check_app(app) == []
+        with TestClient(app) as client:
+            assert [client.get(path).json() for path in ("/acm", "/cm")] == [2, 2]
+        assert log == ["acm: open", "acm: closed", "cm: open", "cm: closed"]
+
     @pytest.mark.parametrize("mode", ["on", "off", "strict"])
     def test_a_partial_of_a_context_manager_provider(self, async_maker, mode: str) -> None:
         """protoguard.provider(functools.partial(tenant_db, "acme")) through Depends():

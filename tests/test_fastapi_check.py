@@ -412,26 +412,6 @@ class TestFindings:
         assert problem.provider.name.endswith("<locals>.Repo.session")
         assert problem.fix.startswith("decorate Repo.session with @protoguard.provider")
 
-    def test_mode_off_is_named(self, sync_maker: Any) -> None:
-        """With mode off, @protoguard.provider leaves the provider as it was, and says so."""
-        protoguard.configure(mode="off")  # the global mode: the test's fixture restores it
-
-        @protoguard.provider
-        @contextlib.contextmanager
-        def get_sync_db():
-            yield sync_maker()
-
-        app = FastAPI()
-
-        @app.get("/x")
-        def x(db=Depends(get_sync_db)) -> None:  # noqa: B008
-            pass
-
-        (problem,) = check_app(app)
-        assert problem.message.endswith(
-            "protoguard's mode is 'off', in which @protoguard.provider leaves providers unguarded."
-        )
-
     def test_older_fastapi_wording(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
         """On FastAPI 0.123.4 and earlier, the message says the context manager is injected."""
         monkeypatch.setattr(fastapi, "__version__", "0.123.4")

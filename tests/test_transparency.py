@@ -1903,9 +1903,16 @@ class TestModeOff:
 
     @pytest.mark.parametrize("func", [*DOCUMENTED, plain_db], ids=lambda f: f.__name__)
     def test_decorated_off_is_unchanged(self, func: Any) -> None:
-        """provider(mode="off") returns the input. Decoration under override(mode="off")
-        does not: the block is for the code inside it, not for the provider's lifetime."""
-        assert protoguard.provider(mode="off")(func) is func
+        """provider(mode="off") returns the input, but an @asynccontextmanager or
+        @contextmanager function keeps its guard (Depends() needs it; see TestModeOff in
+        test_fastapi), which then hands out contextlib's own object. Decoration under
+        override(mode="off") guards: the block is for the code inside it."""
+        off = protoguard.provider(mode="off")(func)
+        if func in (documented_acm, documented_cm):
+            assert off is not func
+            assert off.__wrapped__ is func
+        else:
+            assert off is func
         with protoguard.override(mode="off"):
             assert protoguard.provider(func) is not func
 

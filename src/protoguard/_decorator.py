@@ -475,6 +475,21 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
     return _guard_function(obj, result_class, strict_class, mode, info)
 
 
+def _guarded_when_off(obj: Any) -> bool:
+    """Whether ``obj`` keeps its guard in mode off: an @asynccontextmanager or
+    @contextmanager function does. FastAPI's Depends() (0.123.5 on) drives one only
+    guarded (it takes it for the generator beneath, and calls contextlib's helper on
+    the guard, which then hands over the generator): returned unchanged, the provider
+    would fail every request the day protoguard is switched off. The guard then costs
+    one call, and hands out contextlib's own objects."""
+    if isinstance(obj, (classmethod, staticmethod)):
+        obj = obj.__func__
+    try:
+        return k.classify(obj) in (k.ASYNC_CM, k.SYNC_CM)
+    except Exception:  # an object classify() cannot look at: not a provider
+        return False
+
+
 @overload
 def provider(func: F, /) -> F: ...  # type: ignore[overload-overlap]
 @overload
@@ -520,7 +535,7 @@ def provider(
         # The provider's own mode, else the global one: not an override() block's, which
         # is for the code running inside it, and would otherwise leave a provider
         # imported there unguarded for good (see docs/modes.md, "off").
-        if (mode or _config.settings.mode) == _config.OFF:
+        if (mode or _config.settings.mode) == _config.OFF and not _guarded_when_off(obj):
             return obj
         return _decorate(obj, name, mode, yields)
 

@@ -27,7 +27,6 @@ from starlette.routing import Host, Mount
 
 from . import _decorator
 from . import _kinds as k
-from ._config import OFF, current_mode
 from ._messages import DOCS_URL, definition_line, fix_line, render
 from .exceptions import ProviderInfo
 
@@ -345,10 +344,6 @@ def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
             "before the endpoint runs."
         )
     message = f"{short} is an unguarded {decorator} function: {outcome}"
-    if current_mode() == OFF:
-        message += (
-            " protoguard's mode is 'off', in which @protoguard.provider leaves providers unguarded."
-        )
     gen = "an async generator" if is_async else "a generator"
     fix = (
         f"decorate {short} with @protoguard.provider (above {decorator}), or make it "
