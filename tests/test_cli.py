@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import protoguard as protoguard_package
+
 DEPS = """
 from contextlib import asynccontextmanager
 
@@ -118,6 +120,21 @@ class TestExitCodes:
         )
         assert "1 module(s) could not be imported and were not checked" in result.stderr
         assert len(result.stdout.splitlines()) == 2  # shop's findings all the same
+
+    def test_version(self) -> None:
+        """protoguard --version names the installed version."""
+        result = subprocess.run(
+            [sys.executable, "-m", "protoguard", "--version"], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"protoguard {protoguard_package.__version__}\n"
+
+    def test_nothing_found_but_not_everything_checked(self, project: Path) -> None:
+        """A misspelt target: the summary does not read like a clean result."""
+        result = protoguard(project, "shopp")
+        assert result.returncode == 2
+        assert "No wrong protocols in the modules that were checked.\n" in result.stderr
+        assert "No wrong protocols.\n" not in result.stderr
 
     def test_unimportable_modules_in_a_package(self, project: Path) -> None:
         """A module, or a package, of the target that fails on import: one line each,

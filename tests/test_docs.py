@@ -301,6 +301,14 @@ class TestDocs:
             "\n\n".join(problems) + "\n\n(python tests/test_docs.py rewrites the shown output)"
         )
 
+    def test_the_changelog_page_is_the_changelog(self) -> None:
+        """docs/changelog.md is a link to CHANGELOG.md (it was once a file holding the
+        link's text, which the site showed as its page)."""
+        page = ROOT / "docs" / "changelog.md"
+        assert page.read_text(encoding="utf-8") == (ROOT / "CHANGELOG.md").read_text(
+            encoding="utf-8"
+        )
+
     @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
     def test_every_shown_message_is_marked(self, path: Path) -> None:
         """A text block showing a protoguard code is marked as output, so it is checked."""

@@ -1647,7 +1647,7 @@ class TestActions:
         async def handler() -> None:
             sessions = get_gen()
             kept.append(sessions)  # still referenced: PG201 comes from the task's end
-            async for session in sessions:
+            async for session in sessions:  # the loop pytest names
                 await session.execute(COUNT)
                 break
 
@@ -1668,6 +1668,9 @@ class TestActions:
         assert seen[0].err_msg == (
             "protoguard strict-mode finding PG201, made when the task that began the loop ended"
         )
+        # What the hook prints after the message (pytest prints it whatever it is).
+        line = line_of(__file__, "# the loop pytest names")
+        assert repr(seen[0].object) == f"get_gen() at {__file__}:{line}"
         assert _codes() == [("PG201", 1)]
 
     def test_log(self, run, providers, caplog) -> None:

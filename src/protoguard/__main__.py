@@ -13,6 +13,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="protoguard",
         description="Runtime guard for database-session providers.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"protoguard {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "demo",

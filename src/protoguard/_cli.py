@@ -49,7 +49,8 @@ def add_parser(commands: Any) -> None:
         help="import packages or modules and report every wrong protocol in their source",
         description="Import each TARGET (a package, a module, or a path to either) under "
         "protoguard's import hook and print one line per wrong protocol: "
-        "path:line:col: CODE message. A package's __main__ modules are not imported. "
+        "path:line:col: CODE message; fix: ... (a fix of several lines of code follows on "
+        "indented lines). A package's __main__ modules are not imported. "
         "Exit 0 if there are none, 1 if there are, 2 on a usage error, if a module "
         "could not be imported, if a path could not be checked because this process "
         "imports another module under its name, or if protoguard itself failed to check "
@@ -567,7 +568,12 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
     if text:
         print(text, file=out)
     if fmt == "text":
-        summary = f"{len(found)} wrong protocol(s) found." if found else "No wrong protocols."
+        if found:
+            summary = f"{len(found)} wrong protocol(s) found."
+        elif failures or unchecked or broken:
+            summary = "No wrong protocols in the modules that were checked."  # not all were
+        else:
+            summary = "No wrong protocols."
         print(summary, file=err)
     if failures:
         print(

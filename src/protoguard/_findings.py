@@ -106,14 +106,30 @@ def _hook_args_type() -> Any:
 _HOOK_ARGS: Any = None
 
 
-def _unraisable(error: BaseException, code: str, when: str) -> None:
-    """Hand ``error`` to ``sys.unraisablehook``, as Python does for errors in ``__del__``."""
+class _Subject:
+    """What an unraisable finding is about, as the hook prints it after its message
+    (``...: get_db() at app.py:7``; pytest prints it whatever it is, None included)."""
+
+    def __init__(self, finding: ProtocolError) -> None:
+        from ._messages import short_name  # (it imports nothing of protoguard's state)
+
+        name, site = short_name(finding.provider), finding.call_site
+        self._text = f"{name}()" if site is None else f"{name}() at {site}"
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+def _unraisable(error: BaseException, finding: ProtocolError, when: str) -> None:
+    """Hand ``error`` (the ``finding``, or what the warning filters made of it) to
+    ``sys.unraisablehook``, as Python does for errors in ``__del__``."""
     global _HOOK_ARGS
     if _HOOK_ARGS is None:
         _HOOK_ARGS = _hook_args_type() or False
     if _HOOK_ARGS:
-        message = f"protoguard strict-mode finding {code}, made {when}"
-        sys.unraisablehook(_HOOK_ARGS((type(error), error, error.__traceback__, message, None)))
+        message = f"protoguard strict-mode finding {finding.code}, made {when}"
+        subject = _Subject(finding)
+        sys.unraisablehook(_HOOK_ARGS((type(error), error, error.__traceback__, message, subject)))
         return
 
     class _Reporter:  # pragma: no cover - only if the probe above found nothing
@@ -137,7 +153,7 @@ def report(error: ProtocolError, *, can_raise: bool, when: str = "at garbage col
     if action == RAISE:
         if can_raise:
             raise error
-        _unraisable(error, error.code, when)
+        _unraisable(error, error, when)
         return
     try:
         if action == WARN:
@@ -147,7 +163,7 @@ def report(error: ProtocolError, *, can_raise: bool, when: str = "at garbage col
     except Exception as exc:
         if can_raise:
             raise
-        _unraisable(exc, error.code, when)
+        _unraisable(exc, error, when)
 
 
 # filename -> the name of the module run from it, for the warnings of findings there.
