@@ -741,6 +741,42 @@ class TestPG202:
 class TestPG203:
     """A session used after its provider's scope exited."""
 
+    @pytest.mark.parametrize("kind", ["asynccontextmanager", "async generator"])
+    def test_a_guarded_makers_session_names_the_provider(self, run, async_maker, kind) -> None:
+        """Maker and provider both guarded (as provider.md suggests): the finding names
+        the provider the user called and the line that opened its block, as with an
+        unguarded maker, not the maker and a line inside the provider."""
+        maker = protoguard.provider(async_maker)
+
+        async def body() -> Any:
+            async with maker() as session:
+                yield session
+
+        if kind == "asynccontextmanager":
+            get_db = protoguard.provider(contextlib.asynccontextmanager(body))
+        else:
+            get_db = protoguard.provider(body)
+
+        async def main() -> None:
+            if kind == "asynccontextmanager":
+                async with get_db() as db:  # the block opened here
+                    pass
+            else:
+                async for db in get_db():  # noqa: B007 # the loop opened here
+                    pass
+            await db.execute(COUNT)  # used after it
+
+        with pytest.raises(ProtocolError) as caught:
+            run(main())
+        error = caught.value
+        marker = (
+            "# the block opened here" if kind == "asynccontextmanager" else "# the loop opened here"
+        )
+        assert error.code == "PG203"
+        assert error.provider.name.endswith("body")
+        assert error.call_site.lineno == line_of(__file__, "# used after it")
+        assert f"opened at {__file__}:{line_of(__file__, marker)}" in str(error)
+
     def test_provider_work_after_its_yield_is_not_a_use(self, run, async_maker) -> None:
         """An async generator provider driven by contextlib (as Depends() drives it) whose
         code after 'yield' writes and commits: that begins a transaction after the

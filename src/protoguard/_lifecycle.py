@@ -767,13 +767,19 @@ def watch(
     try:
         watched = _WATCHED_CLASSES.get(id(cls))
         if watched is None:
-            if (
-                not callable(getattr(cls, "execute", None))
-                or issubclass(cls, WatchedSession)
-                or callable(value)
-            ):
+            if issubclass(cls, (WatchedSession, StrictSessionProxy)):
+                # Watched already: a guarded maker's session, entered in the provider
+                # (``async with SessionLocal() as s: yield s``, both guarded). Its block
+                # is the maker's, inside the provider's; its findings name the provider
+                # and the line that used it, which the user wrote, not a line inside the
+                # provider. (Not a session the provider was handed: the caller's.)
+                adopted = value._self_state
+                if not borrowed and adopted.open:
+                    adopted.info, adopted.opened_at = info, opened_at
+                return value
+            if not callable(getattr(cls, "execute", None)) or callable(value):
                 # Not a session (a scoped_session registry is callable, and has
-                # execute() too), or one that is watched already.
+                # execute() too).
                 return value
             if id(cls) in _UNWATCHABLE:
                 return value
