@@ -1984,6 +1984,52 @@ class TestIdempotence:
             run(kept_past_its_block(strict))
         assert caught.value.code == "PG203"
 
+    def test_a_guarded_partial_guarded_again(self, run: Any, async_maker: Any) -> None:
+        """A guarded partial of an @asynccontextmanager function, given a new mode, is
+        still that context manager (its __wrapped__ is the generator beneath, for
+        FastAPI, which is not what it guards)."""
+        once = protoguard.provider(functools.partial(acm_db, async_maker, []))
+        again = protoguard.provider(mode="strict")(once)
+
+        async def count() -> int:
+            async with again() as session:
+                return (await session.execute(COUNT)).scalar_one()
+
+        assert run(count()) == 2
+
+    def test_the_first_guards_options_are_kept(self, run: Any, async_maker: Any) -> None:
+        """A new name keeps the first guard's mode and type; a new mode keeps its type."""
+        lib = protoguard.provider(mode="strict", yields=AsyncSession)(agen_db)
+        renamed = protoguard.provider(name="db")(lib)
+        assert renamed.__protoguard_provider__.name == "db"
+        strict_again = protoguard.provider(mode="strict")(lib)
+
+        async def wrong_type() -> Any:
+            yield "not a session"
+
+        async def drain(result: Any) -> None:
+            async for _ in result:
+                pass
+
+        for guarded in (renamed, strict_again):
+            result = guarded(async_maker, [])
+            assert type(result).__name__ == "StrictAsyncGeneratorProxy"
+            run(drain(result))
+        typed = protoguard.provider(yields=AsyncSession)(wrong_type)
+        retyped = protoguard.provider(mode="strict")(typed)
+
+        async def use() -> None:
+            async for _ in retyped():
+                pass
+
+        with pytest.raises(protoguard.ProtocolError) as caught:
+            run(use())
+        assert caught.value.code == "PG205"
+
+    def test_mode_off_on_a_guarded_provider(self) -> None:
+        """provider(mode="off") on a guarded provider is the provider beneath."""
+        assert protoguard.provider(mode="off")(protoguard.provider(agen_db)) is agen_db
+
     def test_twice_behaves_as_unguarded(self, run: Any, async_maker: Any) -> None:
         """A provider guarded twice still rolls back and re-raises the same error."""
 

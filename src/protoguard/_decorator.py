@@ -161,6 +161,8 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
     """A guarded ``async_sessionmaker``/``sessionmaker``: every attribute is forwarded,
     and each session it makes is guarded."""
 
+    _self_guards: tuple[Any, Optional[str], Optional[type]]  # see _guarded_with
+
     def __init__(
         self, maker: Any, result_class: type, strict_class: type, mode: Optional[str]
     ) -> None:
@@ -183,7 +185,10 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
         return self._pg_like(copy.deepcopy(self.__wrapped__, memo))
 
     def _pg_like(self, maker: Any) -> GuardedSessionMaker:
-        return type(self)(maker, self._self_result_class, self._self_strict_class, self._self_mode)
+        like = type(self)(maker, self._self_result_class, self._self_strict_class, self._self_mode)
+        _, mode, yields = self._self_guards
+        like._self_guards = (maker, mode, yields)
+        return like
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         info = self.__protoguard_provider__
@@ -263,14 +268,25 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     return None
 
 
-def _unguarded(obj: Any) -> Any:
-    """The provider a guarded one guards (bound again, for a bound method)."""
+# What a guard guards and the options it was given: (provider, mode, yields).
+_GUARDS = "__protoguard_guards__"
+
+
+def _guarded_with(obj: Any) -> tuple[Any, Optional[str], Optional[type]]:
+    """The provider a guarded one guards (bound again, for a bound method), with the
+    mode and type it was guarded with. (Not ``__wrapped__``: a guarded partial's is the
+    generator function beneath, for FastAPI.)"""
     if type(obj) is types.MethodType:
-        return types.MethodType(_unguarded(obj.__func__), obj.__self__)
-    # GuardedFunction and GuardedSessionMaker, wrapt's bound form of a GuardedFunction
-    # (the original bound the same way), and a guarded context-manager function (what
-    # functools.wraps recorded): __wrapped__ is the provider beneath.
-    return obj.__wrapped__
+        original, mode, yields = _guarded_with(obj.__func__)
+        return types.MethodType(original, obj.__self__), mode, yields
+    if issubclass(type(obj), _BOUND_WRAPPERS):
+        # wrapt's bound form of a GuardedFunction: the original, bound the same way.
+        _, mode, yields = obj._self_parent._self_guards
+        return obj.__wrapped__, mode, yields
+    if type(obj) is types.FunctionType:
+        guards: tuple[Any, Optional[str], Optional[type]] = obj.__dict__[_GUARDS]
+        return guards
+    return obj._self_guards  # type: ignore[no-any-return]
 
 
 def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
@@ -450,8 +466,15 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
         if mode is None and yields is None and (name is None or name == guarded_as.name):
             return obj  # already guarded, nothing new asked: decorating twice is harmless
         # Options for a provider guarded already (a library's, given its own mode here):
-        # the provider beneath, guarded again with them (and its name, unless renamed).
-        return _decorate(_unguarded(obj), name or guarded_as.name, mode, yields)
+        # the provider beneath, guarded again with them, and with the first guard's
+        # name, mode and type where they give none.
+        original, first_mode, first_yields = _guarded_with(obj)
+        return _guard(
+            original,
+            name or guarded_as.name,
+            mode if mode is not None else first_mode,
+            yields if yields is not None else first_yields,
+        )
     kind = k.classify(obj)
     if kind is None:
         raise TypeError(
@@ -466,13 +489,32 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
     info = _info(obj, kind, name)
     result_class = specialise(info)
     strict_class = _lifecycle.strict_class(result_class, _lifecycle.declared_type(obj, yields))
+    guarded: Any
     if kind in (k.ASYNC_CM, k.SYNC_CM):
         guarded = _guard_contextmanager(obj, result_class, strict_class, mode)
         setattr(guarded, _MARK, info)
+        guarded.__dict__[_GUARDS] = (obj, mode, yields)
         return guarded
     if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
-        return GuardedSessionMaker(obj, result_class, strict_class, mode)
-    return _guard_function(obj, result_class, strict_class, mode, info)
+        guarded = GuardedSessionMaker(obj, result_class, strict_class, mode)
+    else:
+        guarded = _guard_function(obj, result_class, strict_class, mode, info)
+    guarded._self_guards = (obj, mode, yields)
+    return guarded
+
+
+def _guard(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
+    """provider(obj, ...), its options checked."""
+    # The provider's own mode, else the global one: not an override() block's, which is
+    # for the code running inside it, and would otherwise leave a provider imported there
+    # unguarded for good (see docs/modes.md, "off").
+    if (
+        (mode or _config.settings.mode) == _config.OFF
+        and not _guarded_when_off(obj)
+        and _guarded_info(obj) is None  # mode="off" on a guarded one: see _decorate
+    ):
+        return obj
+    return _decorate(obj, name, mode, yields)
 
 
 def _guarded_when_off(obj: Any) -> bool:
@@ -532,12 +574,7 @@ def provider(
         raise TypeError(f"protoguard.provider(yields=...) takes a class, not {k.describe(yields)}")
 
     def decorate(obj: Any) -> Any:
-        # The provider's own mode, else the global one: not an override() block's, which
-        # is for the code running inside it, and would otherwise leave a provider
-        # imported there unguarded for good (see docs/modes.md, "off").
-        if (mode or _config.settings.mode) == _config.OFF and not _guarded_when_off(obj):
-            return obj
-        return _decorate(obj, name, mode, yields)
+        return _guard(obj, name, mode, yields)
 
     if func is _NOTHING:
         return decorate
