@@ -262,3 +262,22 @@ def test_the_import_time_fix_keeps_the_other_items(tmp_path: Path) -> None:
         "async with other() as a, await make_session() as b:",
         "async with other() as a:\n    async for b in get_agen():",
     ]
+
+
+def test_an_item_calling_the_provider_by_another_name(tmp_path: Path) -> None:
+    """`async with lock() as l, alias() as db:`: the item that calls the provider cannot
+    be told, so the fix is the provider's own statement, never the line as it was."""
+    error = _error(
+        tmp_path,
+        """
+        db_provider = get_agen
+
+        async def f():
+            async with other() as a, db_provider() as db:
+                pass
+        """,
+    )
+    assert error.code == "PG102"
+    assert error.fix != "async with other() as a, db_provider() as db:"
+    assert error.fix.startswith("async for ")
+    _compiles(error.fix)

@@ -1026,10 +1026,11 @@ class WatchedSession(_BaseProxy):  # type: ignore[misc]
 def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
     site = resolve(where)
     fix = right_use(info, site)
-    plain_def = plain_def_at(site.filename, site.lineno) if site is not None else None
     note = ""
-    if plain_def is not None and needs_async_def(fix):
-        note = f"  # needs an async def; {plain_def}() is a plain def"
+    if site is not None and needs_async_def(fix):  # (the parse only where it may matter)
+        plain_def = plain_def_at(site.filename, site.lineno)
+        if plain_def is not None:
+            note = f"  # needs an async def; {plain_def}() is a plain def"
     report(
         finding(
             "PG204",

@@ -447,10 +447,11 @@ def _fix(
                 if target is None and isinstance(stmt.items[0].context_expr, ast.Name):
                     # `db = make_session()` then `async with db:`: the block uses `db`.
                     items = [(items[0][0], items[0][0])]
-            fixed = with_items(kind, used, items, mine, leaves_early)
-            if "\n" in fixed:
-                return fixed, "  # the blocks nest: the body goes under the last one"
-            return fixed, _IMPORT_CONTEXTLIB if "contextlib." in fixed else ""
+            if mine:  # (none: the provider called by another name, the item unknown)
+                fixed = with_items(kind, used, items, mine, leaves_early)
+                if "\n" in fixed:
+                    return fixed, "  # the blocks nest: the body goes under the last one"
+                return fixed, _IMPORT_CONTEXTLIB if "contextlib." in fixed else ""
         fixed = rewritten(kind, used, expr, target)
         if isinstance(stmt, ast.If) and fixed.endswith(":"):
             named = _named_call(stmt.test, name)
@@ -858,13 +859,13 @@ def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
     return None
 
 
+@functools.lru_cache(maxsize=256)  # a finding repeats at its place: parse once
 def plain_def_at(filename: str, lineno: int) -> Optional[str]:
     """The name of the plain ``def`` whose body holds ``filename:lineno`` (innermost),
     if it is not an ``async def``; None at module level, in an ``async def`` or where
     the source cannot be read."""
-    try:
-        tree = ast.parse("".join(linecache.getlines(filename)))
-    except (SyntaxError, ValueError):
+    tree = _parsed("".join(linecache.getlines(filename)))
+    if tree is None:
         return None
     found: Optional[ast.AST] = None
     for node in ast.walk(tree):
@@ -875,6 +876,14 @@ def plain_def_at(filename: str, lineno: int) -> Optional[str]:
         ):
             found = node
     return found.name if isinstance(found, ast.FunctionDef) else None
+
+
+@functools.lru_cache(maxsize=8)  # a module's findings at several places: one parse
+def _parsed(source: str) -> Optional[ast.Module]:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def right_use(info: ProviderInfo, site: Optional[CallSite]) -> str:
