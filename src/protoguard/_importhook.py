@@ -20,6 +20,7 @@ warning filters make an error (``-W error``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import importlib.util
 import marshal
@@ -29,7 +30,7 @@ import threading
 import types
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _config
@@ -291,18 +292,20 @@ def scan_module(
     if not isinstance(path, str) or not path.endswith(".py"):
         return []
     namespace = vars(module)
+    read: Callable[[], Optional[str]]
     try:
         stat = os.stat(path)
+        read = functools.partial(_read_source, path)
     except OSError:
-        # Not a file on disk (inside a zip file): read through the loader, not cached.
-        return _scan_from_loader(module, path, thorough)
+        # Not a file on disk (inside a zip file): read through its loader, not cached.
+        read, cache = functools.partial(_source_from_loader, module), None
     group = module.__name__.partition(".")[0]
     uses, calls = cache.lookup(path, stat, group) if cache is not None else (None, None)
     source: Optional[str] = None
     if uses is None:
         if not thorough:
             if calls is None:
-                source = _read_source(path)
+                source = read()
                 if source is None:
                     return []
                 from . import _index
@@ -313,7 +316,7 @@ def scan_module(
             if not _scan.needs_parse(calls, namespace):
                 return []
         if source is None:
-            source = _read_source(path)
+            source = read()
             if source is None:
                 return []
         try:
@@ -325,27 +328,8 @@ def scan_module(
     if not uses:
         return []
     if source is None:
-        return _scan.findings(
-            uses, namespace, path, None, module.__name__, read_source=lambda: _read_source(path)
-        )
+        return _scan.findings(uses, namespace, path, None, module.__name__, read_source=read)
     return _scan.findings(uses, namespace, path, source, module.__name__)
-
-
-def _scan_from_loader(module: types.ModuleType, path: str, thorough: bool) -> list[SourceFinding]:
-    """scan_module() for a module whose source is no file on disk (see there)."""
-    from . import _index, _scan
-
-    source = _source_from_loader(module)
-    if source is None:
-        return []
-    namespace = vars(module)
-    if not thorough and not _scan.needs_parse(_index.index_calls(source), namespace):
-        return []
-    try:
-        uses = _scan.parse_uses(source, path)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    return _scan.findings(uses, namespace, path, source, module.__name__) if uses else []
 
 
 # --- reporting -------------------------------------------------------------------------
