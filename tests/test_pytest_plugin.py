@@ -79,6 +79,19 @@ class TestOptions:
         assert result.ret == pytest.ExitCode.TESTS_FAILED
         result.stdout.fnmatch_lines(["*protoguard: 1 wrong protocol(s) (strict: failing)*"])
 
+    def test_a_package_never_imported_is_named(self, app: pytest.Pytester) -> None:
+        """A misspelt package checks nothing: the summary says so, and not of the
+        package the tests do import."""
+        result = app.runpytest_subprocess("--protoguard-packages=shopap,shopapp")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "protoguard: no module of 'shopap' was imported by this run, so none was "
+                "checked: is the name right (--protoguard-packages, protoguard_packages)?"
+            ]
+        )
+        result.stdout.no_fnmatch_line("*no module of 'shopapp'*")
+
     def test_off_reports_nothing(self, app: pytest.Pytester) -> None:
         """Mode off: no hook, no summary."""
         result = app.runpytest_subprocess("--protoguard-packages=shopapp", "--protoguard-mode=off")

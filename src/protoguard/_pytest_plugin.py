@@ -16,6 +16,7 @@ another mode.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
@@ -162,10 +163,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _never_imported(config: pytest.Config, hook: ImportHook) -> list[str]:
+    """The named packages of which no module was imported in this process: a misspelt
+    name checks nothing, silently. (Not in pytest-xdist's controller, which imports
+    what its workers do not tell it.)"""
+    if getattr(config.option, "numprocesses", None):
+        return []
+    imported = list(sys.modules)
+    return [
+        name
+        for name in hook.packages
+        if not any(module == name or module.startswith(name + ".") for module in imported)
+    ]
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     hook = config.stash.get(_HOOK, None)
+    if hook is None:
+        return
+    for name in _never_imported(config, hook):
+        terminalreporter.write_line(
+            f"protoguard: no module of {name!r} was imported by this run, so none was "
+            "checked: is the name right (--protoguard-packages, protoguard_packages)?",
+            yellow=True,
+        )
     lines = _summary_lines(config)
-    if hook is None or not lines:
+    if not lines:
         return
     strict = _strict(config, hook)
     title = f"protoguard: {len(lines)} wrong protocol(s)" + (" (strict: failing)" if strict else "")
