@@ -1150,6 +1150,16 @@ class TestRepr:
             _dispose(plain)
             _dispose(inner)
 
+    def test_a_guarded_provider_has_its_own_repr(self, async_maker: Any) -> None:
+        """A guarded generator or coroutine function, and a guarded maker, show as the
+        function or maker they guard (as a guarded context-manager function does)."""
+        for provider in (agen_db, gen_db, coro_db, acm_db, async_maker):
+            guarded = protoguard.provider(provider)
+            if provider is acm_db:  # a function of its own, named as the provider
+                assert repr(guarded).startswith("<function acm_db at 0x")
+            else:
+                assert repr(guarded) == repr(provider)
+
     def test_strict_session_repr(self, run, async_maker: Any) -> None:
         """The session strict mode watches has the session's repr."""
 

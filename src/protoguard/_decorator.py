@@ -22,6 +22,7 @@ from ._proxies import (
     AsyncGeneratorProxy,
     GeneratorProxy,
     SessionProxy,
+    _wrapped_repr,
     specialise,
 )
 from .exceptions import ProviderInfo
@@ -86,6 +87,10 @@ class GuardedFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     def __protoguard_provider__(self) -> ProviderInfo:
         info: ProviderInfo = self._self_info
         return info
+
+    # The function's own repr (`<function get_db at 0x...>`), as a guarded
+    # context-manager function's is: not wrapt's, which names no function.
+    __repr__ = _wrapped_repr
 
     # A function, copied and pickled as a function is: by reference (pickle finds it
     # under its module and qualified name, this guarded object when it is what the
@@ -162,6 +167,7 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
     and each session it makes is guarded."""
 
     _self_guards: tuple[Any, Optional[str], Optional[type]]  # see _guarded_with
+    __repr__ = _wrapped_repr  # the maker's own, as GuardedFunction's
 
     def __init__(
         self, maker: Any, result_class: type, strict_class: type, mode: Optional[str]
