@@ -159,10 +159,14 @@ class TestConfigure:
             _pg101(guarded)
 
     def test_decorated_while_off_stays_unguarded(self) -> None:
-        """Decorating in mode "off" returns the function itself, whatever comes later
-        (a context-manager function keeps a guard: see test_off_returns_...)."""
+        """Decorating in mode "off" returns the function itself, whatever comes later (a
+        context-manager function keeps a guard, off for good: see test_off_returns_...)."""
         protoguard.configure(mode="off")
         assert protoguard.provider(_plain_gen) is _plain_gen
+        guarded = protoguard.provider(_plain_cm)
+        protoguard.configure(mode="strict")
+        with protoguard.override(mode="strict"):
+            assert type(guarded()) is contextlib._AsyncGeneratorContextManager
 
     @pytest.mark.parametrize("bad", ["loud", 1, None.__class__])
     def test_invalid_mode(self, bad: object) -> None:
@@ -184,6 +188,8 @@ class TestProviderMode:
         assert type(guarded()) is contextlib._AsyncGeneratorContextManager
         protoguard.configure(mode="strict")
         assert type(guarded()) is contextlib._AsyncGeneratorContextManager
+        with protoguard.override(mode="strict"):  # never guarded, as documented
+            assert type(guarded()) is contextlib._AsyncGeneratorContextManager
 
     def test_provider_mode_beats_global(self) -> None:
         """A provider's own mode="on" keeps guarding while the global mode is "off"."""

@@ -793,7 +793,8 @@ class TestClean:
         assert problem.message == (
             "get_db is a guarded async context manager, but FastAPI 0.123.4 does not look "
             "beneath @protoguard.provider: Depends() calls get_db() and injects the context "
-            "manager it returns, so the endpoint's first use of it as a session raises PG103."
+            "manager it returns, so the endpoint's first use of it as a session raises PG103 "
+            "(AttributeError where protoguard is off)."
         )
         assert problem.fix == (
             "upgrade FastAPI to 0.123.5 or later, or make get_db an async generator:\n"

@@ -777,6 +777,61 @@ class TestPG203:
         assert error.call_site.lineno == line_of(__file__, "# used after it")
         assert f"opened at {__file__}:{line_of(__file__, marker)}" in str(error)
 
+    def test_a_guarded_makers_session_first_step_in_a_task_of_its_own(
+        self, run, async_maker
+    ) -> None:
+        """The same provider whose first step runs in a task of its own (gather,
+        wait_for before 3.12): the generator carries the block, no PG206."""
+        maker = protoguard.provider(async_maker)
+
+        @protoguard.provider
+        async def get_db() -> Any:
+            async with maker() as session:
+                yield session
+
+        async def main() -> int:
+            sessions = get_db()
+            (session,) = await asyncio.gather(asyncio.ensure_future(sessions.__anext__()))
+            count = (await session.execute(COUNT)).scalar_one()
+            with pytest.raises(StopAsyncIteration):
+                await sessions.__anext__()
+            return count
+
+        assert run(main()) == 2
+        assert protoguard.findings() == []
+
+    def test_a_helper_handed_another_providers_session_keeps_its_name(
+        self, run, async_maker
+    ) -> None:
+        """A unit of work's transaction helper that hands out the session it holds (not
+        an argument of its call): the session stays the provider's that opened it."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db() -> Any:
+            async with async_maker() as session:
+                yield session
+
+        class UnitOfWork:
+            def __init__(self, session: Any) -> None:
+                self.session = session
+
+            @protoguard.provider
+            @contextlib.asynccontextmanager
+            async def transaction(self) -> Any:
+                async with self.session.begin_nested():
+                    yield self.session
+
+        async def main() -> None:
+            async with get_db() as session, UnitOfWork(session).transaction() as inner:
+                await inner.execute(COUNT)
+            await session.execute(COUNT)
+
+        with pytest.raises(ProtocolError) as caught:
+            run(main())
+        assert caught.value.code == "PG203"
+        assert caught.value.provider.name.endswith("get_db")
+
     def test_provider_work_after_its_yield_is_not_a_use(self, run, async_maker) -> None:
         """An async generator provider driven by contextlib (as Depends() drives it) whose
         code after 'yield' writes and commits: that begins a transaction after the

@@ -285,14 +285,14 @@ def _guarded_with(obj: Any) -> tuple[Any, Optional[str], Optional[type]]:
     if type(obj) is types.MethodType:
         original, mode, yields = _guarded_with(obj.__func__)
         return types.MethodType(original, obj.__self__), mode, yields
+    if issubclass(type(obj), (GuardedFunction, GuardedSessionMaker)):  # first: in wrapt
+        return obj._self_guards  # type: ignore[no-any-return]  # 1, these are ObjectProxies
     if issubclass(type(obj), _BOUND_WRAPPERS):
         # wrapt's bound form of a GuardedFunction: the original, bound the same way.
         _, mode, yields = obj._self_parent._self_guards
         return obj.__wrapped__, mode, yields
-    if type(obj) is types.FunctionType:
-        guards: tuple[Any, Optional[str], Optional[type]] = obj.__dict__[_GUARDS]
-        return guards
-    return obj._self_guards  # type: ignore[no-any-return]
+    guards: tuple[Any, Optional[str], Optional[type]] = obj.__dict__[_GUARDS]
+    return guards
 
 
 def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
@@ -319,8 +319,17 @@ def _guard_contextmanager(
     override_mode = _config.override_mode
     mode_for, unwatched = _config.mode_for, _config.unwatched
     on, off, strict = _config.ON, _config.OFF, _config.STRICT
-    inner = getattr(func, "__wrapped__", None)
-    if type(func).__name__ == "function" and inner is not None:
+    inner: Any = getattr(func, "__wrapped__", None)
+    plain = type(func).__name__ == "function" and inner is not None
+    if mode == off:
+        # Off for good (see _guard): contextlib's own objects, and the generator for
+        # contextlib's helper when Depends() drives the provider (see below).
+        def guarded(*args: Any, **kwds: Any) -> Any:
+            if _getframe(1).f_code is _CONTEXTLIB_INIT:
+                return inner(*args, **kwds) if plain else func(*args, **kwds).gen
+            return func(*args, **kwds)
+
+    elif plain:
         # The common case, a plain decorated function: build contextlib's object
         # ourselves, exactly as contextlib's helper does, but of the guarded class.
         def guarded(*args: Any, **kwds: Any) -> Any:
@@ -356,7 +365,7 @@ def _guard_contextmanager(
                 return cm.gen  # contextlib wants the generator (see above)
             return cm
 
-    _GUARDED_CODE.add(guarded.__code__)  # one per definition above: two in all
+    _GUARDED_CODE.add(guarded.__code__)  # one per definition above: three in all
     functools.update_wrapper(guarded, func)
     if isinstance(func, functools.partial):
         # What FastAPI's Depends() looks through: the generator function inside
@@ -514,12 +523,14 @@ def _guard(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[
     # The provider's own mode, else the global one: not an override() block's, which is
     # for the code running inside it, and would otherwise leave a provider imported there
     # unguarded for good (see docs/modes.md, "off").
-    if (
-        (mode or _config.settings.mode) == _config.OFF
-        and not _guarded_when_off(obj)
-        and _guarded_info(obj) is None  # mode="off" on a guarded one: see _decorate
-    ):
-        return obj
+    if (mode or _config.settings.mode) == _config.OFF and _guarded_info(obj) is None:
+        # (mode="off" on a guarded one: see _decorate.)
+        if not _guarded_when_off(obj):
+            return obj
+        # A context-manager provider decorated in mode off keeps a guard that is off for
+        # good, as an unguarded provider would be (no configure() or override() turns it
+        # on): it is there for Depends() only.
+        mode = _config.OFF
     return _decorate(obj, name, mode, yields)
 
 

@@ -359,7 +359,8 @@ def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
     message = (
         f"{short} is a guarded {info.kind}, but FastAPI {fastapi.__version__} does not look "
         f"beneath @protoguard.provider: Depends() calls {short}() and injects the context "
-        "manager it returns, so the endpoint's first use of it as a session raises PG103."
+        "manager it returns, so the endpoint's first use of it as a session raises PG103 "
+        "(AttributeError where protoguard is off)."
     )
     fix = (
         f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}:"

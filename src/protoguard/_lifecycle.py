@@ -342,6 +342,9 @@ class SessionState:
 
     info: ProviderInfo
     opened_at: Optional[Site] = None
+    # Where findings say the block was opened, if not opened_at: the line of the user's
+    # that opened a guarded provider handing out a guarded maker's session (see watch).
+    shown_at: Optional[Site] = None
     open = True
     depth = 0  # calls on the session in progress (PG202; the SQLAlchemy listener)
     busy: Optional[asyncio.Task[Any]] = None  # the task inside a call (PG202)
@@ -404,7 +407,7 @@ def _opener(state: SessionState) -> str:
     """Where the session's block was opened, as a finding says it: ``at`` its line, or
     ``by FastAPI's Depends(get_db)`` when that line is FastAPI's own, which would tell
     the reader nothing."""
-    site = resolve(state.opened_at)
+    site = resolve(state.shown_at or state.opened_at)
     if site is None:
         return "at an unknown place"
     if _opened_by_depends(site):
@@ -767,19 +770,25 @@ def watch(
     try:
         watched = _WATCHED_CLASSES.get(id(cls))
         if watched is None:
-            if issubclass(cls, (WatchedSession, StrictSessionProxy)):
-                # Watched already: a guarded maker's session, entered in the provider
-                # (``async with SessionLocal() as s: yield s``, both guarded). Its block
-                # is the maker's, inside the provider's; its findings name the provider
-                # and the line that used it, which the user wrote, not a line inside the
-                # provider. (Not a session the provider was handed: the caller's.)
+            if issubclass(cls, StrictSessionProxy):
+                # A guarded maker's session, entered in the provider (``async with
+                # SessionLocal() as s: yield s``, both guarded): watched already, its
+                # block the maker's, inside the provider's. Its findings name the
+                # provider and the line the user wrote that opened it (shown_at), not a
+                # line inside the provider. (Not a session the provider was handed: the
+                # caller's.)
                 adopted = value._self_state
                 if not borrowed and adopted.open:
-                    adopted.info, adopted.opened_at = info, opened_at
+                    adopted.info, adopted.shown_at = info, opened_at
                 return value
-            if not callable(getattr(cls, "execute", None)) or callable(value):
+            if (
+                not callable(getattr(cls, "execute", None))
+                or issubclass(cls, WatchedSession)
+                or callable(value)
+            ):
                 # Not a session (a scoped_session registry is callable, and has
-                # execute() too).
+                # execute() too), or one that is watched already (another provider's,
+                # handed to a helper: it stays its opener's).
                 return value
             if id(cls) in _UNWATCHABLE:
                 return value
