@@ -1675,6 +1675,15 @@ class TestSampleRate:
         assert counts == [3, 3]
 
 
+async def _three_uses_after_the_block(get_db: Any) -> None:
+    """The session used three times at one line after its provider's block: PG203 each."""
+    async with get_db() as session:
+        pass
+    for _ in range(3):
+        await session.execute(COUNT)  # used after the block, three times
+    await session.close()  # closing is never a finding
+
+
 class TestActions:
     """What a finding does is set by the action; every finding is counted."""
 
@@ -1702,24 +1711,17 @@ class TestActions:
         protoguard.configure(action="warn")
         get_db, _, _ = providers
 
-        async def main() -> None:
-            async with get_db() as session:
-                pass
-            for _ in range(3):
-                await session.execute(COUNT)  # warned once a line
-            await session.close()
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore")
             warnings.filterwarnings("default", category=ProtocolWarning, module=__name__)
-            run(main())
+            run(_three_uses_after_the_block(get_db))
         assert [(w.category, w.lineno) for w in caught] == [
-            (ProtocolWarning, line_of(__file__, "# warned once a line"))
+            (ProtocolWarning, line_of(__file__, "# used after the block, three times"))
         ]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.filterwarnings("ignore", category=ProtocolWarning, module=__name__)
-            run(main())
+            run(_three_uses_after_the_block(get_db))
         assert caught == []
         assert _codes() == [("PG203", 6)]
 
@@ -1769,15 +1771,8 @@ class TestActions:
         protoguard.configure(action="log")
         get_db, _, _ = providers
 
-        async def main() -> None:
-            async with get_db() as session:
-                pass
-            for _ in range(3):
-                await session.execute(COUNT)
-            await session.close()  # closing is never a finding
-
         with caplog.at_level(logging.WARNING, logger="protoguard"):
-            run(main())
+            run(_three_uses_after_the_block(get_db))
         assert [r.getMessage()[:7] for r in caplog.records] == ["[PG203]"] * 3
         assert _codes() == [("PG203", 3)]
 
