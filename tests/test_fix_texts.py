@@ -265,8 +265,8 @@ def test_the_import_time_fix_keeps_the_other_items(tmp_path: Path) -> None:
 
 
 def test_an_item_calling_the_provider_by_another_name(tmp_path: Path) -> None:
-    """`async with lock() as l, alias() as db:`: the item that calls the provider cannot
-    be told, so the fix is the provider's own statement, never the line as it was."""
+    """`async with lock() as l, alias() as db:`: the alias is found among the names the
+    line sees, and the message and the fix say it as the line does."""
     error = _error(
         tmp_path,
         """
@@ -278,6 +278,42 @@ def test_an_item_calling_the_provider_by_another_name(tmp_path: Path) -> None:
         """,
     )
     assert error.code == "PG102"
-    assert error.fix != "async with other() as a, db_provider() as db:"
+    assert str(error).startswith("[PG102] 'async with' on db_provider(), which is an async")
+    assert error.fix == "async with other() as a:\n    async for db in db_provider():"
+    _compiles(error.fix)
+
+
+def test_an_item_calling_the_provider_by_no_name(tmp_path: Path) -> None:
+    """Called out of a dict, the item cannot be told: the fix is the provider's own
+    statement, never the line as it was."""
+    error = _error(
+        tmp_path,
+        """
+        providers = {"db": get_agen}
+
+        async def f():
+            async with other() as a, providers["db"]() as db:
+                pass
+        """,
+    )
+    assert error.code == "PG102"
+    assert error.fix != 'async with other() as a, providers["db"]() as db:'
     assert error.fix.startswith("async for ")
+    _compiles(error.fix)
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("r = await (await provide()).execute(1)", "PG104"),
+        ("r = await provide().execute(1)", "PG103"),
+    ],
+)
+def test_a_provider_imported_under_another_name(tmp_path: Path, line: str, code: str) -> None:
+    """`from app.db import get_db as provide`: the call inside the expression is found by
+    the alias, and the fix calls it as the line does (`get_db` is no name there)."""
+    error = _error(tmp_path, f"provide = get_db\n\nasync def f():\n    {line}\n")
+    assert error.code == code
+    assert "provide()" in str(error).splitlines()[0]
+    assert error.fix == "async with provide() as session: r = await session.execute(1)"
     _compiles(error.fix)

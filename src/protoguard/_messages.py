@@ -414,10 +414,12 @@ def _fix(
     assigned: str,
     attr: Optional[str] = None,
     leaves_early: bool = False,
+    name: Optional[str] = None,
 ) -> tuple[str, str]:
     """The user's line rewritten to the protocol ``kind`` speaks, and a note on it for
-    the message (not part of the fix): what else to move, or what it needs."""
-    name = short_name(info)
+    the message (not part of the fix): what else to move, or what it needs. ``name``:
+    what the line calls the provider (its own name if None)."""
+    name = name or short_name(info)
     expr, target = _pieces(line, name)
     stmt = _parse_line(line)
     inner = None
@@ -949,6 +951,33 @@ def open_where_used(
     return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
 
 
+def _called_as(frame: FrameType, statement: str, info: ProviderInfo, name: str) -> Optional[str]:
+    """The name ``statement`` calls the provider by when it is not ``name``: an alias
+    (`from app.db import get_db as provide`), found as the call whose callee is the
+    guarded provider in the frame's names (read without running any code). None if the
+    line calls ``name``, or no call on it is the provider."""
+    stmt = _parse_line(statement)
+    if stmt is None:
+        return None
+    calls = [node for node in ast.walk(stmt) if isinstance(node, ast.Call)]
+    if not calls or any(_is_call_of(call, name) for call in calls):
+        return None
+    from . import _decorator, _scan  # the error path only (they import this module)
+
+    namespace = {**frame.f_globals, **frame.f_locals}
+    for call in calls:
+        chain = _scan._chain(call.func)
+        if chain is None:
+            continue
+        try:
+            provider = _scan.resolve(chain, namespace)
+            if provider is not None and _decorator._guarded_info(provider) == info:
+                return chain[-1]
+        except Exception:  # an object that breaks getattr_static: not this one
+            continue
+    return None
+
+
 def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str, int]]:
     """The provider call last assigned to ``name`` in the frame's function, as written,
     and the line it is on.
@@ -1040,6 +1069,10 @@ def misuse(
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
         statement = _logical_line(call_site.filename, call_site.lineno, name)
+        alias = _called_as(frame, statement, info, name)
+        if alias is not None:  # `from app.db import get_db as provide`: `provide()`
+            name, call, assigned = alias, f"{alias}()", f"{alias}(...)"
+            statement = _logical_line(call_site.filename, call_site.lineno, name)
         if _continued(call_site.filename, call_site.lineno):
             line = statement  # `db = \` / `await get_db()`: the statement, not a piece
         if used == k.ATTRIBUTE and attr:
@@ -1050,6 +1083,9 @@ def misuse(
         found = _assigned_call(frame, owner)
         if found is not None:
             assigned, assigned_at = found
+            alias = alias or _called_as(frame, assigned, info, name)
+            if alias is not None:  # `db = provide()`, then `db.execute(q)`
+                name, call = alias, f"{alias}()"
         del frame
     if used == k.REENTER:
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
@@ -1062,7 +1098,7 @@ def misuse(
             and used in (k.WITH, k.ASYNC_WITH)
             and leaves_early(call_site.filename, call_site.lineno, name)
         )
-        fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early)
+        fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name)
     # The note is said in the message, not part of .fix (the line itself).
     if (
         used == k.ATTRIBUTE
