@@ -528,8 +528,10 @@ def providers(async_maker, sync_maker) -> Iterator[Providers]:
 
 
 def _use(run: Any, providers: Providers, kind: str, protocol: str) -> Any:
-    driver = _driver(kind, protocol)
-    provider = providers.by_kind[kind]
+    return _use_with(run, _driver(kind, protocol), providers.by_kind[kind])
+
+
+def _use_with(run: Any, driver: Driver, provider: Any) -> Any:
     if driver.is_async:
         return run(driver.func(provider))
     return driver.func(provider)
@@ -539,6 +541,30 @@ def _misuse(run: Any, providers: Providers, kind: str, protocol: str) -> Protoco
     with pytest.raises(ProtocolError) as info:
         _use(run, providers, kind, protocol)
     _close_unawaited(info.value)
+    return info.value
+
+
+def _plain_error(run: Any, providers: Providers, kind: str, protocol: str) -> BaseException:
+    """What the same use of the provider raises without protoguard."""
+    if kind.endswith("-partial"):
+        # A guarded partial's __wrapped__ is the generator's partial, which FastAPI's
+        # Depends() drives (see _decorator), not the user's partial of the decorated one.
+        pytest.skip("the unguarded partial is not at hand")
+    driver = _driver(kind, protocol)
+    unguarded = providers.by_kind[kind].__wrapped__
+    made: list[Any] = []
+
+    def provider(*args: Any, **kwargs: Any) -> Any:
+        made.append(unguarded(*args, **kwargs))
+        return made[-1]
+
+    try:
+        with pytest.raises(Exception) as info:  # noqa: PT011 (any: the test compares types)
+            _use_with(run, driver, provider)
+    finally:
+        for result in made:  # a coroutine the misuse never awaited
+            if isinstance(result, types.CoroutineType):
+                result.close()
     return info.value
 
 
@@ -635,11 +661,16 @@ class TestWrongProtocol:
 
     def test_exception_types(self, run, providers, kind, protocol, code, fix) -> None:
         """A ProtocolError and TypeError; PG103 and PG107, for which Python raises an
-        AttributeError, are also an AttributeError, with Python's name and object."""
+        AttributeError, are also an AttributeError, with Python's name and object, and so
+        is a `with` or `async with` before Python 3.11 (AttributeError: __aenter__)."""
         error = _misuse(run, providers, kind, protocol)
         assert isinstance(error, TypeError)
-        assert isinstance(error, ProtocolAttributeError) == (code in ("PG103", "PG107"))
-        assert isinstance(error, AttributeError) == (code in ("PG103", "PG107"))
+        with_before_311 = sys.version_info < (3, 11) and protocol in ("with", "async with")
+        attribute_error = code in ("PG103", "PG107") or with_before_311
+        assert isinstance(error, ProtocolAttributeError) == attribute_error
+        assert isinstance(error, AttributeError) == attribute_error
+        if with_before_311:
+            assert error.name == ("__aenter__" if protocol == "async with" else "__enter__")
         if code == "PG103":
             assert error.name == "execute"
         if code == "PG107":
@@ -647,6 +678,16 @@ class TestWrongProtocol:
             assert error.obj is not None
             with pytest.raises(AttributeError, match="'args'"):
                 error.obj.args  # noqa: B018 (the object is the context manager entered)
+
+    def test_except_clauses_see_what_python_raises(
+        self, run, providers, kind, protocol, code, fix
+    ) -> None:
+        """The same use of the unguarded provider raises what an `except` clause in the
+        user's code was written for: the ProtocolError is one too (before Python 3.11, a
+        `with` on what is no context manager raises AttributeError, not TypeError)."""
+        error = _misuse(run, providers, kind, protocol)
+        plain = _plain_error(run, providers, kind, protocol)
+        assert isinstance(error, type(plain)), (type(plain), type(error).__mro__)
 
     def test_code_used_supported(self, run, providers, kind, protocol, code, fix) -> None:
         """`.code` is the catalog's, `.used` the protocol written, `.supported` the kind's."""

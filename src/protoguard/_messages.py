@@ -1027,6 +1027,9 @@ _ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 _COMPREHENSION_CODE = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
 
 
+_WITH_RAISES_ATTRIBUTE_ERROR = sys.version_info < (3, 11)
+
+
 def misuse(
     info: ProviderInfo,
     used: str,
@@ -1191,4 +1194,9 @@ def misuse(
     if code == "PG107":
         # What Python raises there: contextlib's second entry finds 'args' gone.
         return ProtocolAttributeError(message, name="args", obj=obj, **fields)
+    if used in (k.WITH, k.ASYNC_WITH) and _WITH_RAISES_ATTRIBUTE_ERROR:
+        # What Python before 3.11 raises for an object that is no (async) context
+        # manager: AttributeError: __aenter__ (a TypeError from 3.11 on).
+        special = "__aenter__" if used == k.ASYNC_WITH else "__enter__"
+        return ProtocolAttributeError(message, name=special, obj=obj, **fields)
     return ProtocolError(message, **fields)  # type: ignore[arg-type]

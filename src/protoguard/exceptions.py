@@ -98,11 +98,12 @@ class ProtocolError(TypeError):
 
 class ProtocolAttributeError(ProtocolError, AttributeError):
     """PG103: the provider's result was used as if it were the session; PG107: a
-    one-shot context manager was entered a second time.
+    one-shot context manager was entered a second time; before Python 3.11, a ``with``
+    or ``async with`` on what is no such context manager (PG102, PG105, PG106).
 
-    Also an :class:`AttributeError`, which is what Python raises for both, so
-    ``hasattr()`` and ``except AttributeError`` see exactly what they would see
-    without protoguard.
+    Also an :class:`AttributeError`, which is what Python raises for all of them
+    (``AttributeError: __aenter__`` before 3.11), so ``hasattr()`` and ``except
+    AttributeError`` see exactly what they would see without protoguard.
     """
 
     def __init__(self, message: str, *, name: str, obj: object, **kwargs: object) -> None:
