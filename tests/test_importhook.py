@@ -590,10 +590,18 @@ class TestModes:
             protoguard.install_import_hook(package.name, mode="on") as hook,
         ):
             warnings.simplefilter("error")
-            with pytest.raises(protoguard.ProtocolWarning, match=r"^\[PG101\] 'async for'"):
+            with pytest.raises(protoguard.ProtocolWarning) as info:
                 importlib.import_module(module)
         assert module not in sys.modules
         assert [f.code for f in hook.findings] == ["PG101", "PG102"]
+        # Both findings, each at its file and line: the error's traceback ends at the
+        # import statement, so the message is where the line to change is said.
+        lines = str(info.value).splitlines()
+        assert lines[0] == f"2 wrong protocol(s) in {module}:"
+        path = package / "mod.py"
+        for code, text in (("PG101", "async for"), ("PG102", "async with")):
+            at = f"{path}:{line_of(package, 'mod', text)}:"
+            assert any(line.startswith(at) and f": [{code}] " in line for line in lines), at
 
     def test_strict_refuses_every_import(self, package: Path) -> None:
         """Importing the module again after the error runs it again: checked again."""
@@ -804,8 +812,7 @@ class TestHandle:
         """Two packages still running when the hook was installed (a package and its
         subpackage, which installs the hook) wait to be checked. A finding reported as an
         error in the first must not lose the second: both are checked, and the error
-        raised from the next import lists both (strict), or is the first of them
-        (-W error); hook.findings has both."""
+        raised from the next import lists both; hook.findings has both."""
         root = tmp_path / "pgnested"
         (root / "inner").mkdir(parents=True)
         (root / "deps.py").write_text(PROVIDERS)
@@ -853,13 +860,12 @@ class TestHandle:
                 ("inner", "PG102"),
                 ("pgnested", "PG101"),
             ]
+            # Strict mode's error, or the warning that lists the findings -W error made
+            # errors: both, each at its file and line.
             message = str(info.value)
-            if mode == "strict":
-                assert message.startswith("2 wrong protocol(s) in pgnested, pgnested.inner:")
-                assert "[PG101]" in message
-                assert "[PG102]" in message
-            else:
-                assert message.startswith("[PG101] 'async for' over get_db()")
+            assert message.startswith("2 wrong protocol(s) in pgnested, pgnested.inner:")
+            assert f"{root / '__init__.py'}:6:20: [PG101] 'async for' over get_db()" in message
+            assert f"{root / 'inner' / '__init__.py'}:7:16: [PG102]" in message
         finally:
             for hook in list(_importhook._registry.hooks):
                 hook.uninstall()

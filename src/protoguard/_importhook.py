@@ -355,16 +355,21 @@ def _warn(finding: SourceFinding, module: Optional[types.ModuleType]) -> None:
     )
 
 
-def _error(found: Sequence[SourceFinding]) -> ProtocolError:
-    """One ProtocolError for the findings of one module or more, the first one's facts as
-    attributes."""
-    first = found[0]
+def _listing(found: Sequence[SourceFinding]) -> str:
+    """The findings of one module or more, each with its file, line and column."""
     modules = ", ".join(dict.fromkeys(finding.module or finding.path for finding in found))
     lines = [f"{len(found)} wrong protocol(s) in {modules}:"]
     for finding in found:
         lines.append(f"{finding.path}:{finding.line}:{finding.col}: {format_finding(finding)}")
+    return "\n".join(lines)
+
+
+def _error(found: Sequence[SourceFinding]) -> ProtocolError:
+    """One ProtocolError for the findings of one module or more, the first one's facts as
+    attributes."""
+    first = found[0]
     return ProtocolError(
-        "\n".join(lines),
+        _listing(found),
         code=first.code,
         provider=first.provider,
         used=first.used,
@@ -500,23 +505,24 @@ class ImportHook:
 
         Strict mode: one ProtocolError listing every module's findings. Mode on: one
         warning per finding, every one of them warned; if the warning filters made any
-        an error (-W error), the first of those is raised after the last is warned.
+        an error (-W error), one ProtocolWarning listing those, each with its file and
+        line (an error's traceback ends at the import, not at the line to change), is
+        raised after the last is warned.
         """
         checked = [(module, found) for module, found in checked if found]
         if not checked or not self.report:
             return
         if self.current_mode() == _config.STRICT:
             raise _error([finding for _, found in checked for finding in found])
-        first_error: Optional[ProtocolWarning] = None
+        as_errors: list[SourceFinding] = []
         for module, found in checked:
             for finding in found:
                 try:
                     _warn(finding, module)
-                except ProtocolWarning as error:
-                    if first_error is None:
-                        first_error = error
-        if first_error is not None:
-            raise first_error
+                except ProtocolWarning:
+                    as_errors.append(finding)
+        if as_errors:
+            raise ProtocolWarning(_listing(as_errors))
 
     def executed(self, module: Optional[types.ModuleType]) -> None:
         """Called by the loader once ``module`` ran: check it, and the modules waiting
