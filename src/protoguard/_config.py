@@ -152,7 +152,9 @@ def configure(
     ``mode`` is ``"off"``, ``"on"`` or ``"strict"``. It applies to every guarded
     provider that has no ``mode=`` of its own. A provider decorated while the mode was
     ``"off"`` was left unguarded and stays so: ``off`` costs nothing because the
-    decorator returns the function unchanged.
+    decorator returns the function unchanged. The exception is an
+    ``@asynccontextmanager``/``@contextmanager`` function, which keeps a guard that
+    checks nothing (so that FastAPI's ``Depends()`` still drives it) and stays off.
 
     ``action`` is what a strict-mode finding does: ``"raise"`` (the default),
     ``"warn"`` (a ProtocolWarning at the user's line) or ``"log"`` (the ``protoguard``

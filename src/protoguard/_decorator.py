@@ -577,7 +577,11 @@ def provider(
     ``mode`` is ``"off"``, ``"on"`` or ``"strict"``; without it the global mode applies
     (``PROTOGUARD_MODE``, ``configure()``). If that mode is ``"off"`` at decoration the
     provider is returned unchanged and costs nothing (an ``override()`` block around the
-    decoration does not count: it is for the code running inside it).
+    decoration does not count: it is for the code running inside it), except an
+    ``@asynccontextmanager``/``@contextmanager`` function: it keeps a guard that checks
+    nothing, so that FastAPI's ``Depends()`` still drives it. That guard costs one call,
+    hands out contextlib's own objects, and stays off: neither ``configure()`` nor
+    ``override()`` turns it on.
 
     ``yields`` is the type of session the provider hands out; strict mode reports PG205
     when it hands out something else. Without it the return annotation is used
