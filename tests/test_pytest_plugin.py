@@ -70,6 +70,24 @@ class TestOptions:
             ]
         )
 
+    def test_a_fix_of_several_lines_is_indented(self, app: pytest.Pytester) -> None:
+        """A fix over several lines (blocks to nest) continues on indented lines, as
+        `protoguard check` writes it."""
+        (app.path / "shopapp" / "handlers.py").write_text(
+            HANDLERS.replace(
+                "async for db in get_db():", "async with get_db() as a, g() as b:"
+            ).replace("from .deps import get_db", "from .deps import get_db\nfrom .gens import g")
+        )
+        (app.path / "shopapp" / "gens.py").write_text("async def g():\n    yield 'session'\n")
+        result = app.runpytest_subprocess("--protoguard-packages=shopapp", "--protoguard-mode=on")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "*handlers.py:7:31: PG102 'async with' on g()*; fix: async with get_db() as a:",
+                "        async for b in g():",
+            ]
+        )
+
     def test_strict_fails_the_session(self, app: pytest.Pytester) -> None:
         """Mode strict: the tests pass, the session fails, and the summary says why."""
         result = app.runpytest_subprocess(

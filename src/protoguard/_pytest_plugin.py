@@ -127,10 +127,16 @@ def _summary_lines(config: pytest.Config) -> list[str]:
     hook = config.stash.get(_HOOK, None)
     if hook is None:
         return []
-    lines = [str(finding) for finding in hook.findings]
+    lines = [_one_finding(finding) for finding in hook.findings]
     from_workers: list[str] = config.stash.get(_FROM_WORKERS, [])
     lines.extend(from_workers)
     return list(dict.fromkeys(lines))
+
+
+def _one_finding(finding: Any) -> str:
+    """A finding as the summary lists it; a fix of several lines goes on indented lines,
+    as ``protoguard check`` writes it, so that the next finding's line stands out."""
+    return str(finding).replace("\n", "\n    ")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -153,7 +159,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if isinstance(worker_output, dict):
         # A pytest-xdist worker: its summary is never shown, so hand the findings to the
         # controller, which lists them and fails the session in strict mode.
-        worker_output[_WORKER_OUTPUT_KEY] = [str(finding) for finding in hook.findings]
+        worker_output[_WORKER_OUTPUT_KEY] = [_one_finding(finding) for finding in hook.findings]
         return
     if (
         _summary_lines(config)
