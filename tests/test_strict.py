@@ -915,6 +915,23 @@ class TestPG203:
             run(db.execute(COUNT))
         assert info.value.code == "PG203"
 
+    def test_closing_the_session_after_the_block(self, run, providers) -> None:
+        """close(), aclose() and contextlib.aclosing() after the block are no finding:
+        closing is the remedy for a session kept too long, never a misuse itself."""
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            async with get_db() as db:
+                await db.execute(COUNT)
+            await db.close()
+            await db.aclose()
+            if sys.version_info >= (3, 10):  # contextlib.aclosing is new in 3.10
+                async with contextlib.aclosing(db):
+                    pass
+
+        run(main())
+        assert protoguard.findings() == []
+
     def test_detaching_objects_from_another_request_is_pg206(self, run, providers) -> None:
         """expunge_all() is harmless after the block, not from another request's task
         while the block is open: it changes that request's session (PG206)."""

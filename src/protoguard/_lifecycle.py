@@ -451,8 +451,9 @@ _BLOCK_OF = {
     k.SESSIONMAKER: "'with' block",
 }
 
-# Closing a session is the remedy for using it out of scope, never a misuse itself.
-_ALWAYS_ALLOWED = frozenset({"close"})
+# Closing a session is the remedy for using it out of scope, never a misuse itself
+# (aclose: AsyncSession's name for close that contextlib.aclosing() calls).
+_ALWAYS_ALLOWED = frozenset({"close", "aclose"})
 
 # Calls that are no PG203: they read the session's state or detach objects from it without
 # touching the database, so they cannot take a connection after the block (`assert not
