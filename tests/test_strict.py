@@ -1501,6 +1501,31 @@ class TestPG206:
         assert protoguard.findings() == []
         assert log == ["gen closed", "gen closed"]
 
+    @pytest.mark.parametrize("entry", ["shield", "wait_for"])
+    @pytest.mark.parametrize("kind", ["@asynccontextmanager", "maker"])
+    def test_a_block_entered_in_a_task_of_its_own(
+        self, run, providers, async_maker, kind: str, entry: str
+    ) -> None:
+        """A block entered by hand in a task of its own (shield, and wait_for before
+        3.12, run the entry so), kept by an AsyncExitStack and used and left by the task
+        that awaited the entry: correct code, no finding; the cleanup runs."""
+        get_db, _, log = providers
+        maker = protoguard.provider(mode="strict")(async_maker)
+        block = get_db if kind == "@asynccontextmanager" else maker
+
+        async def main() -> int:
+            async with contextlib.AsyncExitStack() as stack:
+                enter = stack.enter_async_context(block())
+                if entry == "shield":
+                    db = await asyncio.shield(enter)
+                else:
+                    db = await asyncio.wait_for(enter, timeout=10)
+                return int((await db.execute(COUNT)).scalar_one())
+
+        assert run(main()) == 2
+        assert protoguard.findings() == []
+        assert log == (["cm closed"] if kind == "@asynccontextmanager" else [])
+
     def test_a_coroutine_session_kept_past_its_task(self, run, async_maker) -> None:
         """A coroutine provider's session made in a request's task, kept after that task
         ended and used by another: PG206 (no generator holds it; it escaped)."""

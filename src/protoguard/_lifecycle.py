@@ -390,11 +390,19 @@ def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bo
     ...)``, ``wait_for`` before 3.12). The block then goes where the generator's steps
     go, and a use from another task is no escape. A block whose task is still running
     (a request's, a streaming generator's) keeps PG206, and so does a session a
-    coroutine made in a task that has ended (nothing holds its block)."""
+    coroutine made in a task that has ended (nothing holds its block).
+
+    So does a context manager's block (a provider's, a guarded maker's session's) that
+    a task entered and ended without leaving: that is no `async with` statement, which
+    a task cannot outlive, but an entry by hand (``AsyncExitStack.enter_async_context``
+    under ``asyncio.shield``, or ``wait_for`` before 3.12, which run it in a task of
+    their own), and whoever holds the context manager leaves the block."""
     if not owner.done():
         return False
     if isinstance(state, GeneratorState):
         return True  # the provider's own generator, suspended at its 'yield'
+    if not state.own_block:
+        return True  # a context manager's block, entered (see above)
     site = state.opened_at
     return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
 
