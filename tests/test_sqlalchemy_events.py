@@ -18,6 +18,7 @@ from sqlalchemy.orm import (
     Session,
     mapped_column,
     relationship,
+    scoped_session,
     selectinload,
     sessionmaker,
 )
@@ -172,6 +173,45 @@ def test_provider_work_after_its_yield_is_not_a_use(tmp_path) -> None:
     with maker() as check:
         assert sorted(check.scalars(select(Author.name))) == ["ada", "audit"]
     assert protoguard.findings() == []
+    engine.dispose()
+
+
+def test_a_session_used_again_on_its_own_after_the_block(tmp_path) -> None:
+    """A scoped_session hands the same Session out again after the provider's block
+    closed it: work done on it directly (not through the provider) loads what it loads
+    without a finding. An object the block loaded, read after it, still is PG203."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    Scoped = scoped_session(sessionmaker(engine))
+
+    @protoguard.provider(mode="strict")
+    def get_db():
+        session = Scoped()
+        try:
+            yield session
+            session.commit()
+        finally:
+            session.close()
+
+    with contextlib.contextmanager(get_db)() as db:
+        db.add(Author(name="ada"))
+    author = Author(name="grace")
+    Scoped.add(author)
+    Scoped.commit()  # expires the object; reading it reloads it in a new transaction
+    assert author.id == 2
+    assert protoguard.findings() == []
+
+    @protoguard.provider(mode="strict")
+    def get_kept():  # leaves the session open, in the registry
+        yield Scoped()
+
+    with contextlib.contextmanager(get_kept)() as db:
+        ada = db.get(Author, 1)
+        db.commit()  # expires it
+    protoguard.configure(action="log")
+    assert ada.name == "ada"  # read after the block
+    assert [f.code for f in protoguard.findings()] == ["PG203"]
+    Scoped.remove()
     engine.dispose()
 
 

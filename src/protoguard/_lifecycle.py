@@ -891,6 +891,13 @@ def _outside_sqlalchemy(frames: list[tuple[FrameType, bool]]) -> Optional[Site]:
 _CO_AWAITING = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
+def in_provider_code(state: SessionState) -> bool:
+    """Whether the provider's own code after its 'yield' is on this stack (its frame,
+    past SQLAlchemy's greenlet for an AsyncSession): see _Driven.provider_frame."""
+    own = state.provider_frame()
+    return own is not None and any(frame is own for frame, _ in _stack(sys._getframe(1)))
+
+
 def connection_after_scope(state: SessionState) -> None:
     """SQLAlchemy's after_begin, for a session whose provider's scope has exited, as an
     object it loaded loads an attribute: PG203, unless the provider's own code after

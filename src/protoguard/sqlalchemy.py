@@ -35,15 +35,19 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
     state = getattr(session, STATE, None)
     if state is None or state.open or state.depth:
         return  # unwatched, in scope, or a call on the session (checked at the call)
+    # Imported here: protoguard._lifecycle imports this module.
+    from ._lifecycle import connection_after_scope, in_provider_code
+
     if not _loading_an_attribute(sys._getframe(1)):
         # An explicit call on the session itself: the provider's own cleanup after its
         # 'yield' (a commit), or code that holds the session by its own reference (a
-        # provider that was handed a session it does not own). Neither is a use of what
-        # the provider handed out.
+        # provider that was handed a session it does not own, a scoped_session registry
+        # that hands the same Session out again). Neither is a use of what the provider
+        # handed out; in the second the session is now used on its own, and the ended
+        # block no longer judges what it loads.
+        if not in_provider_code(state) and session.__dict__.get(STATE) is state:
+            del session.__dict__[STATE]
         return
-    # Imported here: protoguard._lifecycle imports this module.
-    from ._lifecycle import connection_after_scope
-
     connection_after_scope(state)
 
 
