@@ -1047,6 +1047,27 @@ class TestPG204:
         gc.collect()
         assert _codes() == [("PG204", 1)]
 
+    def test_generators_closed_before_they_started(self, run, providers, sync_maker) -> None:
+        """A generator closed by hand before its first step (a program that gives up on
+        the sessions it was about to take) was not forgotten: no PG204."""
+        protoguard.configure(action="log")
+        _, get_gen, _ = providers
+
+        @protoguard.provider(mode="strict")
+        def get_sync_gen() -> Any:
+            with sync_maker() as session:
+                yield session
+
+        async def give_up() -> None:
+            gens = [get_gen(), get_gen()]
+            for gen in gens:
+                await gen.aclose()
+
+        run(give_up())
+        get_sync_gen().close()
+        gc.collect()
+        assert protoguard.findings() == []
+
     def test_dropped_coroutine(self, run, async_maker) -> None:
         """A coroutine provider called and never awaited: PG204 naming the call, and the
         coroutine is closed, so Python's own "never awaited" warning does not repeat it."""

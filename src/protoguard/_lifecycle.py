@@ -1430,7 +1430,8 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
         if self._self_pg_reported:
             return  # a PG1xx misuse was already raised for it
         if not state.started:
-            _never_used(self._self_provider, state.called_at, "async generator")
+            if not state.done:  # (closed before it started: not forgotten, closed)
+                _never_used(self._self_provider, state.called_at, "async generator")
         elif not (state.done or state.reported or state.iterated_at is None):
             state.reported = True
             _close_later(self.__wrapped__)  # first, as in _task_ended
@@ -1732,7 +1733,8 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
 
     def __del__(self) -> None:
         state = self._self_state
-        if not state.started and not self._self_pg_reported:
+        # (Closed before it started, it was not forgotten: closing was the choice made.)
+        if not (state.started or state.done or self._self_pg_reported):
             _never_used(self._self_provider, state.called_at, "generator")
 
 
