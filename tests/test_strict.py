@@ -618,6 +618,43 @@ class TestPG202:
         assert str(info.value).count("task 'Task-") == 2
         assert _codes() == [("PG202", 1)]
 
+    def test_second_call_cancelled_while_it_waits(self, run, providers, monkeypatch) -> None:
+        """The second task's call times out while it waits for the first to finish:
+        PG202 all the same (to sys.unraisablehook: the cancellation goes on), and the
+        first call's result is whole."""
+        get_db, _, _ = providers
+        slow = text(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)"
+            " SELECT count(*) FROM c"
+        )
+        started = asyncio.Event()
+
+        async def main() -> tuple[int, str]:
+            async with get_db() as session:
+
+                async def first() -> int:
+                    started.set()
+                    return int((await session.execute(slow)).scalar_one())
+
+                async def second() -> str:
+                    await started.wait()
+                    try:
+                        await asyncio.wait_for(session.execute(COUNT), 0.001)  # PG202 cancelled
+                    except asyncio.TimeoutError:
+                        return "timed out"
+                    return "ran"
+
+                return await asyncio.gather(first(), second())  # type: ignore[return-value]
+
+        seen: list[Any] = []
+        monkeypatch.setattr(sys, "unraisablehook", lambda args: seen.append(args.exc_value))
+        assert run(main()) == [300000, "timed out"]
+        assert [error.code for error in seen] == ["PG202"]
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG202"
+        assert finding.call_site == (__file__, line_of(__file__, "# PG202 cancelled"))
+        assert "cancelled while protoguard had it wait" in finding.message
+
     def test_gather_through_a_guarded_session_maker(self, run, async_maker) -> None:
         """A session from a guarded async_sessionmaker is checked the same way."""
         maker = protoguard.provider(async_maker)

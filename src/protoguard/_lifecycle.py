@@ -566,8 +566,14 @@ async def _async_call(
         # Another task is inside a call on this session. Wait for it to finish
         # first, so that whatever the action, the two calls do not overlap and the
         # session's own state stays sound; then report.
-        await _wait_idle(state)
-        report(_concurrent_use(state, name, site, task, busy, waited=True), can_raise=True)
+        try:
+            await _wait_idle(state)
+        except BaseException:
+            # Cancelled while it waited (a timeout around the call): the finding
+            # stands, and the cancellation goes on, never replaced by it.
+            report(_concurrent_use(state, name, site, task, busy, "cancelled"), can_raise=False)
+            raise
+        report(_concurrent_use(state, name, site, task, busy, "waited"), can_raise=True)
     if state.depth == 0:
         state.busy = task  # cleared when the call ends, so it never outlives the task
     state.depth += 1
@@ -590,11 +596,15 @@ def _concurrent_use(
     site: Optional[Site],
     task: Optional[asyncio.Task[Any]],
     busy: asyncio.Task[Any],
-    waited: bool,
+    then: str,
 ) -> ProtocolError:
-    """PG202: ``.name`` called from ``task`` while ``busy`` is inside a call."""
-    if waited:
+    """PG202: ``.name`` called from ``task`` while ``busy`` is inside a call; ``then``:
+    what became of the call, "waited" (for the first to finish), "cancelled" (while it
+    waited) or "sync" (a sync method, which cannot wait)."""
+    if then == "waited":
         what = "protoguard let the first call finish before this one."
+    elif then == "cancelled":
+        what = "This call was cancelled while protoguard had it wait for that one to finish."
     else:
         what = f"'.{name}' is a sync method, so it cannot wait for that call to finish."
     return finding(
@@ -643,7 +653,7 @@ def _sync_call(
     if busy is not None:
         task = _current_task()
         if busy is not task:
-            report(_concurrent_use(state, name, site, task, busy, waited=False), can_raise=True)
+            report(_concurrent_use(state, name, site, task, busy, "sync"), can_raise=True)
     # depth > 0 tells the SQLAlchemy event listener that this use was checked here.
     state.depth += 1
     try:
