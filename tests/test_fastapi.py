@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import protoguard
 
-from .conftest import COUNT, FASTAPI_UNWRAPS
+from .conftest import COUNT, FASTAPI_UNWRAPS, line_of
 
 
 @pytest.fixture
@@ -592,6 +592,43 @@ class TestStrictAfterTheDependency:
             "Depends(scope=...) and the FastAPI version); for work that runs later (a "
             "streaming response's body, a background task), open a session where it runs: "
             f"{fix}"
+        )
+
+    def test_function_scope_with_a_guarded_maker_inside(self, async_maker) -> None:
+        """The provider's session comes from a guarded maker: the same finding and fix,
+        naming the provider and Depends()."""
+        maker = protoguard.provider(async_maker)
+
+        @protoguard.provider
+        async def get_db():
+            async with maker() as session:
+                yield session
+
+        app = FastAPI()
+
+        @app.get("/stream")
+        async def stream(db: Annotated[AsyncSession, Depends(get_db, scope="function")]) -> Any:
+            async def body() -> Any:
+                try:
+                    yield str((await db.execute(COUNT)).scalar_one())  # PG203 maker stream
+                finally:
+                    await db.close()
+
+            return StreamingResponse(body())
+
+        with TestClient(app) as client:
+            assert client.get("/stream").status_code == 200
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        assert finding.call_site == (__file__, line_of(__file__, "# PG203 maker stream"))
+        assert "(the block opened by FastAPI's Depends(get_db) has exited)" in finding.message
+        assert (
+            finding.message.split("  fix: ")[1]
+            .splitlines()[0]
+            .endswith(
+                "open a session where it runs: "
+                "async with contextlib.asynccontextmanager(get_db)() as db:"
+            )
         )
 
     @pytest.mark.parametrize("path", ["/stream", "/tenant-stream", "/sync-stream", "/background"])

@@ -345,6 +345,9 @@ class SessionState:
     # Where findings say the block was opened, if not opened_at: the line of the user's
     # that opened a guarded provider handing out a guarded maker's session (see watch).
     shown_at: Optional[Site] = None
+    # The state of the guarded provider that handed this session out, when it is a
+    # guarded maker's (see watch): for what PG203's fix says of the provider's block.
+    handed_by: Optional[SessionState] = None
     open = True
     depth = 0  # calls on the session in progress (PG202; the SQLAlchemy listener)
     busy: Optional[asyncio.Task[Any]] = None  # the task inside a call (PG202)
@@ -427,10 +430,16 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
     """PG203's fix for a use of the session after its block: for a generator provider's
     block Depends() opened, how long FastAPI keeps it, and the provider entered where the
     late work runs."""
-    if not (isinstance(state, _Driven) and _opened_by_depends(resolve(state.opened_at))):
+    # The provider's generator Depends() drove: this state's, or that of the provider
+    # that handed out this guarded maker's session.
+    driven = state if isinstance(state, _Driven) else state.handed_by
+    if not (
+        isinstance(driven, _Driven)
+        and _opened_by_depends(resolve(state.shown_at or state.opened_at))
+    ):
         block = _BLOCK_OF.get(state.info.kind, "'with' or 'async with' block")
         return f"use the session only inside the {block} that gave it"
-    gen = state.__wrapped__
+    gen = driven.__wrapped__
     code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)
     takes_arguments = code is None or bool(
         code.co_argcount
@@ -799,6 +808,7 @@ def watch(
                 adopted = value._self_state
                 if not borrowed and adopted.open:
                     adopted.info, adopted.shown_at = info, opened_at
+                    adopted.handed_by = state
                 return value
             if (
                 not callable(getattr(cls, "execute", None))
