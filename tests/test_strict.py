@@ -503,6 +503,63 @@ class TestPG201:
         assert log == ["gen closed"]
         assert _codes() == [("PG201", 1)]
 
+    def test_session_returned_out_of_the_loop_and_used(self, run, providers) -> None:
+        """`async for db in get_gen(): return db`, then a use of db: PG201 for the loop,
+        and PG203 at the use (the session is past its block: its cleanup is scheduled)."""
+        protoguard.configure(action="log")
+        _, get_gen, log = providers
+
+        async def helper() -> Any:
+            async for db in get_gen():
+                return db
+            raise AssertionError("unreachable")
+
+        async def main() -> None:
+            db = await helper()
+            await db.execute(COUNT)  # PG203 after the loop was left
+            await db.close()
+
+        run(main())
+        assert log == ["gen closed"]
+        assert _codes() == [("PG201", 1), ("PG203", 1)]
+        assert protoguard.findings()[1].call_site == (
+            __file__,
+            line_of(__file__, "# PG203 after the loop was left"),
+        )
+
+    @pytest.mark.parametrize("leave", ["return", "break"])
+    def test_sync_loop_left_then_the_session_used(self, sync_maker, leave: str) -> None:
+        """A sync generator provider's loop left early: Python closes the generator at
+        once and its cleanup runs (no PG201 for a sync generator), and the session it
+        handed out is past its block: a use of it is PG203, with no connection left out."""
+        protoguard.configure(action="log")
+        closed = []
+
+        @protoguard.provider(mode="strict")
+        def get_db() -> Any:
+            with sync_maker() as session:
+                try:
+                    yield session
+                finally:
+                    closed.append(True)
+
+        def helper() -> Any:
+            for db in get_db():
+                if leave == "return":
+                    return db
+                break
+            return db
+
+        db = helper()
+        assert closed == [True]
+        db.execute(COUNT)  # PG203 after a sync loop
+        db.close()
+        assert _codes() == [("PG203", 1)]
+        assert protoguard.findings()[0].call_site == (
+            __file__,
+            line_of(__file__, "# PG203 after a sync loop"),
+        )
+
     @pytest.mark.parametrize("referenced", [False, True], ids=["collected", "referenced"])
     def test_left_as_asyncio_run_ends(self, run, providers, async_engine, referenced) -> None:
         """The loop left by a return in asyncio.run()'s own task, which ends the run at

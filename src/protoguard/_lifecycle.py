@@ -1387,6 +1387,7 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     state.reported = True
     # First: the connection goes back whatever the report does.
     _close_later(proxy.__wrapped__, in_a_callback=True)
+    state.finish()  # the loop was left: a use of the session later is PG203
     report(proxy._pg_left_early(), can_raise=False, when="when the task that began the loop ended")
 
 
@@ -1455,6 +1456,7 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
         elif not (state.done or state.reported or state.iterated_at is None):
             state.reported = True
             _close_later(self.__wrapped__)  # first, as in _task_ended
+            state.finish()  # the loop was left: a use of the session later is PG203
             report(self._pg_left_early(), can_raise=False)
 
 
@@ -1756,6 +1758,11 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
         # (Closed before it started, it was not forgotten: closing was the choice made.)
         if not (state.started or state.done or self._self_pg_reported):
             _never_used(self._self_provider, state.called_at, "generator")
+        elif not state.done:
+            # A loop left early (`for db in get_db(): return db`): Python closes the
+            # generator as it goes, its cleanup runs, and the session it handed out is
+            # past its block: a use of it later is PG203.
+            state.finish()
 
 
 def _references(obj: Any) -> int:
