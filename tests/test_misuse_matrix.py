@@ -981,6 +981,27 @@ class TestFixKeepsTheCallAsWritten:
         compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "inline-attribute"))
 
+    def test_closing_what_a_context_manager_provider_returned(self, run, async_maker) -> None:
+        """`db = get_db(); ...; await db.close()`: PG103, as for any session method (a
+        context manager has no close), not Python's bare AttributeError naming
+        protoguard's class; hasattr() still says False."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> None:
+            db = get_db()
+            assert not hasattr(db, "close")
+            await db.close()
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            run(handler())
+        assert (info.value.code, info.value.used) == ("PG103", ".close")
+        assert info.value.fix == "async with get_db() as db:"
+
     def test_attribute_on_the_call_of_a_coroutine(self, run, async_maker) -> None:
         """The coroutine provider's PG103 on the call (a forgotten await): the fix awaits
         it and enters the session (closed at the block's end, as PG105/PG106 do), then

@@ -75,9 +75,15 @@ def _not_a_session(name: str) -> property:
     return property(get, doc=f"Not a session: ``.{name}`` raises PG103.")
 
 
+# A session's close() and aclose(), PG103 on a context manager that does not speak them
+# (the async one speaks aclose to FastAPI, below). Not in SESSION_ATTRIBUTES: a
+# generator or a coroutine has its own close or aclose.
+_CLOSE_METHODS = frozenset({"close", "aclose"})
+
+
 def _with_session_attributes(cls: type) -> type:
     """Add a PG103 property for every session attribute the class does not define."""
-    for name in k.SESSION_ATTRIBUTES:
+    for name in k.SESSION_ATTRIBUTES | _CLOSE_METHODS:
         if not any(name in vars(base) for base in cls.__mro__):
             setattr(cls, name, _not_a_session(name))
     return cls
