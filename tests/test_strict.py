@@ -1381,6 +1381,37 @@ class TestPG205:
         with pytest.raises(ProviderRuntimeError, match="yielded a second time"):
             run(main())
 
+    def test_two_yields_in_async_for_with_each_action(self, run, async_maker) -> None:
+        """In an `async for` loop: PG205 at the second yield. Raised, the generator is
+        closed first (its cleanup runs); with action "log" the loop goes on as Python
+        runs it, a second turn with what the second yield handed out."""
+        closed = []
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                try:
+                    yield session
+                    yield session  # yields again in a loop
+                finally:
+                    closed.append(True)
+
+        async def main() -> int:
+            turns = 0
+            async for db in get_gen():
+                turns += 1
+                await db.execute(COUNT)
+            return turns
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time") as info:
+            run(main())
+        assert info.value.call_site == (__file__, line_of(__file__, "# yields again in a loop"))
+        assert closed == [True]
+        protoguard.configure(action="log")
+        assert run(main()) == 2
+        assert closed == [True, True]
+        assert _codes() == [("PG205", 2)]
+
     def test_two_yields_generator_under_contextlib(self, run, async_maker) -> None:
         """An async generator provider that yields twice, driven by contextlib as
         Depends() drives it: PG205 at its second yield, and the generator is closed."""

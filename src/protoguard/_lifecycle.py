@@ -36,6 +36,7 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import Any, NoReturn, Optional, Union
 
+from . import _findings
 from . import _kinds as k
 from . import sqlalchemy as sqlalchemy_events
 from ._findings import report
@@ -1497,6 +1498,14 @@ async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState)
         state.finish()
         raise
     if state.yielded:
+        if state.iterated_at is not None and _findings.table.action != _findings.RAISE:
+            # An `async for` loop, and the action lets it pass: the loop goes on as it
+            # would without protoguard, with what the second 'yield' handed out (not
+            # watched: the finding said what is wrong).
+            state.reported = True
+            where = yield_site(gen)
+            report(broke_protocol(proxy._self_provider, where, twice=True), can_raise=True)
+            return value
         state.finish()
         await _aclose_yielded_twice(state, gen, proxy._self_provider)
         raise RuntimeError("generator didn't stop")
