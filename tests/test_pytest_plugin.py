@@ -217,17 +217,23 @@ class TestXdist:
 class TestSampleRate:
     """--protoguard-mode makes strict mode watch every use, whatever the environment says."""
 
+    @pytest.mark.parametrize("strict_by", ["option", "environment", "marker"])
     def test_every_use_is_watched(
-        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+        self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, strict_by: str
     ) -> None:
-        """With PROTOGUARD_SAMPLE_RATE=0 in the environment, strict mode set by the plugin
-        still finds each of twenty early exits from a generator provider (PG201)."""
+        """With PROTOGUARD_SAMPLE_RATE=0 in the environment, strict mode in a test session
+        (set by the plugin's option, by PROTOGUARD_MODE, or by the marker) still finds
+        each of twenty early exits from a generator provider (PG201): a test run does not
+        depend on chance."""
         monkeypatch.setenv("PROTOGUARD_SAMPLE_RATE", "0")
+        if strict_by == "environment":
+            monkeypatch.setenv("PROTOGUARD_MODE", "strict")
         pytester.makepyfile(
             textwrap.dedent(
                 """
                 import asyncio
                 import protoguard
+                import pytest
 
                 @protoguard.provider
                 async def get_db():
@@ -237,15 +243,20 @@ class TestSampleRate:
                     async for db in get_db():
                         return db
 
+                MARKER
                 def test_every_use_watched():
                     protoguard.configure(action="log")
                     for _ in range(20):
                         assert asyncio.run(leave_early()) == "session"
                     assert [(f.code, f.count) for f in protoguard.findings()] == [("PG201", 20)]
                 """
+            ).replace(
+                "MARKER",
+                '@pytest.mark.protoguard(mode="strict")' if strict_by == "marker" else "",
             )
         )
-        result = pytester.runpytest_subprocess("--protoguard-mode=strict")
+        options = ["--protoguard-mode=strict"] if strict_by == "option" else []
+        result = pytester.runpytest_subprocess(*options)
         result.assert_outcomes(passed=1)
 
 

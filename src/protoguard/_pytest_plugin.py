@@ -3,8 +3,8 @@
 ``--protoguard-packages=a,b`` (ini: ``protoguard_packages``) installs the import hook for
 those packages before collection, and ``--protoguard-mode=off|on|strict`` (ini:
 ``protoguard_mode``) sets protoguard's mode for the session: the import hook's, and the
-global mode of guarded providers, which then watch every use in strict mode whatever
-``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
+global mode of guarded providers. In a test session strict mode watches every use,
+whatever ``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
 listed in the terminal summary; in strict mode they fail the session. Under pytest-xdist
 each worker imports the tests, so the workers find them: each sends its findings to the
 controller with its ``workeroutput``, and the controller lists and judges them (xdist is
@@ -96,8 +96,12 @@ def pytest_configure(config: pytest.Config) -> None:
     names = tuple(p for p in packages.replace(",", " ").split() if p)
     config.stash[_SAVED_MODE] = _config.settings.mode
     config.stash[_SAVED_SAMPLE_RATE] = _config.settings.sample_rate
+    # Every use strict mode sees is watched in a test session, whatever set strict mode
+    # (the option, PROTOGUARD_MODE, a marker) and PROTOGUARD_SAMPLE_RATE: a test run does
+    # not depend on chance. (A test may still configure a rate of its own.)
+    _config.configure(sample_rate=1)
     if mode is not None:
-        _config.configure(mode=mode, sample_rate=1)
+        _config.configure(mode=mode)
     hook = None
     if names:
         # Collects only: the summary reports, strict mode fails the session at the end.
