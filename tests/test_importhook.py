@@ -312,6 +312,45 @@ class TestForms:
         )
         assert [f.code for f in found] == ["PG101", "PG102"]
 
+    def test_partials_of_guarded_providers(self, package: Path) -> None:
+        """A functools.partial of a guarded provider is the provider: a guarded
+        @asynccontextmanager is a plain function beneath its mark, so the partial's kind
+        is the guard's, as at run time (which raises PG101, PG104, PG105 there)."""
+        found = check(
+            package,
+            "mod",
+            """
+            import functools
+
+            from .deps import get_db, guarded_db, guarded_gen
+
+            plain_cm = functools.partial(get_db)
+            guarded_cm = functools.partial(guarded_db)
+            twice = functools.partial(functools.partial(guarded_db))
+            guarded_agen = functools.partial(guarded_gen)
+
+            async def handler():
+                async for s in plain_cm():
+                    pass
+                async for s in guarded_cm():
+                    pass
+                s = await guarded_cm()
+                with twice() as s:
+                    pass
+                async with guarded_agen() as s:
+                    pass
+                async with guarded_cm() as ok:
+                    pass
+            """,
+        )
+        assert [(f.code, f.provider.name, f.fix) for f in found] == [
+            ("PG101", "get_db", "async with plain_cm() as s:"),
+            ("PG101", "guarded_db", "async with guarded_cm() as s:"),
+            ("PG104", "guarded_db", "async with guarded_cm() as s:"),
+            ("PG105", "guarded_db", "async with twice() as s:"),
+            ("PG102", "guarded_gen", "async for s in guarded_agen():"),
+        ]
+
     def test_session_makers(self, package: Path) -> None:
         """async_sessionmaker instances are providers: `async for` and `await` are wrong."""
         found = check(

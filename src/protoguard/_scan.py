@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import re
 import sys
@@ -364,6 +365,10 @@ def provider_kind(obj: object) -> Optional[tuple[str, Optional[ProviderInfo]]]:
     """
     try:
         info = _decorator._guarded_info(obj)
+        if info is None and isinstance(obj, functools.partial):
+            # A partial of a guarded provider: calling it calls the guard. (A guarded
+            # @asynccontextmanager is a plain function, which classify() cannot tell.)
+            info = _decorator._guarded_info(k._innermost(obj))
         if info is not None:
             return (info.kind, info) if info.kind in _PROVIDER_KINDS else None
         kind = k.classify(obj)
