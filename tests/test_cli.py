@@ -477,6 +477,61 @@ class TestFormats:
         assert lines[0].endswith(". fix: async with get_db() as db:")
         assert len(lines) == 2
 
+    def test_a_note_on_the_fix(self, project: Path) -> None:
+        """What else a fix needs, as run time says it after the fix: said after it in
+        text and github (after its last line), a field of its own in JSON, where the fix
+        stays code only."""
+        (project / "shop" / "notes.py").write_text(
+            textwrap.dedent(
+                """
+                from .deps import get_db, gen_db
+
+
+                def plain():
+                    with get_db() as db:
+                        pass
+
+
+                async def leaves():
+                    async with gen_db() as db:
+                        return db
+
+
+                async def nested():
+                    async with get_db() as a, gen_db() as b:
+                        pass
+                """
+            )
+        )
+        target = os.path.join("shop", "notes.py")
+        expected = [
+            (
+                "async with get_db() as db:",
+                "needs an async def; plain() is a plain def",
+            ),
+            (
+                "async with contextlib.asynccontextmanager(gen_db)() as db:",
+                "import contextlib",
+            ),
+            (
+                "async with get_db() as a:\n    async for b in gen_db():",
+                "the blocks nest: the body goes under the last one",
+            ),
+        ]
+        found = json.loads(protoguard(project, target, "--format", "json").stdout)
+        assert [(f["fix"], f["note"]) for f in found] == expected
+        text = protoguard(project, target).stdout.splitlines()
+        assert text[0].endswith(f"; fix: {expected[0][0]}  # {expected[0][1]}")
+        assert text[1].endswith(f"; fix: {expected[1][0]}  # {expected[1][1]}")
+        assert text[2].endswith("; fix: async with get_db() as a:")
+        assert text[3] == f"        async for b in gen_db():  # {expected[2][1]}"
+        assert len(text) == 4
+        github = protoguard(project, target, "--format", "github").stdout.splitlines()
+        assert github[0].endswith(f". fix: {expected[0][0]}  # {expected[0][1]}")
+        assert github[2].endswith(f"%0A    async for b in gen_db():  # {expected[2][1]}")
+        clean = json.loads(protoguard(project, "shop", "--format", "json").stdout)
+        assert [f["note"] for f in clean if f["path"] != target] == ["", ""]
+
     def test_a_fix_over_several_lines(self, project: Path) -> None:
         """A Depends() fix that is a generator to write: its code on indented lines below
         the finding's one line (text), kept whole in JSON, escaped for GitHub."""

@@ -351,6 +351,36 @@ class TestForms:
             ("PG102", "guarded_gen", "async for s in guarded_agen():"),
         ]
 
+    def test_a_note_on_the_fix(self, package: Path) -> None:
+        """What else the fix needs, as run time says it after the fix: the finding's
+        note, said after the fix in the warning; the fix itself is code only."""
+        found = check(
+            package,
+            "mod",
+            """
+            from .deps import get_db, gen_db
+
+            def handler():
+                with get_db() as s:
+                    pass
+
+            async def leaves():
+                async with gen_db() as s:
+                    return s
+            """,
+        )
+        assert [(f.fix, f.note) for f in found] == [
+            ("async with get_db() as s:", "needs an async def; handler() is a plain def"),
+            ("async with contextlib.asynccontextmanager(gen_db)() as s:", "import contextlib"),
+        ]
+        assert (
+            "  fix: async with get_db() as s:  # needs an async def; handler() is a plain def\n"
+            in _importhook.format_finding(found[0])
+        )
+        assert str(found[1]).endswith(
+            "fix: async with contextlib.asynccontextmanager(gen_db)() as s:  # import contextlib"
+        )
+
     def test_session_makers(self, package: Path) -> None:
         """async_sessionmaker instances are providers: `async for` and `await` are wrong."""
         found = check(

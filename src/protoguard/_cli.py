@@ -519,6 +519,7 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
                     "code": f.code,
                     "message": _message(f),
                     "fix": f.fix,
+                    "note": f.note,
                     "module": f.module,
                     "provider": {
                         "name": f.provider.name,
@@ -538,11 +539,13 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
                 f"file={_escape(_shown(f.path), property_value=True)},line={f.line},"
                 f"col={f.col},title={_escape(f.code, property_value=True)}"
             )
-            lines.append(f"::error {properties}::{_escape(f'{_message(f)}. fix: {f.fix}')}")
+            text = f"{_message(f)}. fix: {f.fix_with_note()}"
+            lines.append(f"::error {properties}::{_escape(text)}")
         else:
             # A fix over several lines (a generator to write) goes on indented lines
-            # below its finding, which stays one line that starts with file:line:col.
-            fix = f.fix.replace("\n", "\n    ")
+            # below its finding, which stays one line that starts with file:line:col;
+            # its note follows its last line, as in the run-time message.
+            fix = f.fix_with_note().replace("\n", "\n    ")
             lines.append(f"{_shown(f.path)}:{f.line}:{f.col}: {f.code} {_message(f)}; fix: {fix}")
     return "\n".join(lines)
 

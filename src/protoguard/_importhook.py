@@ -339,7 +339,7 @@ def format_finding(finding: SourceFinding) -> str:
     """The text of a finding's warning or error."""
     return (
         f"[{finding.code}] {finding.message}\n"
-        f"  fix: {finding.fix}\n"
+        f"  fix: {finding.fix_with_note()}\n"
         f"  docs: {DOCS_URL}#{finding.code.lower()}"
     )
 

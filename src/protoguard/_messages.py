@@ -8,6 +8,7 @@ user's frame, reads the user's line and rewrites it.
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
 import inspect
 import io
@@ -451,9 +452,7 @@ def _fix(
                     items = [(items[0][0], items[0][0])]
             if mine:  # (none: the provider called by another name, the item unknown)
                 fixed = with_items(kind, used, items, mine, leaves_early)
-                if "\n" in fixed:
-                    return fixed, "  # the blocks nest: the body goes under the last one"
-                return fixed, _IMPORT_CONTEXTLIB if "contextlib." in fixed else ""
+                return fixed, with_note(fixed)
         fixed = rewritten(kind, used, expr, target)
         if isinstance(stmt, ast.If) and fixed.endswith(":"):
             named = _named_call(stmt.test, name)
@@ -497,6 +496,22 @@ _USE_IT_INSIDE = (
     "  # the lines that use the session go in this block too: it closes the session at its end"
 )
 _IMPORT_CONTEXTLIB = "  # import contextlib"
+
+
+def with_note(fixed: str) -> str:
+    """The note on ``fixed``, a ``with`` statement rewritten by :func:`with_items`: the
+    body goes under the last of blocks that nest, or contextlib is to be imported."""
+    if "\n" in fixed:
+        return "  # the blocks nest: the body goes under the last one"
+    return _IMPORT_CONTEXTLIB if "contextlib." in fixed else ""
+
+
+def async_def_note(fix: str, plain_def: Optional[str]) -> str:
+    """The note on a fix for a line in the plain def named ``plain_def`` (None: not in
+    one): the fix uses 'await', 'async with' or 'async for', so the def must be async."""
+    if plain_def is not None and needs_async_def(fix):
+        return f"  # needs an async def; {plain_def}() is a plain def"
+    return ""
 
 
 def _keeps_session(rest: str, name: str) -> bool:
@@ -867,17 +882,32 @@ def plain_def_at(filename: str, lineno: int) -> Optional[str]:
     if it is not an ``async def``; None at module level, in an ``async def`` or where
     the source cannot be read."""
     tree = _parsed("".join(linecache.getlines(filename)))
-    if tree is None:
+    return None if tree is None else Statements(tree).plain_def(lineno)
+
+
+class Statements:
+    """A module's functions by line, walked once for the lookups of many lines (the
+    findings of ``protoguard check`` in one module)."""
+
+    def __init__(self, tree: ast.AST) -> None:
+        functions = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        ]
+        functions.sort(key=lambda node: node.lineno)
+        self._functions = functions
+        self._function_starts = [node.lineno for node in functions]
+
+    def plain_def(self, lineno: int) -> Optional[str]:
+        """The name of the plain ``def`` whose body holds line ``lineno`` (innermost);
+        None at module level or in an ``async def``."""
+        # The innermost is the last to start of those that hold the line.
+        for i in range(bisect.bisect_right(self._function_starts, lineno) - 1, -1, -1):
+            node = self._functions[i]
+            if node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno):
+                return node.name if isinstance(node, ast.FunctionDef) else None
         return None
-    found: Optional[ast.AST] = None
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno)
-            and (found is None or node.lineno >= found.lineno)  # type: ignore[attr-defined]
-        ):
-            found = node
-    return found.name if isinstance(found, ast.FunctionDef) else None
 
 
 @functools.lru_cache(maxsize=8)  # a module's findings at several places: one parse
@@ -1116,8 +1146,9 @@ def misuse(
         # PG103 on `db.commit()`: the fix is for the line that made `db`.
         source = linecache.getline(call_site.filename, assigned_at).strip()
         note = f"  # replaces line {assigned_at}: {source}" if source else ""
-    if plain_def is not None and needs_async_def(fix):
-        note = f"  # needs an async def; {plain_def}() is a plain def"
+    async_def = async_def_note(fix, plain_def)
+    if async_def:
+        note = async_def
     elif by_asyncio:
         # asyncio used the object in a task of its own: the fix goes in a coroutine.
         note = "  # in an async def, whose call you pass to asyncio"

@@ -87,9 +87,21 @@ class SourceFinding:
     module: str = ""
     #: The protocol the code used: ``"async for"``, ..., or ``"Depends"``.
     used: str = ""
+    #: What else the fix needs, as run time says it after the fix (``"import
+    #: contextlib"``, ``"needs an async def; main() is a plain def"``); not part of
+    #: ``fix``, which is code only. Empty if nothing.
+    note: str = ""
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}; fix: {self.fix}"
+        return (
+            f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}; "
+            f"fix: {self.fix_with_note()}"
+        )
+
+    def fix_with_note(self) -> str:
+        """The fix, with its note after it as a comment (``  # import contextlib``), as
+        the run-time message writes it."""
+        return f"{self.fix}  # {self.note}" if self.note else self.fix
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -408,6 +420,27 @@ class _Source:
 
     def __init__(self, source: str) -> None:
         self.lines: list[str] = _LINE.findall(source)
+        self._tree: Optional[ast.Module] = None
+        self._parsed = False
+        self._statements: Optional[_messages.Statements] = None
+
+    @property
+    def tree(self) -> Optional[ast.Module]:
+        """The module parsed, or None if it does not parse (any more)."""
+        if not self._parsed:
+            self._parsed = True
+            try:
+                self._tree = ast.parse("".join(self.lines))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                self._tree = None
+        return self._tree
+
+    @property
+    def statements(self) -> Optional[_messages.Statements]:
+        """The module's functions by line (None if it does not parse)."""
+        if self._statements is None and self.tree is not None:
+            self._statements = _messages.Statements(self.tree)
+        return self._statements
 
     def text(self, span: _Span) -> str:
         line, col, end_line, end_col = span
@@ -438,9 +471,8 @@ class _Source:
 def _with_statements(text: _Source) -> dict[_Span, ast.AST]:
     """Each ``with`` and ``async with`` statement of the module, by the span of each of
     its items' expressions (read only for a finding on one)."""
-    try:
-        tree = ast.parse("".join(text.lines))
-    except (SyntaxError, ValueError):
+    tree = text.tree
+    if tree is None:
         return {}
     return {
         _span(item.context_expr): node
@@ -524,6 +556,7 @@ def findings(
                 continue
             info, code, message, fix = diagnosed
             message = message.rstrip(".")
+            note = ""
         else:
             classified = provider_kind(obj)
             if classified is None:
@@ -546,17 +579,32 @@ def findings(
                 f"{_messages.definition_line(info)}"
             )
             fix = _messages.rewritten(kind, use.protocol, call, target or None)
+            note = ""
             if use.protocol in (k.WITH, k.ASYNC_WITH):
                 if blocks is None:
                     blocks = _with_statements(text)
                 block = blocks.get(use.span)
                 if block is not None:
                     fix = _with_fix(block, use, kind, text)
+                    note = _messages.with_note(fix)
+            statements = text.statements
+            plain_def = statements.plain_def(use.span[0]) if statements is not None else None
+            note = _messages.async_def_note(fix, plain_def) or note
         text = text or load()
         line, col = use.span[0], use.span[1]
         found.append(
             SourceFinding(
-                path, line, text.column(line, col), code, message, fix, info, module, use.protocol
+                path,
+                line,
+                text.column(line, col),
+                code,
+                message,
+                fix,
+                info,
+                module,
+                use.protocol,
+                # Run time writes it after the fix: "  # import contextlib".
+                note.strip().removeprefix("#").strip(),
             )
         )
     found.sort(key=lambda f: (f.line, f.col))
