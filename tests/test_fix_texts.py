@@ -195,6 +195,28 @@ def test_a_return_of_the_call(tmp_path: Path) -> None:
     assert "in this block too: it closes the session at its end" in str(error)
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        """
+        async def f():
+            if await get_db("primary"):
+                pass
+        """,
+        """
+        async def f():
+            async def inner(db=await get_db("primary")):
+                pass
+        """,
+    ],
+)
+def test_a_statement_of_another_shape(tmp_path: Path, source: str) -> None:
+    """A condition, a default argument: the call as the line writes it, not
+    `get_db(...)`."""
+    error = _error(tmp_path, source)
+    assert error.fix == 'async with get_db("primary") as session:'
+
+
 def test_a_condition_that_binds_the_call(tmp_path: Path) -> None:
     error = _error(
         tmp_path,

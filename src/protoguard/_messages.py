@@ -216,6 +216,13 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
         value = stmt.value
         target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
         expr = value.value if isinstance(value, ast.Await) else value
+    if expr is None and stmt is not None:
+        # A statement of another shape (`if await get_db():`, a default argument): the
+        # call as written, the outermost of its calls, if it has one.
+        expr = next(
+            (n for n in ast.walk(stmt) if isinstance(n, ast.Call) and _is_call_of(n, call_name)),
+            None,
+        )
     if expr is None:
         return f"{call_name}(...)", None
     if isinstance(expr, ast.Await):
