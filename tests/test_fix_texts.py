@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import protoguard
-from protoguard import ProtocolError, _scan
+from protoguard import ProtocolError, _messages, _scan
 
 
 @protoguard.provider
@@ -49,6 +49,10 @@ class Repository:
     @contextlib.asynccontextmanager
     async def session(self) -> Any:
         yield "session"
+
+
+async def process(session: Any) -> Any:
+    return session
 
 
 _FILES = itertools.count()
@@ -339,3 +343,107 @@ def test_a_provider_imported_under_another_name(tmp_path: Path, line: str, code:
     assert "provide()" in str(error).splitlines()[0]
     assert error.fix == "async with provide() as session: r = await session.execute(1)"
     _compiles(error.fix)
+
+
+_SHAPES = (
+    "walrus", "f-string", "conditional", "keyword-argument", "augmented", "comprehension",
+    "attribute", "return", "semicolon", "backslash", "call-over-lines", "import-contextlib",
+    "plain-def-with", "plain-def-for", "blocks-nest", "await-generator",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # An await or a loop nested in a larger expression: the whole line rewritten.
+        """
+        async def f():
+            if (db := await get_db("primary")) is not None:
+                pass
+        """,
+        """
+        async def f():
+            print(f"value {await get_db()}")
+        """,
+        """
+        async def f():
+            db = await get_db() if True else None
+        """,
+        """
+        async def f():
+            await process(session=await get_db())
+        """,
+        """
+        async def f():
+            dbs = []
+            dbs += [await get_db()]
+        """,
+        """
+        async def f():
+            dbs = [db async for db in get_db()]
+        """,
+        """
+        async def f():
+            r = await (await get_db()).execute(1)
+        """,
+        """
+        async def f():
+            return await get_db("primary")
+        """,
+        # Statements sharing or splitting lines, a call over lines.
+        """
+        async def f():
+            x = 1; db = await get_db()
+        """,
+        """
+        async def f():
+            db = \\
+                await get_db()
+        """,
+        """
+        async def f():
+            async for db in get_db(
+                "primary",
+            ):
+                pass
+        """,
+        # The notes: contextlib to import, a plain def to make async, blocks that nest.
+        """
+        async def f():
+            async with get_agen() as db:
+                return db
+        """,
+        """
+        def f():
+            with get_db() as db:
+                pass
+        """,
+        """
+        def f():
+            for db in get_agen():
+                pass
+        """,
+        """
+        async def f():
+            async with other() as a, get_agen() as b:
+                pass
+        """,
+        """
+        async def f():
+            db = await get_gen()
+        """,
+    ],
+    ids=_SHAPES,
+)
+def test_the_import_time_fix_is_the_run_time_fix(tmp_path: Path, source: str) -> None:
+    """protoguard check (the import hook, the pytest plugin) gives the line the fix and
+    the note run time gives it, not a fix of the call alone with a name of its own."""
+    error = _error(tmp_path, source)
+    assert error.call_site is not None
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    assert found.code == error.code
+    assert found.fix == error.fix
+    said = _messages.fix_line(found.fix, f"  # {found.note}" if found.note else "")
+    assert f"\n{said}\n  docs: " in str(error)  # the same note, and no other

@@ -18,7 +18,7 @@ import re
 import sys
 import textwrap
 import tokenize
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import NamedTuple, Optional
 
@@ -804,28 +804,60 @@ def _logical_line(filename: str, lineno: int, name: Optional[str] = None) -> str
     error path.
     """
     line = linecache.getline(filename, lineno)
-    if not line.strip() or (_parse_line(line) is not None and not _continued(filename, lineno)):
+    if _is_whole(line, linecache.getline(filename, lineno - 1) if lineno > 1 else ""):
         return line
     return _statement_around(filename, lineno, line, name)
+
+
+def logical_line(
+    lines: Sequence[str], lineno: int, name: Optional[str], statements: Optional[Statements]
+) -> str:
+    """:func:`_logical_line` for a module whose source is read and parsed already (as
+    ``protoguard check`` has it): ``lines`` are its lines, each with its end, and
+    ``statements`` those of the module parsed (None if it does not parse)."""
+    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    if _is_whole(line, lines[lineno - 2] if 1 < lineno <= len(lines) else ""):
+        return line
+    node = statements.at(lineno, name) if statements is not None else None
+    return _on_one_line(node, lines, line)
+
+
+def _is_whole(line: str, before: str) -> bool:
+    """Whether ``line`` (``before`` being the line before it) is a whole statement by
+    itself, or blank."""
+    return not line.strip() or (_parse_line(line) is not None and not _backslashed(before, line))
 
 
 def _continued(filename: str, lineno: int) -> bool:
     """Whether the line at ``lineno`` continues the one before it, or goes on in the
     next, with a backslash (`db = \\` / `    await get_db()`)."""
     before = linecache.getline(filename, lineno - 1) if lineno > 1 else ""
-    line = linecache.getline(filename, lineno)
+    return _backslashed(before, linecache.getline(filename, lineno))
+
+
+def _backslashed(before: str, line: str) -> bool:
+    """Whether ``line`` continues ``before`` (the line before it), or goes on in the
+    next, with a backslash."""
     return before.rstrip("\r\n").endswith("\\") or line.rstrip("\r\n").endswith("\\")
 
 
 @functools.lru_cache(maxsize=512)  # a strict-mode finding may repeat at one place
 def _statement_around(filename: str, lineno: int, line: str, name: Optional[str] = None) -> str:
     node = _statement_at(filename, lineno, line, name)
+    return _on_one_line(node, linecache.getlines(filename), line)
+
+
+def _on_one_line(node: Optional[ast.stmt], lines: Sequence[str], line: str) -> str:
+    """The statement ``node`` of the module of ``lines`` (``line`` is one of them) on
+    one line: as written if it is one statement of several on the line, its header
+    for a block."""
     if node is None:
         return line
     if node.lineno == node.end_lineno and not isinstance(node, _BLOCKS):
         # One statement of several on the line: as written.
-        segment = ast.get_source_segment("".join(linecache.getlines(filename)), node)
-        if segment:
+        written = lines[node.lineno - 1].encode("utf-8") if node.lineno <= len(lines) else b""
+        segment = written[node.col_offset : node.end_col_offset].decode("utf-8", "replace")
+        if segment.strip():
             return segment
     return _one_line(node) or line
 
@@ -846,24 +878,7 @@ def _statement_at(
         tree = ast.parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
         return None
-    innermost: list[ast.stmt] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and node.lineno <= lineno <= (node.end_lineno or node.lineno):
-            if not innermost or node.lineno > innermost[0].lineno:
-                innermost = [node]
-            elif node.lineno == innermost[0].lineno:
-                innermost.append(node)
-    if not innermost:
-        return None
-    if name is not None:
-        calling = [
-            node
-            for node in innermost
-            if any(isinstance(n, ast.Call) and _is_call_of(n, name) for n in ast.walk(node))
-        ]
-        if calling:
-            return calling[-1]  # the innermost: `if c: db = await get_db()`
-    return innermost[-1]
+    return Statements(tree).at(lineno, name)
 
 
 def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
@@ -893,18 +908,43 @@ def plain_def_at(filename: str, lineno: int) -> Optional[str]:
 
 
 class Statements:
-    """A module's functions by line, walked once for the lookups of many lines (the
-    findings of ``protoguard check`` in one module)."""
+    """A module's statements and functions by line, walked once for the lookups of many
+    lines (the findings of ``protoguard check`` in one module)."""
 
     def __init__(self, tree: ast.AST) -> None:
-        functions = [
-            node
-            for node in ast.walk(tree)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        statements = [node for node in ast.walk(tree) if isinstance(node, ast.stmt)]
+        statements.sort(key=lambda node: node.lineno)  # stable: as walked, within a line
+        self._statements = statements
+        self._starts = [node.lineno for node in statements]
+        self._functions = [
+            node for node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         ]
-        functions.sort(key=lambda node: node.lineno)
-        self._functions = functions
-        self._function_starts = [node.lineno for node in functions]
+        self._function_starts = [node.lineno for node in self._functions]
+
+    def at(self, lineno: int, name: Optional[str] = None) -> Optional[ast.stmt]:
+        """The innermost statement at line ``lineno``; of statements on one line, the
+        one that calls ``name``."""
+        # Walking back from the line, the first statement that holds it is on the last
+        # line to start any that do: those are the innermost (one, or several: `x; y`).
+        innermost: list[ast.stmt] = []
+        for i in range(bisect.bisect_right(self._starts, lineno) - 1, -1, -1):
+            node = self._statements[i]
+            if innermost and node.lineno < innermost[0].lineno:
+                break
+            if lineno <= (node.end_lineno or node.lineno):
+                innermost.append(node)
+        innermost.reverse()  # as walked
+        if not innermost:
+            return None
+        if name is not None:
+            calling = [
+                node
+                for node in innermost
+                if any(isinstance(n, ast.Call) and _is_call_of(n, name) for n in ast.walk(node))
+            ]
+            if calling:
+                return calling[-1]  # the innermost: `if c: db = await get_db()`
+        return innermost[-1]
 
     def plain_def(self, lineno: int) -> Optional[str]:
         """The name of the plain ``def`` whose body holds line ``lineno`` (innermost);

@@ -437,7 +437,7 @@ class _Source:
 
     @property
     def statements(self) -> Optional[_messages.Statements]:
-        """The module's functions by line (None if it does not parse)."""
+        """The module's statements and functions by line (None if it does not parse)."""
         if self._statements is None and self.tree is not None:
             self._statements = _messages.Statements(self.tree)
         return self._statements
@@ -500,6 +500,18 @@ def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
             mine.add(i)
     early = kind == k.ASYNC_GEN and _messages.block_leaves_early(block)
     return _messages.with_items(kind, use.protocol, items, mine, early)
+
+
+def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tuple[str, str]:
+    """The run-time fix, and its note, for the statement of ``use``: the statement read
+    as one line, as run time reads it, and rewritten by the same rule, which takes apart
+    more than the call (`if (db := await get_db()) is not None:`, `x = f(await get_db())`).
+    ("", "") where there is no statement to read."""
+    called = use.chain[-1]  # the name the line calls the provider by
+    statement = _messages.logical_line(text.lines, use.span[0], called, text.statements)
+    if not statement.strip():
+        return "", ""
+    return _messages._fix(info, kind, use.protocol, statement, None, f"{called}(...)", name=called)
 
 
 def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
@@ -578,15 +590,18 @@ def findings(
                 f"{_messages.misused(use.protocol, name + '()', kind)}; "
                 f"{_messages.definition_line(info)}"
             )
-            fix = _messages.rewritten(kind, use.protocol, call, target or None)
-            note = ""
+            block = None
             if use.protocol in (k.WITH, k.ASYNC_WITH):
                 if blocks is None:
                     blocks = _with_statements(text)
                 block = blocks.get(use.span)
-                if block is not None:
-                    fix = _with_fix(block, use, kind, text)
-                    note = _messages.with_note(fix)
+            if block is not None:
+                fix = _with_fix(block, use, kind, text)
+                note = _messages.with_note(fix)
+            else:
+                fix, note = _statement_fix(use, kind, info, text)
+                if not fix:  # no source to read
+                    fix = _messages.rewritten(kind, use.protocol, call, target or None)
             statements = text.statements
             plain_def = statements.plain_def(use.span[0]) if statements is not None else None
             note = _messages.async_def_note(fix, plain_def) or note
