@@ -84,7 +84,7 @@ class TestOptions:
         result.stdout.fnmatch_lines(
             [
                 "*handlers.py:7:31: PG102 'async with' on g()*; fix: async with get_db() as a:",
-                "        async for b in g():",
+                "        async for b in g():  # the blocks nest: the body goes under the last one",
             ]
         )
 
