@@ -345,10 +345,65 @@ def test_a_provider_imported_under_another_name(tmp_path: Path, line: str, code:
     _compiles(error.fix)
 
 
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        (
+            "async for db in get_db(): await db.execute(1)",
+            "async with get_db() as db: await db.execute(1)",
+        ),
+        (
+            "async with get_agen() as db: await db.execute(1); x = 1",
+            "async for db in get_agen(): await db.execute(1); x = 1",
+        ),
+        (  # the body keeps the session: it stays in the block
+            "async with get_agen() as db: return db",
+            "async with contextlib.asynccontextmanager(get_agen)() as db: return db",
+        ),
+    ],
+)
+def test_a_block_on_one_line_keeps_its_body(tmp_path: Path, line: str, fix: str) -> None:
+    """The header alone, pasted over the line, would leave a block with no body."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    assert error.fix == fix
+    _compiles(fix)
+
+
+@pytest.mark.parametrize(
+    ("source", "note"),
+    [
+        (
+            "def f():\n    class Handler:\n        with get_db() as db:\n            pass\n",
+            "  # needs an async def; this is the body of class Handler",
+        ),
+        (
+            "def f():\n    return (lambda: [db for db in get_agen()])()\n",
+            "  # needs an async def; a lambda is a plain function",
+        ),
+    ],
+)
+def test_the_async_def_note_says_where_the_line_is(tmp_path: Path, source: str, note: str) -> None:
+    """Not "Handler() is a plain def" for a class body, nor "<lambda>() is ..."."""
+    error = _error(tmp_path, source)
+    assert f"  fix: {error.fix}{note}" in str(error).splitlines()
+
+
+def test_the_async_def_note_at_module_level(tmp_path: Path) -> None:
+    """A misuse in module-level code: the fix needs an async def there too."""
+    path = tmp_path / f"handler_{next(_FILES)}.py"
+    path.write_text("with get_db() as db:\n    pass\n", encoding="utf-8")
+    with pytest.raises(ProtocolError) as info:
+        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), dict(globals()))
+    assert "  fix: async with get_db() as db:  # needs an async def; this is module-level code" in (
+        str(info.value).splitlines()
+    )
+
+
 _SHAPES = (
     "walrus", "f-string", "conditional", "keyword-argument", "augmented", "comprehension",
     "attribute", "return", "semicolon", "backslash", "call-over-lines", "import-contextlib",
-    "plain-def-with", "plain-def-for", "blocks-nest", "await-generator",
+    "plain-def-with", "plain-def-for", "blocks-nest", "await-generator", "one-line-for",
+    "one-line-with", "class-body",
 )  # fmt: skip
 
 
@@ -431,6 +486,21 @@ _SHAPES = (
         """
         async def f():
             db = await get_gen()
+        """,
+        # A block on one line with its body; a class body, which is no function.
+        """
+        async def f():
+            async for db in get_db(): await db.execute(1)
+        """,
+        """
+        async def f():
+            async with get_agen() as db: await db.execute(1); x = 1
+        """,
+        """
+        def f():
+            class Handler:
+                with get_db() as db:
+                    pass
         """,
     ],
     ids=_SHAPES,

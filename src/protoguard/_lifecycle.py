@@ -44,6 +44,7 @@ from ._messages import (
     _IMPORT_CONTEXTLIB,
     _INTERNAL_MODULES,
     DOCS_URL,
+    async_def_note,
     definition_line,
     enter_once,
     fix_line,
@@ -1074,9 +1075,7 @@ def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
     fix = right_use(info, site)
     note = ""
     if site is not None and needs_async_def(fix):  # (the parse only where it may matter)
-        plain_def = plain_def_at(site.filename, site.lineno)
-        if plain_def is not None:
-            note = f"  # needs an async def; {plain_def}() is a plain def"
+        note = async_def_note(fix, plain_def_at(site.filename, site.lineno))
     report(
         finding(
             "PG204",

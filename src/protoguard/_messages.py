@@ -426,8 +426,53 @@ def _fix(
 ) -> tuple[str, str]:
     """The user's line rewritten to the protocol ``kind`` speaks, and a note on it for
     the message (not part of the fix): what else to move, or what it needs. ``name``:
-    what the line calls the provider (its own name if None)."""
+    what the line calls the provider (its own name if None).
+
+    A loop or block written on one line with its body (`async for db in get_db():
+    await db.commit()`) keeps the body after the rewritten header: the header alone,
+    pasted over the line, would leave a block with no body."""
     name = name or short_name(info)
+    fixed, note = _fix_statement(info, kind, used, line, owner, assigned, attr, leaves_early, name)
+    body = _body_on_the_line(line, name) if fixed.endswith(":") else None
+    if body is not None and _is_code(f"{fixed} {body}"):
+        return f"{fixed} {body}", note
+    return fixed, note
+
+
+def _body_on_the_line(line: str, name: str) -> Optional[str]:
+    """The body of a `for`/`with` statement written on its header's line, when the header
+    calls ``name`` (`async for db in get_db(): await db.commit()`); None otherwise."""
+    parsed = _parse_code(line)
+    if parsed is None:
+        return None
+    code, stmt = parsed
+    if isinstance(stmt, (ast.For, ast.AsyncFor)):
+        header: list[ast.AST] = [stmt.iter]
+    elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+        header = [item.context_expr for item in stmt.items]
+    else:
+        return None
+    if not any(_calls_in(part, name) or _calls(part, name) for part in header):
+        return None
+    first = stmt.body[0]
+    if first.lineno != stmt.lineno:  # pragma: no cover - one line: the same line
+        return None
+    start = len(code.encode("utf-8")[: first.col_offset - _INDENT].decode("utf-8", "replace"))
+    return code[start:].strip() or None
+
+
+def _fix_statement(
+    info: ProviderInfo,
+    kind: str,
+    used: str,
+    line: str,
+    owner: Optional[str],
+    assigned: str,
+    attr: Optional[str],
+    leaves_early: bool,
+    name: str,
+) -> tuple[str, str]:
+    """_fix, for the statement's header (or the statement, if it is no block)."""
     expr, target = _pieces(line, name)
     stmt = _parse_line(line)
     inner = None
@@ -514,11 +559,28 @@ def with_note(fixed: str) -> str:
 
 
 def async_def_note(fix: str, plain_def: Optional[str]) -> str:
-    """The note on a fix for a line in the plain def named ``plain_def`` (None: not in
-    one): the fix uses 'await', 'async with' or 'async for', so the def must be async."""
+    """The note on a fix for a line that is not in an ``async def`` (``plain_def``, as
+    :meth:`Statements.plain_def` says where it is; None: in one): the fix uses 'await',
+    'async with' or 'async for', so the code must move into an async def."""
     if plain_def is not None and needs_async_def(fix):
-        return f"  # needs an async def; {plain_def}() is a plain def"
+        return f"  # needs an async def; {not_in_an_async_def(plain_def)}"
     return ""
+
+
+# Where a line is when it is in no function (see Statements.plain_def).
+MODULE_LEVEL = "<module>"
+_CLASS_BODY = "class "
+
+
+def not_in_an_async_def(plain_def: str) -> str:
+    """What the line is in, for the "needs an async def" note."""
+    if plain_def == MODULE_LEVEL:
+        return "this is module-level code"
+    if plain_def.startswith(_CLASS_BODY):
+        return f"this is the body of {plain_def}"
+    if plain_def == "<lambda>":
+        return "a lambda is a plain function"
+    return f"{plain_def}() is a plain def"
 
 
 def _keeps_session(rest: str, name: str) -> bool:
@@ -917,7 +979,9 @@ class Statements:
         self._statements = statements
         self._starts = [node.lineno for node in statements]
         self._functions = [
-            node for node in statements if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            node
+            for node in statements
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
         ]
         self._function_starts = [node.lineno for node in self._functions]
 
@@ -947,14 +1011,17 @@ class Statements:
         return innermost[-1]
 
     def plain_def(self, lineno: int) -> Optional[str]:
-        """The name of the plain ``def`` whose body holds line ``lineno`` (innermost);
-        None at module level or in an ``async def``."""
+        """Where line ``lineno`` is when that is not in an ``async def``: the name of the
+        plain ``def`` whose body holds it (innermost), ``class Name`` in a class body,
+        MODULE_LEVEL in none; None in an ``async def``."""
         # The innermost is the last to start of those that hold the line.
         for i in range(bisect.bisect_right(self._function_starts, lineno) - 1, -1, -1):
             node = self._functions[i]
             if node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno):
+                if isinstance(node, ast.ClassDef):
+                    return f"{_CLASS_BODY}{node.name}"
                 return node.name if isinstance(node, ast.FunctionDef) else None
-        return None
+        return MODULE_LEVEL
 
 
 @functools.lru_cache(maxsize=8)  # a module's findings at several places: one parse
@@ -1143,7 +1210,11 @@ def misuse(
         while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
             function = function.f_back  # a comprehension's own frame (before Python 3.12)
         code_flags = function.f_code.co_flags
-        if function.f_code.co_name != "<module>" and not code_flags & _ASYNC_CODE:
+        if function.f_code.co_name == "<module>":
+            plain_def = MODULE_LEVEL
+        elif not code_flags & inspect.CO_NEWLOCALS:  # a class body's code
+            plain_def = f"{_CLASS_BODY}{function.f_code.co_name}"
+        elif not code_flags & _ASYNC_CODE:
             plain_def = function.f_code.co_name
         del function
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)

@@ -499,7 +499,17 @@ def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
         if isinstance(expr, ast.Call) and _chain(expr.func) == use.chain:
             mine.add(i)
     early = kind == k.ASYNC_GEN and _messages.block_leaves_early(block)
-    return _messages.with_items(kind, use.protocol, items, mine, early)
+    fixed = _messages.with_items(kind, use.protocol, items, mine, early)
+    # A block on one line with its body keeps the body, as run time's fix does.
+    body = [stmt for stmt in block.body if stmt.lineno == block.lineno]
+    if body and fixed.endswith(":"):
+        first, last = body[0], body[-1]
+        text_of_body = text.text(
+            (first.lineno, first.col_offset, last.lineno, last.end_col_offset or last.col_offset)
+        )
+        if text_of_body and _messages._is_code(f"{fixed} {text_of_body}"):
+            return f"{fixed} {text_of_body}"
+    return fixed
 
 
 def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tuple[str, str]:
