@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,35 @@ def test_a_method_called_inside_an_expression(tmp_path: Path) -> None:
     assert error.fix == (
         "async with repo.session() as session: return (await session.execute(1)).scalar_one()"
     )
+
+
+def test_an_attribute_holding_the_providers_result(tmp_path: Path) -> None:
+    """`h.db = get_db()`, then `h.db.execute(q)`: the fix binds the same attribute and
+    keeps the call's arguments (it was `async with get_db(...) as session:`)."""
+    error = _error(
+        tmp_path,
+        """
+        class Holder:
+            pass
+
+        async def f():
+            h = Holder()
+            h.db = get_db("primary")
+            await h.db.execute(1)
+        """,
+    )
+    assert error.code == "PG103"
+    assert error.fix == 'async with get_db("primary") as h.db:'
+    assert f'  fix: {error.fix}  # replaces line 7: h.db = get_db("primary")' in str(error)
+    _compiles(error.fix)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="the anext() builtin is new in 3.10")
+def test_a_first_step_taken_by_hand(tmp_path: Path) -> None:
+    """`db = await anext(get_db())`: the block binds `db`, as the line did."""
+    error = _error(tmp_path, "async def f():\n    db = await anext(get_db())\n")
+    assert error.code == "PG101"
+    assert error.fix == "async with get_db() as db:"
 
 
 def test_a_coroutine_entered_by_its_name(tmp_path: Path) -> None:

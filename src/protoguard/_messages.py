@@ -254,7 +254,8 @@ def _without_walrus(test: ast.expr, named: ast.NamedExpr) -> str:
 
 
 def _attribute_owner(line: str, attr: str) -> Optional[str]:
-    """For PG103: the name whose attribute was taken on this line (``db`` in ``db.execute``)."""
+    """For PG103: the name whose attribute was taken on this line (``db`` in
+    ``db.execute``, ``self.db`` in ``self.db.execute``)."""
     code = _code_of(line)
     if code.endswith(":"):
         code += " pass"
@@ -263,12 +264,20 @@ def _attribute_owner(line: str, attr: str) -> Optional[str]:
     except SyntaxError:
         return None
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr == attr
-            and isinstance(node.value, ast.Name)
-        ):
-            return node.value.id
+        if isinstance(node, ast.Attribute) and node.attr == attr:
+            owner = _dotted(node.value)
+            if owner is not None:
+                return owner
+    return None
+
+
+def _dotted(node: ast.AST) -> Optional[str]:
+    """``a.b.c`` for a name or a chain of attributes on a name; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        owner = _dotted(node.value)
+        return None if owner is None else f"{owner}.{node.attr}"
     return None
 
 
@@ -710,11 +719,34 @@ def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional
         return _Nested(call, None, block)
     if _iterated_by_comprehension(node, path):
         return _comprehension_fix(code, call, path[-2], block)
+    stepped = _stepped_into(node, path, stmt)
+    if stepped is not None:  # `db = await anext(get_db())`: the session is `db`
+        return _Nested(call, None, block, stepped)
     if attr is not None:
         return _Nested(call, _replaced(code, node, path, "session"), block)
     if isinstance(path[-1], ast.Await):  # the await, with its parentheses if any
         return _Nested(call, _replaced(code, path[-1], path[:-1], "session"), block)
     return _Nested(call, None, block)
+
+
+_STEPS = frozenset({"anext", "next"})
+
+
+def _stepped_into(node: ast.AST, path: tuple[ast.AST, ...], stmt: ast.stmt) -> Optional[str]:
+    """The name a statement binds the first step of the call ``node`` to, if it is that
+    (`db = await anext(get_db())`, `db = next(get_db())`): what the block binds."""
+    parent = path[-1] if path else None
+    if not (
+        isinstance(parent, ast.Call)
+        and isinstance(parent.func, ast.Name)
+        and parent.func.id in _STEPS
+        and parent.args[:1] == [node]
+        and isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+    ):
+        return None
+    value = stmt.value.value if isinstance(stmt.value, ast.Await) else stmt.value
+    return _dotted(stmt.targets[0]) if value is parent else None
 
 
 def _parse_code(line: str) -> Optional[tuple[str, ast.stmt]]:
@@ -1152,8 +1184,7 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str,
         if isinstance(value, ast.Await):
             value = value.value
         if (
-            isinstance(target, ast.Name)
-            and target.id == name
+            _dotted(target) == name
             and isinstance(value, ast.Call)
             and max(first, 1) + node.lineno - 1 <= frame.f_lineno
         ):
