@@ -257,6 +257,9 @@ def test_a_method_called_inside_an_expression(tmp_path: Path) -> None:
     assert error.fix == (
         "async with repo.session() as session: return (await session.execute(1)).scalar_one()"
     )
+    # Named as the line calls it, as `check` names it; the class's name is in the
+    # definition line below.
+    assert str(error).startswith("[PG104] 'await' on repo.session(), which is")
 
 
 def test_an_attribute_holding_the_providers_result(tmp_path: Path) -> None:

@@ -1127,6 +1127,18 @@ def open_where_used(
     return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
 
 
+def _spelled(statement: str, name: str) -> Optional[str]:
+    """The callee of the statement's call of ``name`` as the line writes it (`repo.session`
+    for ``Repository.session``), as `check` names it; None if there is no such call."""
+    stmt = _parse_line(statement)
+    if stmt is None:
+        return None
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and _is_call_of(node, name):
+            return _dotted(node.func)
+    return None
+
+
 def _called_as(frame: FrameType, statement: str, info: ProviderInfo, name: str) -> Optional[str]:
     """The name ``statement`` calls the provider by when it is not ``name``: an alias
     (`from app.db import get_db as provide`), found as the call whose callee is the
@@ -1255,6 +1267,9 @@ def misuse(
         if alias is not None:  # `from app.db import get_db as provide`: `provide()`
             name, call, assigned = alias, f"{alias}()", f"{alias}(...)"
             statement = _logical_line(call_site.filename, call_site.lineno, name)
+        spelled = _spelled(statement, name)
+        if spelled is not None:  # `repo.session()`, not `Repository.session()`
+            call = f"{spelled}()"
         if _continued(call_site.filename, call_site.lineno):
             line = statement  # `db = \` / `await get_db()`: the statement, not a piece
         if used == k.ATTRIBUTE and attr:
