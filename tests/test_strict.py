@@ -1648,7 +1648,7 @@ class TestPG206:
         assert log == ["gen closed", "gen closed"]
 
     @pytest.mark.parametrize("entry", ["shield", "wait_for"])
-    @pytest.mark.parametrize("kind", ["@asynccontextmanager", "maker"])
+    @pytest.mark.parametrize("kind", ["@asynccontextmanager", "maker", "maker inside"])
     def test_a_block_entered_in_a_task_of_its_own(
         self, run, providers, async_maker, kind: str, entry: str
     ) -> None:
@@ -1657,7 +1657,14 @@ class TestPG206:
         that awaited the entry: correct code, no finding; the cleanup runs."""
         get_db, _, log = providers
         maker = protoguard.provider(mode="strict")(async_maker)
-        block = get_db if kind == "@asynccontextmanager" else maker
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_made() -> Any:  # a guarded maker's session, in a guarded provider
+            async with maker() as session:
+                yield session
+
+        block = {"@asynccontextmanager": get_db, "maker": maker, "maker inside": get_made}[kind]
 
         async def main() -> int:
             async with contextlib.AsyncExitStack() as stack:
@@ -1671,6 +1678,39 @@ class TestPG206:
         assert run(main()) == 2
         assert protoguard.findings() == []
         assert log == (["cm closed"] if kind == "@asynccontextmanager" else [])
+
+    @pytest.mark.parametrize("kind", ["@asynccontextmanager", "maker"])
+    def test_a_block_entered_by_hand_and_kept_past_its_request(
+        self, run, providers, async_maker, kind: str
+    ) -> None:
+        """Request A enters a block by hand (an AsyncExitStack kept for later), keeps
+        the session in a shared place and ends; request B uses it: PG206, an escape."""
+        get_db, _, _ = providers
+        block = get_db if kind == "@asynccontextmanager" else protoguard.provider(async_maker)
+        kept: dict[str, Any] = {}
+
+        async def request_a() -> None:
+            kept["stack"] = stack = contextlib.AsyncExitStack()
+            kept["db"] = await stack.enter_async_context(block())
+
+        async def request_b() -> None:
+            await kept["db"].execute(COUNT)  # PG206 kept past its request
+
+        async def main() -> None:
+            await asyncio.create_task(request_a(), name="request-a")
+            try:
+                await asyncio.create_task(request_b(), name="request-b")
+            finally:
+                await kept["stack"].aclose()
+
+        with pytest.raises(ProtocolError) as info:
+            run(main())
+        assert info.value.code == "PG206"
+        assert info.value.call_site == (
+            __file__,
+            line_of(__file__, "# PG206 kept past its request"),
+        )
+        assert "task 'request-a'" in str(info.value)
 
     def test_a_coroutine_session_kept_past_its_task(self, run, async_maker) -> None:
         """A coroutine provider's session made in a request's task, kept after that task

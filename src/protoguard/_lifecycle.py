@@ -350,6 +350,9 @@ class SessionState:
     # The state of the guarded provider that handed this session out, when it is a
     # guarded maker's (see watch): for what PG203's fix says of the provider's block.
     handed_by: Optional[SessionState] = None
+    # The task that made the context manager (or the maker's session) whose block this
+    # is, if not the one that entered it: see _carried_by_a_generator. Dropped with owner.
+    made_in: Optional[asyncio.Task[Any]] = None
     open = True
     depth = 0  # calls on the session in progress (PG202; the SQLAlchemy listener)
     busy: Optional[asyncio.Task[Any]] = None  # the task inside a call (PG202)
@@ -378,14 +381,16 @@ class SessionState:
     def exit_scope(self) -> None:
         """The provider's block has ended: later uses are PG203."""
         self.open = False
-        self.owner = None
+        self.owner = self.made_in = None
         busy = self.busy  # set only while a task is inside a call (see _async_call)
         if busy is not None and busy is not _current_task():
             report_call_in_flight(self, busy)
         # Its entry in _scopes stays, closed (see _scopes).
 
 
-def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bool:
+def _carried_by_a_generator(
+    state: SessionState, owner: asyncio.Task[Any], task: asyncio.Task[Any]
+) -> bool:
     """Whether the session's block, still open, has outlived the task that opened it
     because a suspended async generator holds it: one that opened the block and yields
     the session (a pytest-asyncio fixture: before pytest-asyncio 0.25 on Python 3.11+,
@@ -397,19 +402,20 @@ def _carried_by_a_generator(state: SessionState, owner: asyncio.Task[Any]) -> bo
     (a request's, a streaming generator's) keeps PG206, and so does a session a
     coroutine made in a task that has ended (nothing holds its block).
 
-    So does a context manager's block (a provider's, a guarded maker's session's) that
-    a task entered and ended without leaving: that is no `async with` statement, which
-    a task cannot outlive, but an entry by hand (``AsyncExitStack.enter_async_context``
-    under ``asyncio.shield``, or ``wait_for`` before 3.12, which run it in a task of
-    their own), and whoever holds the context manager leaves the block."""
+    So does a context manager's block (a provider's, a guarded maker's session's) made
+    in the task that uses it and entered in another that ended without leaving it: an
+    entry by hand in a task of its own (``AsyncExitStack.enter_async_context`` under
+    ``asyncio.shield``, or ``wait_for`` before 3.12), for the task that awaited it.
+    Another task's use of such a block is still PG206 (a request that stashed a
+    session it entered by hand, used by the next request)."""
     if not owner.done():
         return False
-    if isinstance(state, GeneratorState):
+    if isinstance(state, GeneratorState) or isinstance(state.handed_by, GeneratorState):
         return True  # the provider's own generator, suspended at its 'yield'
-    if not state.own_block:
-        return True  # a context manager's block, entered (see above)
     site = state.opened_at
-    return site is not None and bool(site[0].co_flags & _CO_ASYNC_GENERATOR)  # type: ignore[union-attr]
+    if site is not None and site[0].co_flags & _CO_ASYNC_GENERATOR:  # type: ignore[union-attr]
+        return True  # opened in an async generator, suspended with the block open
+    return state.made_in is task  # a context manager's block (see above)
 
 
 def _opened_by_depends(site: Optional[CallSite]) -> bool:
@@ -518,7 +524,7 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
     if owner is None or state in _scopes.get():
         return
     task = _current_task()
-    if task is None or task is owner or _carried_by_a_generator(state, owner):
+    if task is None or task is owner or _carried_by_a_generator(state, owner, task):
         return
     report(
         finding(
@@ -1109,6 +1115,7 @@ class _StrictCM:
     _pg_expected: Optional[type] = None
     _pg_site: Optional[Site] = None
     _pg_session: Any = None
+    _pg_made_in: Optional[asyncio.Task[Any]] = None
     # id() of each argument of the call (alive while the block is entered: the
     # generator's frame holds them), or None for a call without arguments.
     _pg_argument_ids: Optional[tuple[int, ...]] = None
@@ -1124,6 +1131,15 @@ class _StrictCM:
         # Only a session this block watched is its own to close: one handed in watched
         # already (the caller's, given to a transaction helper) stays its opener's.
         self._pg_session = None if session is value else session
+        adopted = (  # a guarded maker's session the provider entered (see watch)
+            session is value
+            and not borrowed
+            and isinstance(value, StrictSessionProxy)
+            and value._self_state.info is self._self_provider
+        )
+        if self._pg_session is not None or adopted:
+            session._self_state.made_in = self._pg_made_in  # see _carried_by_a_generator
+        self._pg_made_in = None
         return session
 
     def _pg_enter_error(self, exc: RuntimeError) -> NoReturn:
@@ -1154,6 +1170,7 @@ class StrictAsyncContextManager(_StrictCM, GuardedAsyncContextManager):
         super().__init__(func, args, kwds)
         self._pg_site = caller_site()
         self._pg_argument_ids = argument_ids(args, kwds)
+        self._pg_made_in = _current_task()  # the task whose context manager it is
 
     async def __aenter__(self) -> Any:
         try:
@@ -1862,10 +1879,12 @@ class StrictSessionProxy(SessionProxy):
         self._pg_new_state()
 
     def _pg_new_state(self) -> SessionState:
-        """A new state for the session, opened where the user's code is now."""
+        """A new state for the session, opened where the user's code is now (and in
+        this task: see _carried_by_a_generator)."""
         self._self_state = state = _new_state(SessionState)
         state.info = self._self_provider
         state.opened_at = caller_site()
+        state.made_in = _current_task()
         return state
 
     __getattr__ = WatchedSession.__getattr__
