@@ -215,6 +215,36 @@ def test_a_session_used_again_on_its_own_after_the_block(tmp_path) -> None:
     engine.dispose()
 
 
+def test_a_cleanup_in_a_worker_thread_keeps_the_blocks_objects_judged(run, tmp_path) -> None:
+    """The provider's cleanup commits in a worker thread (FastAPI's run_in_threadpool),
+    where its frame is on no stack the listener sees, and begins a transaction: the
+    session still holds what the block loaded, so a lazy load of it after the block is
+    still PG203."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    with sessionmaker(engine).begin() as session:
+        session.add(Author(id=1, name="ada", books=[Book(title="notes")]))
+    maker = sessionmaker(engine, expire_on_commit=False)
+    protoguard.configure(action="log")
+
+    @protoguard.provider(mode="strict")
+    async def get_db():
+        session = maker()
+        yield session
+        await asyncio.to_thread(session.commit)
+
+    async def main() -> list[str]:
+        async with contextlib.asynccontextmanager(get_db)() as db:
+            author = db.get(Author, 1)
+            db.commit()
+            db.add(Book(title="new", author_id=1))  # the cleanup's commit flushes it
+        return [book.title for book in author.books]  # lazy load after the block
+
+    assert run(main()) == ["notes", "new"]
+    assert [f.code for f in protoguard.findings()] == ["PG203"]
+    engine.dispose()
+
+
 class TestProviderCodeAfterYieldUnderContextlib:
     """A generator provider that contextlib drives (Depends(), asynccontextmanager(p))
     whose own code after 'yield' reads what its commit or rollback expired: SQLAlchemy

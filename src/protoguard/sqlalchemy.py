@@ -43,9 +43,15 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
         # 'yield' (a commit), or code that holds the session by its own reference (a
         # provider that was handed a session it does not own, a scoped_session registry
         # that hands the same Session out again). Neither is a use of what the provider
-        # handed out; in the second the session is now used on its own, and the ended
-        # block no longer judges what it loads.
-        if not in_provider_code(state) and session.__dict__.get(STATE) is state:
+        # handed out. Other code than the provider's, on a session that holds no object
+        # loaded from the database (closed, as providers close it: nothing the block
+        # loaded can reach it again), uses it on its own now, and the ended block no
+        # longer judges what it loads.
+        if (
+            not session.identity_map
+            and session.__dict__.get(STATE) is state
+            and not in_provider_code(state)
+        ):
             del session.__dict__[STATE]
         return
     connection_after_scope(state)
