@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from sqlalchemy import ForeignKey, create_engine, select
-from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -242,6 +242,65 @@ def test_a_cleanup_in_a_worker_thread_keeps_the_blocks_objects_judged(run, tmp_p
 
     assert run(main()) == ["notes", "new"]
     assert [f.code for f in protoguard.findings()] == ["PG203"]
+    engine.dispose()
+
+
+def test_a_left_loops_cleanup_reloading_is_the_providers(run, tmp_path) -> None:
+    """A loop left early (`for db in get_db(): return ...`) whose provider's cleanup
+    reads what its rollback expired (SQLAlchemy reloads it once the scope has ended):
+    the provider's own work, no PG203, sync or async; PG201 for the async loop only."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
+    Base.metadata.create_all(engine)
+    with sessionmaker(engine).begin() as session:
+        session.add(Author(id=1, name="ada"))
+    async_engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'orm.db'}")
+    makers = sessionmaker(engine), async_sessionmaker(async_engine)
+    protoguard.configure(action="log")
+    log: list[str] = []
+
+    @protoguard.provider(mode="strict")
+    def get_sync():
+        with makers[0]() as session:
+            user = session.get(Author, 1)
+            try:
+                yield session
+            finally:
+                session.rollback()  # expires `user`
+                log.append(user.name)  # reloaded: the provider's own read
+
+    @protoguard.provider(mode="strict")
+    async def get_async():
+        async with makers[1]() as session:
+            user = await session.get(Author, 1)
+            try:
+                yield session
+            finally:
+                await session.rollback()
+                log.append(await session.run_sync(lambda _: user.name))
+
+    def sync_name() -> str:
+        for db in get_sync():
+            return db.get(Author, 1).name
+        raise AssertionError("unreachable")
+
+    async def async_name() -> str:
+        async for db in get_async():
+            return (await db.get(Author, 1)).name
+        raise AssertionError("unreachable")
+
+    async def main() -> str:
+        name = await async_name()
+        for _ in range(200):  # the close protoguard scheduled for the loop left early
+            if len(log) == 2:
+                break
+            await asyncio.sleep(0.01)
+        await async_engine.dispose()
+        return name
+
+    assert sync_name() == "ada"
+    assert run(main()) == "ada"
+    assert log == ["ada", "ada"]
+    assert [f.code for f in protoguard.findings()] == ["PG201"]
     engine.dispose()
 
 

@@ -1265,6 +1265,18 @@ class GeneratorState(SessionState):
     # The task whose end is PG201's deadline, and the callback it would run.
     task: Optional[weakref.ref[asyncio.Task[Any]]] = None
     on_task_end: Any = None
+    # The generator, once its scope ends before its code after 'yield' runs (a loop
+    # left early, whose generator protoguard closes): see provider_frame.
+    gen_ref: Optional[weakref.ref[Any]] = None
+
+    def provider_frame(self) -> Optional[FrameType]:
+        """The generator's frame while its code after 'yield' runs after its scope ended
+        (see _Driven.provider_frame): its loads then are its own, not a use."""
+        gen = self.gen_ref() if self.gen_ref is not None else None
+        frame: Optional[FrameType] = getattr(gen, "ag_frame", None) or getattr(
+            gen, "gi_frame", None
+        )
+        return frame
 
     def watch_task(self, task: asyncio.Task[Any], callback: Any) -> None:
         self.task, self.on_task_end = weakref.ref(task), callback
@@ -1394,6 +1406,14 @@ def _start_closing(loop: asyncio.AbstractEventLoop, gen: Any) -> None:
 _closing: set[asyncio.Task[Any]] = set()
 
 
+def _left(state: GeneratorState, gen: Any) -> None:
+    """A loop over the generator was left early: a use of its session from here on is
+    PG203, while its own code after 'yield', which protoguard runs as it closes it, is
+    the provider's (provider_frame)."""
+    state.gen_ref = weakref.ref(gen)
+    state.finish()
+
+
 def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     proxy = proxy_ref()
     if proxy is None:
@@ -1404,7 +1424,7 @@ def _task_ended(proxy_ref: weakref.ref[Any], task: Any) -> None:
     state.reported = True
     # First: the connection goes back whatever the report does.
     _close_later(proxy.__wrapped__, in_a_callback=True)
-    state.finish()  # the loop was left: a use of the session later is PG203
+    _left(state, proxy.__wrapped__)
     report(proxy._pg_left_early(), can_raise=False, when="when the task that began the loop ended")
 
 
@@ -1439,6 +1459,7 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
             # closes the generator that did not stop (see _yielded_again).
             state.done = True  # state.finish(), less the task callback: there is none
             state.exit_scope()
+            state.gen_ref = weakref.ref(self.__wrapped__)  # its cleanup's loads are its own
             return self.__wrapped__.__anext__()
         return _strict_anext(self, state)
 
@@ -1473,7 +1494,7 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
         elif not (state.done or state.reported or state.iterated_at is None):
             state.reported = True
             _close_later(self.__wrapped__)  # first, as in _task_ended
-            state.finish()  # the loop was left: a use of the session later is PG203
+            _left(state, self.__wrapped__)
             report(self._pg_left_early(), can_raise=False)
 
 
@@ -1784,10 +1805,13 @@ class StrictGeneratorProxy(_StrictGenerator, GeneratorProxy):
         if not (state.started or state.done or self._self_pg_reported):
             _never_used(self._self_provider, state.called_at, "generator")
         elif not state.done:
-            # A loop left early (`for db in get_db(): return db`): Python closes the
-            # generator as it goes, its cleanup runs, and the session it handed out is
-            # past its block: a use of it later is PG203.
-            state.finish()
+            # A loop left early (`for db in get_db(): return db`): Python would close
+            # the generator as it goes; closed here, its cleanup runs inside the scope,
+            # and then the session it handed out is past its block: a later use is PG203.
+            try:
+                self.__wrapped__.close()
+            finally:
+                state.finish()
 
 
 def _references(obj: Any) -> int:
