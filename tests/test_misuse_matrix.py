@@ -18,6 +18,7 @@ import asyncio
 import functools
 import gc
 import linecache
+import subprocess
 import sys
 import textwrap
 import types
@@ -980,6 +981,37 @@ class TestFixKeepsTheCallAsWritten:
         assert f"  fix: {error.fix}" in str(error).splitlines()
         compile(f"async def handler():\n    {error.fix}", "fix", "exec", dont_inherit=True)
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "inline-attribute"))
+
+    @pytest.mark.skipif(sys.version_info < (3, 10), reason="the anext() builtin is new in 3.10")
+    def test_anext_with_a_default_on_a_context_manager(self, tmp_path) -> None:
+        """`await anext(get_db(), None)`: PG101, raised when awaited. (CPython 3.10-3.13
+        crash with a segmentation fault when __anext__ raises under anext(obj, default):
+        run in a process of its own, so a crash fails this test, not the run.)"""
+        script = tmp_path / "anext_default.py"
+        script.write_text(
+            textwrap.dedent(
+                """
+                import asyncio, contextlib, protoguard
+
+                @protoguard.provider
+                @contextlib.asynccontextmanager
+                async def get_db():
+                    yield "session"
+
+                async def main():
+                    return await anext(get_db(), None)
+
+                try:
+                    asyncio.run(main())
+                except protoguard.ProtocolError as error:
+                    print(error.code, error.call_site.lineno)
+                """
+            )
+        )
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "PG101 10"), done.stderr
 
     def test_closing_what_a_context_manager_provider_returned(self, run, async_maker) -> None:
         """`db = get_db(); ...; await db.close()`: PG103, as for any session method (a

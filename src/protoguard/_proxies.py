@@ -60,6 +60,11 @@ def _misuse(result: Any, used: str, **details: Any) -> Any:
     return misuse(result._self_provider, used, **details)
 
 
+async def _raise_when_awaited(error: BaseException) -> NoReturn:
+    __tracebackhide__ = True
+    raise error
+
+
 def _not_a_session(name: str) -> property:
     """A property that raises PG103 for a session attribute taken on a provider's result.
 
@@ -142,9 +147,10 @@ class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # t
         if "func" in self.__dict__:  # not entered yet
             if _getframe(1).f_code not in _ENTERING:
                 # anext() by hand (`await anext(get_db())`), not contextlib entering:
-                # async iteration, which a context manager does not speak.
-                __tracebackhide__ = True
-                raise _misuse(self, k.ASYNC_FOR)
+                # async iteration, which a context manager does not speak. Raised when
+                # awaited, not here: CPython 3.10-3.13 crash (a segmentation fault) when
+                # __anext__ raises under anext(obj, default).
+                return _raise_when_awaited(_misuse(self, k.ASYNC_FOR))
             return self.__aenter__()
         return self._pg_leave(None, None, None)
 
