@@ -6,6 +6,7 @@ paste it over the reported line."""
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
 import itertools
 import sys
@@ -400,6 +401,114 @@ def test_a_block_on_one_line_keeps_its_body(tmp_path: Path, line: str, fix: str)
     error = _error(tmp_path, f"async def f():\n    {line}\n")
     assert error.fix == fix
     _compiles(fix)
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        ("for i in range(1): db = await get_db(i)", "async with get_db(i) as db:"),
+        ("async with other() as o: db = await get_db(1)", "async with get_db(1) as db:"),
+        ("if True: db = await get_db(1)", "async with get_db(1) as db:"),
+        ("x = {}; x[await get_db(1)] = 1", "async with get_db(1) as session:"),
+    ],
+)
+def test_the_call_in_a_one_line_blocks_body(tmp_path: Path, line: str, fix: str) -> None:
+    """The provider is called in the body of a block written on one line (or in an
+    assignment's target): the statement rewritten is the one that calls it, at run time
+    and in `check` alike, not the block's header."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    assert error.fix == fix
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    assert found.fix == fix
+
+
+def test_an_expression_too_deep_to_take_apart(tmp_path: Path) -> None:
+    """A line whose expression is nested too deep for the fix's rewriting (ast.unparse
+    recurses): the fix of the call alone, at run time and in `check`; no RecursionError,
+    and the module's findings are not lost."""
+    deep = "+".join(["1"] * 400)
+    error = _error(
+        tmp_path,
+        f"async def f():\n    if (db := await get_db({deep})) is not None:\n        pass\n",
+    )
+    assert error.code == "PG104"
+    assert error.fix.startswith("async with get_db(")
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    assert found.fix.startswith("async with get_db(")
+
+
+def test_a_call_on_a_decorators_line(tmp_path: Path) -> None:
+    """`@deco(await get_db("primary"))` in an async def: `check` keeps the arguments
+    (the statement around the line does not show the call) and adds no note."""
+    source = textwrap.dedent(
+        """
+        def deco(value):
+            return lambda function: function
+
+        async def f():
+            @deco(await get_db("primary"))
+            def g():
+                pass
+        """
+    )
+    (found,) = _scan.findings(_scan.parse_uses(source, "m.py"), globals(), "m.py", source)
+    assert (found.code, found.fix, found.note) == (
+        "PG104",
+        'async with get_db("primary") as session:',
+        "",
+    )
+
+
+def test_a_class_namespace_of_the_users_is_not_called(tmp_path: Path) -> None:
+    """Finding the name a line calls the provider by reads the frame's names without
+    running code: a class body's namespace from __prepare__ (a mapping of the user's)
+    is not listed or read by protoguard."""
+    listed: list[str] = []
+
+    class Namespace(collections.abc.MutableMapping):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            self.names: dict[str, Any] = {}
+
+        def __getitem__(self, key: str) -> Any:
+            return self.names[key]
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            self.names[key] = value
+
+        def __delitem__(self, key: str) -> None:
+            del self.names[key]
+
+        def __iter__(self) -> Any:
+            listed.append("iter")
+            return iter(self.names)
+
+        def __len__(self) -> int:
+            return len(self.names)
+
+        def keys(self) -> Any:
+            listed.append("keys")
+            return self.names.keys()
+
+    class Meta(type):
+        @classmethod
+        def __prepare__(mcs, name: str, bases: Any, **kwargs: Any) -> Any:
+            return Namespace()
+
+        def __new__(mcs, name: str, bases: Any, namespace: Any, **kwargs: Any) -> Any:
+            return super().__new__(mcs, name, bases, dict(namespace.names))
+
+    with pytest.raises(ProtocolError) as info:
+
+        class Handler(metaclass=Meta):
+            db = get_db()
+            db.execute(1)
+
+    assert info.value.code == "PG103"
+    assert listed == []
 
 
 @pytest.mark.parametrize(

@@ -212,7 +212,9 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
         named = _named_call(stmt.test, call_name)
         if named is not None:
             expr, target = named.value, named.target
-    elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+    elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and (
+        stmt.value is None or _calls_anywhere(stmt.value, call_name)
+    ):  # (not `x[await get_db()] = 1`: the call is in the target; see below)
         value = stmt.value
         target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
         expr = value.value if isinstance(value, ast.Await) else value
@@ -273,12 +275,14 @@ def _attribute_owner(line: str, attr: str) -> Optional[str]:
 
 def _dotted(node: ast.AST) -> Optional[str]:
     """``a.b.c`` for a name or a chain of attributes on a name; None for anything else."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        owner = _dotted(node.value)
-        return None if owner is None else f"{owner}.{node.attr}"
-    return None
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
 
 
 def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
@@ -461,7 +465,7 @@ def _body_on_the_line(line: str, name: str) -> Optional[str]:
         header = [item.context_expr for item in stmt.items]
     else:
         return None
-    if not any(_calls_in(part, name) or _calls(part, name) for part in header):
+    if not any(_calls_anywhere(part, name) for part in header):
         return None
     first = stmt.body[0]
     if first.lineno != stmt.lineno:  # pragma: no cover - one line: the same line
@@ -899,8 +903,44 @@ def _logical_line(filename: str, lineno: int, name: Optional[str] = None) -> str
     """
     line = linecache.getline(filename, lineno)
     if _is_whole(line, linecache.getline(filename, lineno - 1) if lineno > 1 else ""):
-        return line
+        return _in_the_body(line, name) or line
     return _statement_around(filename, lineno, line, name)
+
+
+def _in_the_body(line: str, name: Optional[str]) -> Optional[str]:
+    """The statement of a block written on one line that calls ``name``, when the
+    block's header does not (`for i in ids: db = await get_db(i)`): the statement to
+    rewrite is that one, not the block. None otherwise."""
+    parsed = _parse_code(line) if name is not None else None
+    if parsed is None or name is None:
+        return None
+    code, stmt = parsed
+    header = _header_of(stmt)
+    if header is None or any(_calls_anywhere(part, name) for part in header):
+        return None
+    for inner in stmt.body:  # type: ignore[attr-defined]
+        if _calls_anywhere(inner, name):
+            start, end = _span(code, inner)
+            return code[start:end]
+    return None
+
+
+def _header_of(stmt: ast.stmt) -> Optional[list[ast.AST]]:
+    """The parts of a block's header (None for a statement that is no such block)."""
+    if isinstance(stmt, (ast.For, ast.AsyncFor)):
+        return [stmt.target, stmt.iter]
+    if isinstance(stmt, (ast.While, ast.If)):
+        return [stmt.test]
+    if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        return [
+            part for item in stmt.items for part in (item.context_expr, item.optional_vars) if part
+        ]
+    return None
+
+
+def _calls_anywhere(node: ast.AST, name: str) -> bool:
+    """Whether a call of ``name`` is anywhere in ``node``."""
+    return any(isinstance(n, ast.Call) and _is_call_of(n, name) for n in ast.walk(node))
 
 
 def logical_line(
@@ -911,7 +951,7 @@ def logical_line(
     ``statements`` those of the module parsed (None if it does not parse)."""
     line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
     if _is_whole(line, lines[lineno - 2] if 1 < lineno <= len(lines) else ""):
-        return line
+        return _in_the_body(line, name) or line
     node = statements.at(lineno, name) if statements is not None else None
     return _on_one_line(node, lines, line)
 
@@ -1032,7 +1072,7 @@ class Statements:
         innermost.reverse()  # as walked
         if not innermost:
             return None
-        if name is not None:
+        if name is not None and len(innermost) > 1:  # statements sharing the line
             calling = [
                 node
                 for node in innermost
@@ -1049,11 +1089,17 @@ class Statements:
         # The innermost is the last to start of those that hold the line.
         for i in range(bisect.bisect_right(self._function_starts, lineno) - 1, -1, -1):
             node = self._functions[i]
-            if node.body[0].lineno <= lineno <= (node.end_lineno or node.lineno):
+            if _first_line(node.body[0]) <= lineno <= (node.end_lineno or node.lineno):
                 if isinstance(node, ast.ClassDef):
                     return f"{_CLASS_BODY}{node.name}"
                 return node.name if isinstance(node, ast.FunctionDef) else None
         return MODULE_LEVEL
+
+
+def _first_line(node: ast.stmt) -> int:
+    """The first line of a statement, its decorators' included."""
+    decorators: list[ast.expr] = getattr(node, "decorator_list", None) or []
+    return min([node.lineno, *(decorator.lineno for decorator in decorators)])
 
 
 @functools.lru_cache(maxsize=8)  # a module's findings at several places: one parse
@@ -1152,7 +1198,12 @@ def _called_as(frame: FrameType, statement: str, info: ProviderInfo, name: str) 
         return None
     from . import _decorator, _scan  # the error path only (they import this module)
 
-    namespace = {**frame.f_globals, **frame.f_locals}
+    # The frame's names, read without running code: a class body's namespace may be a
+    # mapping of the user's (__prepare__), whose methods are not called.
+    names = frame.f_locals
+    if type(names) is not dict and type(names).__name__ != "FrameLocalsProxy":
+        names = {}
+    namespace = {**frame.f_globals, **names}
     for call in calls:
         chain = _scan._chain(call.func)
         if chain is None:
@@ -1295,7 +1346,10 @@ def misuse(
             and used in (k.WITH, k.ASYNC_WITH)
             and leaves_early(call_site.filename, call_site.lineno, name)
         )
-        fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name)
+        try:
+            fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name)
+        except RecursionError:  # an expression nested too deep to take apart
+            fix, note = rewritten(kind, used, assigned, None), ""
     # The note is said in the message, not part of .fix (the line itself).
     if (
         used == k.ATTRIBUTE

@@ -518,10 +518,18 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
     more than the call (`if (db := await get_db()) is not None:`, `x = f(await get_db())`).
     ("", "") where there is no statement to read."""
     called = use.chain[-1]  # the name the line calls the provider by
-    statement = _messages.logical_line(text.lines, use.span[0], called, text.statements)
-    if not statement.strip():
+    try:
+        statement = _messages.logical_line(text.lines, use.span[0], called, text.statements)
+        if not statement.strip():
+            return "", ""
+        fix, note = _messages._fix(
+            info, kind, use.protocol, statement, None, f"{called}(...)", name=called
+        )
+    except RecursionError:  # an expression nested too deep to take apart: the call's fix
         return "", ""
-    return _messages._fix(info, kind, use.protocol, statement, None, f"{called}(...)", name=called)
+    if f"{called}(...)" in fix:  # the statement did not show the call (a decorator's line)
+        return "", ""
+    return fix, note
 
 
 def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
