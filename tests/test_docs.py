@@ -24,7 +24,9 @@ if the block printed anything, everything it printed, as one piece. The output b
 after a python block must equal some of its outputs, in the same order. Before the
 comparison, the temporary path of ``app.py`` is replaced by ``app.py``, and task names
 ``Task-<n>`` are numbered by first appearance in each message (the counter behind them
-is process-wide); nothing else is normalised, line numbers included. Every text block
+is process-wide), and before Python 3.11 a `with` misuse's ``ProtocolAttributeError`` is
+shown as the pages show it, ``ProtocolError``; nothing else is normalised, line numbers
+included. Every text block
 that shows a code such as ``[PG101]`` must be marked (the comment is invisible in the
 built site and on GitHub).
 
@@ -151,14 +153,21 @@ def program(page: Path) -> tuple[str, list[tuple[Fence, int]]]:
 
 
 def normalise(text: str, app: str, *, tasks: bool = True) -> str:
-    """The path of app.py as ``app.py``; task numbers by first appearance."""
+    """The path of app.py as ``app.py``; task numbers by first appearance; before Python
+    3.11, a `with` misuse's class as the pages show it (it is a ProtocolAttributeError
+    there, as Python's own error is an AttributeError)."""
     text = text.replace(app, "app.py")
+    if sys.version_info < (3, 11):
+        text = _WITH_BEFORE_311.sub(r"protoguard.ProtocolError: [\1]", text)
     if not tasks:
         return text
     numbers: dict[str, str] = {}
     return _TASK.sub(
         lambda m: f"Task-{numbers.setdefault(m.group(1), str(len(numbers) + 1))}", text
     )
+
+
+_WITH_BEFORE_311 = re.compile(r"protoguard\.ProtocolAttributeError: \[(PG10[256])\]")
 
 
 class PageRun(NamedTuple):

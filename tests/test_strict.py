@@ -684,9 +684,9 @@ class TestPG202:
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)"
             " SELECT count(*) FROM c"
         )
-        started = asyncio.Event()
 
         async def main() -> tuple[int, str]:
+            started = asyncio.Event()  # in the loop: Python 3.9 binds it on creation
             async with get_db() as session:
 
                 async def first() -> int:

@@ -1445,7 +1445,7 @@ def misuse(
         return ProtocolAttributeError(message, name="args", obj=obj, **fields)
     if used in (k.WITH, k.ASYNC_WITH) and _WITH_RAISES_ATTRIBUTE_ERROR:
         # What Python before 3.11 raises for an object that is no (async) context
-        # manager: AttributeError: __aenter__ (a TypeError from 3.11 on).
-        special = "__aenter__" if used == k.ASYNC_WITH else "__enter__"
-        return ProtocolAttributeError(message, name=special, obj=obj, **fields)
+        # manager: AttributeError: __aenter__ (a TypeError from 3.11 on), with no name
+        # or object, as Python's (a name would have 3.10 suggest "Did you mean ...").
+        return ProtocolAttributeError(message, name=None, obj=None, **fields)
     return ProtocolError(message, **fields)  # type: ignore[arg-type]

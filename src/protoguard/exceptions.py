@@ -106,7 +106,7 @@ class ProtocolAttributeError(ProtocolError, AttributeError):
     AttributeError`` see exactly what they would see without protoguard.
     """
 
-    def __init__(self, message: str, *, name: str, obj: object, **kwargs: object) -> None:
+    def __init__(self, message: str, *, name: Optional[str], obj: object, **kwargs: object) -> None:
         ProtocolError.__init__(self, message, **kwargs)  # type: ignore[arg-type]
         # AttributeError's own fields, so tools that read them (and Python 3.10+'s
         # "Did you mean" machinery) find what they expect.
