@@ -238,7 +238,9 @@ def test_a_cleanup_in_a_worker_thread_keeps_the_blocks_objects_judged(run, tmp_p
             author = db.get(Author, 1)
             db.commit()
             db.add(Book(title="new", author_id=1))  # the cleanup's commit flushes it
-        return [book.title for book in author.books]  # lazy load after the block
+        titles = [book.title for book in author.books]  # lazy load after the block
+        db.close()  # the connection that load took goes back
+        return titles
 
     assert run(main()) == ["notes", "new"]
     assert [f.code for f in protoguard.findings()] == ["PG203"]
