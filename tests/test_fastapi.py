@@ -6,6 +6,7 @@ run time, and the providers are local to a fixture.
 
 import ast
 import contextlib
+import functools
 import inspect
 import linecache
 from typing import Annotated, Any
@@ -670,3 +671,126 @@ class TestStrictAfterTheDependency:
             assert client.get("/stream").text == "2"
         assert protoguard.findings() == []
         assert closed == [True]
+
+
+def traced(func: Any) -> Any:
+    """A transparent wrapper, as tracing and metrics libraries write them."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.skipif(not FASTAPI_UNWRAPS, reason="this FastAPI injects what a wrapper returns")
+class TestStrictThroughAWrapper:
+    """@protoguard.provider above a functools.wraps wrapper of a generator provider, which
+    FastAPI drives as the generator beneath: strict mode watches the session it yields,
+    as it does a guarded generator provider's."""
+
+    @pytest.fixture(autouse=True)
+    def _strict_log(self) -> None:
+        protoguard.configure(mode="strict", action="log")
+
+    @pytest.mark.parametrize("kind", ["async", "sync"])
+    def test_a_late_use_is_pg203_and_the_cleanup_runs(
+        self, async_maker, sync_maker, kind: str
+    ) -> None:
+        closed = []
+
+        @protoguard.provider
+        @traced
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+            closed.append("async")
+
+        @protoguard.provider
+        @traced
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+            closed.append("sync")
+
+        app = FastAPI()
+
+        @app.get("/async")
+        async def late(
+            tasks: BackgroundTasks, db: Annotated[AsyncSession, Depends(get_db, scope="function")]
+        ) -> int:
+            async def later() -> None:
+                try:
+                    await db.execute(COUNT)  # PG203 through a wrapper
+                finally:
+                    await db.close()
+
+            tasks.add_task(later)
+            return int((await db.execute(COUNT)).scalar_one())
+
+        @app.get("/sync")
+        def late_sync(
+            tasks: BackgroundTasks, db: Annotated[Any, Depends(get_sync_db, scope="function")]
+        ) -> int:
+            def later() -> None:
+                try:
+                    db.execute(COUNT)  # PG203 through a sync wrapper
+                finally:
+                    db.close()
+
+            tasks.add_task(later)
+            return int(db.execute(COUNT).scalar_one())
+
+        with TestClient(app) as client:
+            assert client.get(f"/{kind}").json() == 2
+        assert closed == [kind]
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        marker = f"# PG203 through a {'sync ' if kind == 'sync' else ''}wrapper"
+        assert finding.call_site == (__file__, line_of(__file__, marker))
+        name = "get_db" if kind == "async" else "get_sync_db"
+        assert f"(the block opened by FastAPI's Depends({name}) has exited)" in finding.message
+
+    def test_a_wrapper_of_a_generator_that_never_yields_is_pg205(self) -> None:
+        protoguard.configure(action="raise")
+
+        @protoguard.provider
+        @traced
+        async def get_db(ready: bool = False):
+            if ready:
+                yield "session"
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def route(db=Depends(get_db)) -> None:  # noqa: B008
+            pass
+
+        with TestClient(app) as client, pytest.raises(protoguard.ProviderRuntimeError) as info:
+            client.get("/")
+        assert info.value.code == "PG205"
+        assert "finished without yielding" in str(info.value)
+
+    def test_mode_on_hands_contextlib_the_generator(self, async_maker) -> None:
+        protoguard.configure(mode="on")
+        made = []
+
+        async def sessions():
+            async with async_maker() as session:
+                yield session
+
+        @protoguard.provider
+        @functools.wraps(sessions)
+        def get_db():
+            made.append(sessions())
+            return made[-1]
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def route(db: Annotated[AsyncSession, Depends(get_db)]) -> bool:
+            return type(db) is AsyncSession
+
+        with TestClient(app) as client:
+            assert client.get("/").json() is True
+        assert len(made) == 1

@@ -398,6 +398,7 @@ def _guard_function(
     generator = issubclass(result_class, (AsyncGeneratorProxy, GeneratorProxy))
     plain = info.kind == k.FUNCTION
     driven_class: Any = getattr(strict_class, "_pg_driven", None)
+    wrapper_driven: Any = getattr(strict_class, "_pg_wrapper_driven", None)
     getframe, contextlib_init = _getframe, _lifecycle._CONTEXTLIB_INIT
     # A partial's own arguments, which the generator gets too (see arguments below).
     bound: tuple[Any, ...] = ()
@@ -411,17 +412,20 @@ def _guard_function(
             current = override_mode.get() or mode or settings.mode
         else:
             current = mode or settings.mode
+        if settings.sampling and current != on and current != off and unwatched():
+            current = on  # strict mode, but this use is not in the sample
         if plain and isinstance(result, _GENERATORS) and _by_contextlib(getframe(1)):
             # A plain wrapper of a generator function (functools.wraps), which FastAPI's
-            # Depends() drives as that generator: contextlib gets the generator.
-            return result
-        if current == off or result is None or (plain and k.is_session_registry(result)):
+            # Depends() drives as that generator: contextlib gets the generator, in
+            # strict mode a plain object that watches the session it yields (see below).
+            if current in (on, off):
+                return result
+            state = made = wrapper_driven[type(result)](result)
+        elif current == off or result is None or (plain and k.is_session_registry(result)):
             # None: a plain function's "no session here", which `is None` must see. A
             # scoped_session registry: not a session, and callable (a proxy is not).
             return result
-        if settings.sampling and current != on and unwatched():
-            current = on  # strict mode, but this use is not in the sample
-        if generator and getframe(1).f_code is contextlib_init:
+        elif generator and getframe(1).f_code is contextlib_init:
             # contextlib is making its context manager around the generator and drives
             # it by the protocol itself (anext, athrow, aclose): nobody can misuse it,
             # so mode "on" has nothing to guard and hands it over as it is, and strict

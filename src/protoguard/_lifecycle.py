@@ -1995,16 +1995,27 @@ def strict_class(result_class: type, expected: Optional[type]) -> type:
     driven = DRIVEN_BASE.get(strict_base)
     if driven is not None:
         # The same provider's generator when contextlib drives it (see _Driven).
-        attrs["_pg_driven"] = type(
-            driven.__name__,
-            (driven,),
-            {
-                "_self_provider": attrs["_self_provider"],
-                "_self_expected": expected,
-                "__module__": driven.__module__,
-            },
-        )
+        attrs["_pg_driven"] = _driven_class(driven, attrs["_self_provider"], expected)
+    elif strict_base is StrictSessionProxy and attrs["_self_provider"].kind == k.FUNCTION:
+        # A plain function that is a wrapper of a generator function (functools.wraps),
+        # which FastAPI's Depends() drives as the generator beneath: contextlib gets the
+        # generator the wrapper returns, watched as a generator provider's would be.
+        attrs["_pg_wrapper_driven"] = {
+            types.AsyncGeneratorType: _driven_class(
+                DrivenAsyncGenerator, attrs["_self_provider"], expected
+            ),
+            types.GeneratorType: _driven_class(DrivenGenerator, attrs["_self_provider"], expected),
+        }
     return type(strict_base)(strict_base.__name__, (strict_base,), attrs)
+
+
+def _driven_class(driven: type[_Driven], info: ProviderInfo, expected: Optional[type]) -> type:
+    """``driven``, specialised to one provider (see _Driven)."""
+    return type(
+        driven.__name__,
+        (driven,),
+        {"_self_provider": info, "_self_expected": expected, "__module__": driven.__module__},
+    )
 
 
 DRIVEN_BASE: dict[type, type[_Driven]] = {
