@@ -2021,6 +2021,67 @@ class _Unhashable(type):
         return cls is other
 
 
+# A provider result never entered, kept in a reference cycle so that only the collector
+# frees it (PG204 from its finaliser), collected at each allocation count in turn up to
+# the collector's threshold: one of them lands while the thread holds the findings
+# table's lock, copying it for findings() or counting a logged PG203.
+_COLLECTED_UNDER_THE_LOCK = """
+import gc, logging, sys
+from contextlib import contextmanager
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+import protoguard
+
+protoguard.configure(mode="strict", action="log")
+logging.getLogger("protoguard").disabled = True
+Session = sessionmaker(create_engine("sqlite://"))
+
+@protoguard.provider
+@contextmanager
+def get_db():
+    with Session() as session:
+        yield session
+
+def forgotten_in_a_cycle():
+    cycle = [get_db()]
+    cycle.append(cycle)
+
+with get_db() as db:
+    pass
+THRESHOLD = 100
+gc.set_threshold(THRESHOLD)
+for use in (protoguard.findings, lambda: db.execute(text("SELECT 1"))):
+    for offset in range(1, THRESHOLD):
+        gc.disable()
+        forgotten_in_a_cycle()
+        filler = []
+        gc.enable()
+        while gc.get_count()[0] < THRESHOLD - offset:
+            filler.append([])
+        use()
+        del filler
+gc.collect()
+print(sorted((f.code, f.count) for f in protoguard.findings()))
+"""
+
+
+def test_a_finding_the_collector_makes_under_the_findings_lock() -> None:
+    """The collector can run a finaliser that makes a finding (PG204) while the same
+    thread holds the findings table's lock: it is counted, and the thread goes on (it
+    used to wait for that lock for ever). In a child process, with a time limit."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECTED_UNDER_THE_LOCK],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    # Every provider result was reported, and every use after the block.
+    assert done.stdout.strip() == "[('PG203', 99), ('PG204', 198)]"
+
+
 class TestSessionsStrictModeCannotWatch:
     """An internal failure to watch a session (its class breaks dir()): one
     ProtocolWarning at the user's line, and the session handed out as it is; the user's

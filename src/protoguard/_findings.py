@@ -8,6 +8,7 @@ test can assert there are none.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import gc
 import logging
@@ -53,21 +54,62 @@ def check_action(value: object, where: str) -> str:
 
 
 class _Table:
-    """The counted findings. A lock, because threads report too."""
+    """The counted findings. A lock, because threads report too.
+
+    The garbage collector can report a finding (a provider's result never used, found
+    in a finaliser) at any allocation, in the thread that holds the lock too: while it
+    counts another finding or copies the table for ``findings()``. Taking the lock again
+    there would hang that thread for good, and changing the table there would break
+    the loop that is reading it. So a finding goes into ``pending`` (a deque, whose
+    append needs no lock) and is counted by whichever thread holds the lock next, the
+    thread that is already holding it included, before it lets go.
+    """
 
     def __init__(self) -> None:
         self.action = _environment.read(ENV_ACTION, check_action, RAISE)
         self.lock = threading.Lock()
+        self.holder: Optional[int] = None  # the thread holding the lock
+        self.pending: collections.deque[ProtocolError] = collections.deque()
         self.entries: dict[tuple[str, Optional[CallSite]], Finding] = {}
 
     def count(self, error: ProtocolError) -> None:
-        key = (error.code, error.call_site)
+        self.pending.append(error)
+        me = threading.get_ident()  # before the lock: nothing allocates once it is held
+        if self.holder == me:
+            return  # made by a collection while this thread counts or reads: see above
         with self.lock:
-            seen = self.entries.get(key)
+            self.holder = me
+            try:
+                self._count_pending()
+            finally:
+                self.holder = None
+
+    def _count_pending(self) -> None:
+        """Count what is pending (the lock held); a finding the collector makes meanwhile
+        is pending too, and counted in the same loop."""
+        pending, entries = self.pending, self.entries
+        while pending:
+            error = pending.popleft()
+            key = (error.code, error.call_site)
+            seen = entries.get(key)
             if seen is None:
-                self.entries[key] = Finding(error.code, error.call_site, 1, str(error))
+                entries[key] = Finding(error.code, error.call_site, 1, str(error))
             else:
-                self.entries[key] = dataclasses.replace(seen, count=seen.count + 1)
+                entries[key] = dataclasses.replace(seen, count=seen.count + 1)
+
+    def snapshot(self, clear: bool = False) -> list[Finding]:
+        """The counted findings, oldest first (and forget them, if ``clear``)."""
+        me = threading.get_ident()
+        with self.lock:
+            self.holder = me
+            try:
+                self._count_pending()
+                found = list(self.entries.values())
+                if clear:
+                    self.entries.clear()
+                return found
+            finally:
+                self.holder = None
 
 
 table = _Table()
@@ -75,14 +117,12 @@ table = _Table()
 
 def findings() -> list[Finding]:
     """Every strict-mode finding so far, one entry per (code, call site), oldest first."""
-    with table.lock:
-        return list(table.entries.values())
+    return table.snapshot()
 
 
 def clear_findings() -> None:
     """Forget every finding (tests call this between cases)."""
-    with table.lock:
-        table.entries.clear()
+    table.snapshot(clear=True)
 
 
 def _hook_args_type() -> Any:
