@@ -722,6 +722,118 @@ def test_a_block_nested_in_the_sessions_own_block_leaves_it_open(tmp_path) -> No
     engine.dispose()
 
 
+class TestLegacyQueryAfterTheBlock:
+    """A legacy ``session.query(...)`` made in the block calls the session itself, not
+    the proxy, when it runs: run after the block, it is PG203 at the user's line, before
+    the session takes a new connection."""
+
+    @pytest.fixture(params=["@contextmanager", "generator"])
+    def get_db(self, request, tmp_path):
+        """A guarded provider that closes its session; the generator is entered through
+        contextlib, as Depends() enters it."""
+        engine, maker = _orm_maker(tmp_path)
+
+        def get_db():
+            with maker() as session:
+                yield session
+
+        if request.param == "generator":
+            guarded = protoguard.provider(mode="strict")(get_db)
+            yield lambda: contextlib.contextmanager(guarded)()
+        else:
+            yield protoguard.provider(mode="strict")(contextlib.contextmanager(get_db))
+        engine.dispose()
+
+    def test_a_query_run_after_the_block_raises_pg203(self, get_db) -> None:
+        """``q.all()`` after the block raises PG203 there, naming the call and the fix."""
+        with get_db() as db:
+            query = db.query(Author)
+        with pytest.raises(protoguard.ProtocolError) as caught:
+            query.all()  # the query runs after the block
+        error = caught.value
+        assert error.code == "PG203"
+        assert error.call_site == (__file__, line_of(__file__, "# the query runs after the block"))
+        assert "'.all' on a query made in the block opened at" in str(error)
+        assert error.fix.startswith("run the query inside the ")
+        assert error.fix.endswith("'with' block that gave its session")
+        assert [f.code for f in protoguard.findings()] == ["PG203"]
+        query.session.close()
+
+    @pytest.mark.parametrize(
+        "use",
+        [
+            lambda q: q.first(),
+            lambda q: q.filter(Author.name == "ada").one(),
+            lambda q: q.count(),
+            lambda q: list(q),
+            lambda q: q.delete(),
+        ],
+        ids=["first", "filter-one", "count", "iterate", "delete"],
+    )
+    def test_every_way_of_running_it_is_pg203(self, get_db, use) -> None:
+        """A query derived from it, counted, iterated or run as a bulk delete: PG203
+        too, and nothing reaches the database."""
+        with get_db() as db:
+            query = db.query(Author)
+        with pytest.raises(protoguard.ProtocolError, match=r"\[PG203\]"):
+            use(query)
+        assert not query.session.in_transaction()  # no connection was taken
+
+    def test_a_query_run_in_the_block_is_fine(self, get_db) -> None:
+        """The same query run inside the block: no finding."""
+        with get_db() as db:
+            assert [author.name for author in db.query(Author)] == ["ada"]
+            query = db.query(Author)
+            assert query.count() == 1
+        assert protoguard.findings() == []
+
+    def test_a_query_made_after_the_block_is_reported_once(self, get_db) -> None:
+        """``db.query(...)`` after the block is PG203 at ``.query``; running it is not
+        reported again."""
+        protoguard.configure(action="log")
+        with get_db() as db:
+            pass
+        assert [author.name for author in db.query(Author).all()] == ["ada"]
+        assert _codes() == [("PG203", 1)]
+        db.close()
+
+    def test_a_query_on_a_session_the_provider_was_handed_is_the_callers(self, tmp_path) -> None:
+        """A query made through a transaction helper on the caller's own session runs
+        on the caller's session after the helper's block: no finding."""
+        engine, maker = _orm_maker(tmp_path)
+
+        @protoguard.provider(mode="strict")
+        @contextlib.contextmanager
+        def transaction(session):
+            with session.begin():
+                yield session
+
+        with maker() as own:
+            with transaction(own) as session:
+                query = session.query(Author)
+            assert [author.name for author in query] == ["ada"]
+        assert protoguard.findings() == []
+        engine.dispose()
+
+    def test_the_providers_cleanup_running_the_blocks_query_is_fine(self, tmp_path) -> None:
+        """The provider's own code after 'yield' runs a query the block made: its own
+        work, no finding."""
+        engine, maker = _orm_maker(tmp_path)
+        made = []
+
+        @protoguard.provider(mode="strict")
+        @contextlib.contextmanager
+        def get_db():
+            with maker() as session:
+                yield session
+                assert [author.name for author in made[0]] == ["ada"]
+
+        with get_db() as db:
+            made.append(db.query(Author))
+        assert protoguard.findings() == []
+        engine.dispose()
+
+
 def test_uninstall_and_install() -> None:
     """The listener can be removed and put back; both are idempotent."""
     protoguard.sqlalchemy.install()

@@ -704,6 +704,29 @@ def _watched_method(name: str, is_async: bool, qualname: str) -> Any:
     return method
 
 
+def _watched_query(watched: Any) -> Any:
+    """A SQLAlchemy Session's query(), watched, whose Query is marked as the block's (see
+    protoguard.sqlalchemy.watch_query): it runs on the session itself, later."""
+
+    def query(self: WatchedSession, *args: Any, **kwargs: Any) -> Any:
+        frame = _getframe(1)
+        result = _sync_call(
+            self._self_state,
+            "query",
+            self.__wrapped__.query,
+            args,
+            kwargs,
+            (frame.f_code, frame.f_lasti),
+        )
+        sqlalchemy_events.watch_query(self.__wrapped__, result)
+        return result
+
+    query.__name__ = watched.__name__
+    query.__qualname__ = watched.__qualname__
+    query.__wrapped__, query.__doc__ = watched.__wrapped__, watched.__doc__  # type: ignore[attr-defined]
+    return query
+
+
 # id(session class) -> its WatchedSession subclass. Keyed by id(), with a weak reference
 # that drops the entry when the class goes (see _remember): sessionmaker() makes a Session
 # subclass of its own, and a service that makes a maker per request must not keep each
@@ -748,6 +771,8 @@ def _watched_class(cls: type) -> type[WatchedSession]:
                 # What inspect.signature() and help() show: the session's own method.
                 method.__wrapped__, method.__doc__ = attr, attr.__doc__
                 methods[name] = method
+        if methods["_pg_sqlalchemy"] == _SYNC_SESSION and "query" in methods:
+            methods["query"] = _watched_query(methods["query"])
         made = type("WatchedSession", (WatchedSession,), methods)
         made.__module__ = WatchedSession.__module__
         made.__qualname__ = WatchedSession.__qualname__
@@ -948,6 +973,28 @@ def connection_after_scope(state: SessionState) -> None:
         ),
         can_raise=False,
         when="when the session took a new connection",
+    )
+
+
+def query_after_scope(state: SessionState, name: str, frame: Optional[FrameType]) -> None:
+    """A legacy Query made in the block runs after it (``frame``: the user's, that
+    called ``.name`` on it), before its session takes a new connection: PG203 there,
+    unless the provider's own code after its 'yield' runs it."""
+    if in_provider_code(state):
+        return
+    what = "iterating a query" if name == "__iter__" else f"'.{name}' on a query"
+    block = _BLOCK_OF.get(state.info.kind, "'with' or 'async with' block")
+    report(
+        finding(
+            "PG203",
+            state.info,
+            _site(frame),
+            f"{what} made in the block opened {_opener(state)}, which has exited: the "
+            f"query runs on the session its provider already closed, which quietly checks "
+            f"out a new connection outside the provider.",
+            f"run the query inside the {block} that gave its session",
+        ),
+        can_raise=True,
     )
 
 

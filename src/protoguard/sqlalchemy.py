@@ -6,6 +6,8 @@ it: an ORM object loaded in a provider's block whose lazy-loaded relationship is
 after the block exited makes the session check out a new connection, silently, through
 the session's own reference. SQLAlchemy's ``after_begin`` session event sees that moment
 exactly; this module listens to it and reports PG203 there.
+A legacy ``Query`` made in the block holds the session too: run after the block, it is
+PG203 from that session's ``do_orm_execute`` event, before it takes a connection.
 
 The listener is installed automatically the first time strict mode watches a
 SQLAlchemy session (``Session`` or ``AsyncSession``); nothing needs to be imported.
@@ -55,6 +57,54 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
             del session.__dict__[STATE]
         return
     connection_after_scope(state)
+
+
+# The attribute of a legacy ``Query`` made through a watched session while the block that
+# judges the session was open: that block's state. SQLAlchemy copies a Query's attributes
+# into every Query derived from it (``q.filter(...)``). A Query calls the session itself,
+# not the proxy, so running it after the block is seen from the session's
+# ``do_orm_execute`` event, listened to on that session alone once such a Query has been
+# made (the attribute below marks it): before the session takes a connection, so PG203
+# can be raised at the user's line as at a call on the session.
+_QUERIES_WATCHED = "_protoguard_queries"
+
+
+def watch_query(session: Any, query: Any) -> None:
+    """Mark ``query``, just made through a watched ``session`` in its block, as that
+    block's. Never fails: the query is then only not watched."""
+    try:
+        state = session.__dict__.get(STATE)
+        if state is None or not state.open:
+            return  # a session the provider was handed: the caller's, after the block
+        query.__dict__[STATE] = state
+        if not session.__dict__.get(_QUERIES_WATCHED):
+            from sqlalchemy import event
+
+            event.listen(session, "do_orm_execute", _query_executed)
+            session.__dict__[_QUERIES_WATCHED] = True
+    except Exception:  # pragma: no cover - a Query or Session without a __dict__
+        pass
+
+
+def _query_executed(execute_state: Any) -> None:
+    session = execute_state.session
+    frame: Optional[FrameType] = sys._getframe(1)
+    state = name = None
+    # Up through SQLAlchemy's frames to the user's: the outermost method of a query
+    # marked for this session is the call the user made (q.all(), q.first(), ...).
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("sqlalchemy."):
+        if frame.f_globals.get("__name__") == "sqlalchemy.orm.query":
+            query = frame.f_locals.get("self")
+            marked = getattr(query, "__dict__", {}).get(STATE)
+            if marked is not None and query.__dict__.get("session") is session:
+                state, name = marked, frame.f_code.co_name
+        frame = frame.f_back
+    if state is None or state.open or name is None:
+        return
+    # Imported here: protoguard._lifecycle imports this module.
+    from ._lifecycle import query_after_scope
+
+    query_after_scope(state, name, frame)
 
 
 def _loading_an_attribute(frame: Optional[FrameType]) -> bool:
