@@ -2657,6 +2657,54 @@ class TestLessCommonCorrectUse:
             run(db.execute(COUNT))
         assert info.value.code == "PG203"
 
+    def test_an_async_generator_sent_a_value(self, run, async_maker) -> None:
+        """gen.asend(value) after the session was handed out is the step anext() would
+        be, with the value sent in: the provider gets it and finishes, and the session
+        is PG203 after that, as after anext()."""
+        got = []
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                got.append((yield session))
+
+        async def main() -> None:
+            gen = get_gen()
+            db = await gen.asend(None)
+            with pytest.raises(StopAsyncIteration):
+                await gen.asend("done")
+            assert got == ["done"]
+            with pytest.raises(ProtocolError) as info:
+                await db.execute(COUNT)  # after the provider finished
+            assert info.value.code == "PG203"
+
+        run(main())
+        assert _codes() == [("PG203", 1)]
+
+    def test_an_async_generator_sent_a_value_in_a_loop_yields_again(self, run, async_maker) -> None:
+        """In an `async for` loop, gen.asend(value) that makes the provider yield a
+        second time is PG205, as the loop's own second step would be."""
+        closed = []
+
+        @protoguard.provider
+        async def get_gen():
+            async with async_maker() as session:
+                try:
+                    while (yield session) is not None:
+                        pass
+                finally:
+                    closed.append(True)
+
+        async def main() -> None:
+            gen = get_gen()
+            async for db in gen:
+                await db.execute(COUNT)
+                await gen.asend("again")
+
+        with pytest.raises(ProviderRuntimeError, match="yielded a second time"):
+            run(main())
+        assert closed == [True]
+
     def test_a_scoped_session_registry_handed_out(self, sync_maker) -> None:
         """A provider that hands out a scoped_session registry: not a session (it makes
         them), so it is handed out as it is, callable, by every kind of provider."""

@@ -1511,9 +1511,21 @@ class StrictAsyncGeneratorProxy(_StrictGenerator, AsyncGeneratorProxy):
         return _strict_anext(self, state)
 
     def asend(self, sent: Any) -> Any:
-        if sent is None:  # anext(), as some drivers step a generator
+        """A step that sends ``sent`` in: ``asend(None)`` is ``anext()`` (as some drivers
+        step a generator); another value is checked as that step would be (the session
+        handed out watched, the scope ended when the provider finishes or is left, PG205),
+        and is what the provider's 'yield' evaluates to."""
+        if sent is None:
             return self.__anext__()
-        return self.__wrapped__.asend(sent)
+        state = self._self_state
+        if state.yielded and state.iterated_at is None and _CONTEXTLIB_CLOSES:
+            # The session was handed out, and this step, by hand, leaves the block (see
+            # __anext__).
+            state.done = True
+            state.exit_scope()
+            state.gen_ref = weakref.ref(self.__wrapped__)
+            return self.__wrapped__.asend(sent)
+        return _strict_anext(self, state, sent)
 
     async def athrow(self, *args: Any) -> Any:
         try:
@@ -1566,13 +1578,16 @@ _CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
 _CONTEXTLIB_CLOSES = sys.version_info >= (3, 11)
 
 
-async def _strict_anext(proxy: StrictAsyncGeneratorProxy, state: GeneratorState) -> Any:
-    """A step of an async generator provider in strict mode: the first hands out the
-    session (checked and watched); in an `async for`, a second is PG205 or the end."""
+async def _strict_anext(
+    proxy: StrictAsyncGeneratorProxy, state: GeneratorState, sent: Any = None
+) -> Any:
+    """A step of an async generator provider in strict mode (``asend(sent)`` if ``sent``
+    is not None): the first hands out the session (checked and watched); in an `async
+    for`, a second is PG205 or the end."""
     state.started = True
     gen = proxy.__wrapped__
     try:
-        value = await gen.__anext__()
+        value = await (gen.__anext__() if sent is None else gen.asend(sent))
     except StopAsyncIteration as stop:
         state.finish()
         if not state.yielded:
