@@ -1034,6 +1034,53 @@ class TestFixKeepsTheCallAsWritten:
         assert (info.value.code, info.value.used) == ("PG103", ".close")
         assert info.value.fix == "async with get_db() as db:"
 
+    def test_aclose_on_what_an_async_context_manager_provider_returned(
+        self, run, async_maker
+    ) -> None:
+        """`db = get_db(); ...; await db.aclose()` (AsyncSession's name for close):
+        PG103 as for close(), where it closed the provider's generator before it ever
+        ran, silently (Python: no attribute 'aclose'). Depends() still closes it after
+        entering it (see test_fastapi)."""
+        opened = []
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            opened.append(True)
+            async with async_maker() as session:
+                yield session
+
+        async def handler() -> None:
+            db = get_db()
+            await db.aclose()
+
+        with pytest.raises(ProtocolAttributeError) as info:
+            run(handler())
+        assert (info.value.code, info.value.used) == ("PG103", ".aclose")
+        assert info.value.fix == "async with get_db() as db:"
+        assert opened == []
+
+    @pytest.mark.parametrize("mode", ["on", "strict"])
+    def test_closing_what_a_sync_context_manager_provider_returned(self, sync_maker, mode) -> None:
+        """`db = get_sync_db(); db.close()`: PG103 naming `with get_sync_db() as db:`, in
+        strict mode too (Python: no attribute 'close'), not the close that Depends()
+        calls after entering it."""
+
+        @protoguard.provider(mode=mode)
+        @contextmanager
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+
+        db = get_sync_db()
+        with pytest.raises(ProtocolAttributeError) as info:
+            db.close()
+        assert (info.value.code, info.value.used) == ("PG103", ".close")
+        assert info.value.fix == "with get_sync_db() as db:"
+        with db as session:  # still usable as what it is
+            assert session.execute(COUNT).scalar_one() == 2
+        assert protoguard.findings() == []
+
     def test_attribute_on_the_call_of_a_coroutine(self, run, async_maker) -> None:
         """The coroutine provider's PG103 on the call (a forgotten await): the fix awaits
         it and enters the session (closed at the block's end, as PG105/PG106 do), then

@@ -81,8 +81,8 @@ def _not_a_session(name: str) -> property:
 
 
 # A session's close() and aclose(), PG103 on a context manager that does not speak them
-# (the async one speaks aclose to FastAPI, below). Not in SESSION_ATTRIBUTES: a
-# generator or a coroutine has its own close or aclose.
+# (each speaks its generator's close or aclose to FastAPI once entered, below). Not in
+# SESSION_ATTRIBUTES: a generator or a coroutine has its own close or aclose.
 _CLOSE_METHODS = frozenset({"close", "aclose"})
 
 
@@ -161,6 +161,12 @@ class GuardedAsyncContextManager(contextlib._AsyncGeneratorContextManager):  # t
         return self._pg_leave(typ, value, tb if tb is not None else value.__traceback__)
 
     def aclose(self) -> Any:
+        if "func" in self.__dict__:
+            # Not entered: someone taking the context manager for the session
+            # (AsyncSession.aclose()), not contextlib closing the generator it drives,
+            # which it does only after entering it (see GuardedContextManager.close).
+            __tracebackhide__ = True
+            raise _misuse(self, k.ATTRIBUTE, attr="aclose", obj=self)
         return self.gen.aclose()
 
     async def _pg_leave(self, typ: Any, value: Any, tb: Any) -> NoReturn:
