@@ -779,6 +779,17 @@ class TestLegacyQueryAfterTheBlock:
             use(query)
         assert not query.session.in_transaction()  # no connection was taken
 
+    def test_its_eager_loads_are_not_reported_again(self, get_db) -> None:
+        """A query with selectinload() run after the block: one PG203 for the run, none
+        for the load of the relationship it makes."""
+        protoguard.configure(action="log")
+        with get_db() as db:
+            query = db.query(Author).options(selectinload(Author.books))
+        (author,) = query.all()
+        assert len(author.books) == 2
+        assert _codes() == [("PG203", 1)]
+        query.session.close()
+
     def test_a_query_run_in_the_block_is_fine(self, get_db) -> None:
         """The same query run inside the block: no finding."""
         with get_db() as db:

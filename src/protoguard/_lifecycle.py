@@ -976,7 +976,7 @@ def connection_after_scope(state: SessionState) -> None:
     )
 
 
-def query_after_scope(state: SessionState, name: str, frame: Optional[FrameType]) -> None:
+def query_after_scope(state: SessionState, name: str, frame: FrameType) -> None:
     """A legacy Query made in the block runs after it (``frame``: the user's, that
     called ``.name`` on it), before its session takes a new connection: PG203 there,
     unless the provider's own code after its 'yield' runs it."""

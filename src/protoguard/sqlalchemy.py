@@ -87,8 +87,24 @@ def watch_query(session: Any, query: Any) -> None:
 
 
 def _query_executed(execute_state: Any) -> None:
+    try:
+        found = _query_after_its_block(execute_state)
+    except Exception:  # pragma: no cover - the guard never breaks the user's query
+        return
+    if found is not None:
+        # Imported here: protoguard._lifecycle imports this module.
+        from ._lifecycle import query_after_scope
+
+        query_after_scope(*found)
+
+
+def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, FrameType]]:
+    """The block's state, the query method the user called and the user's frame, if this
+    execution runs a Query marked for this session whose block has exited."""
+    if execute_state.is_relationship_load:
+        return None  # an eager load that the query's own run makes (reported at that run)
     session = execute_state.session
-    frame: Optional[FrameType] = sys._getframe(1)
+    frame: Optional[FrameType] = sys._getframe(2)
     state = name = None
     # Up through SQLAlchemy's frames to the user's: the outermost method of a query
     # marked for this session is the call the user made (q.all(), q.first(), ...).
@@ -99,12 +115,9 @@ def _query_executed(execute_state: Any) -> None:
             if marked is not None and query.__dict__.get("session") is session:
                 state, name = marked, frame.f_code.co_name
         frame = frame.f_back
-    if state is None or state.open or name is None:
-        return
-    # Imported here: protoguard._lifecycle imports this module.
-    from ._lifecycle import query_after_scope
-
-    query_after_scope(state, name, frame)
+    if state is None or name is None or frame is None or state.open:
+        return None
+    return state, name, frame
 
 
 def _loading_an_attribute(frame: Optional[FrameType]) -> bool:
