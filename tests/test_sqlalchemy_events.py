@@ -826,6 +826,25 @@ class TestLegacyQueryAfterTheBlock:
         assert protoguard.findings() == []
         engine.dispose()
 
+    def test_a_query_run_in_a_later_block_on_the_same_session_is_fine(self, tmp_path) -> None:
+        """A scoped_session hands the same Session out again: a query made in the first
+        block and run in the second runs on a session in a block: no finding."""
+        engine, maker = _orm_maker(tmp_path)
+        registry = scoped_session(maker)
+
+        @protoguard.provider(mode="strict")
+        @contextlib.contextmanager
+        def get_db():
+            yield registry()
+
+        with get_db() as db:
+            query = db.query(Author)
+        with get_db():
+            assert [author.name for author in query] == ["ada"]
+        assert protoguard.findings() == []
+        registry.remove()
+        engine.dispose()
+
     def test_the_providers_cleanup_running_the_blocks_query_is_fine(self, tmp_path) -> None:
         """The provider's own code after 'yield' runs a query the block made: its own
         work, no finding."""

@@ -723,7 +723,9 @@ def _watched_query(watched: Any) -> Any:
 
     query.__name__ = watched.__name__
     query.__qualname__ = watched.__qualname__
-    query.__wrapped__, query.__doc__ = watched.__wrapped__, watched.__doc__  # type: ignore[attr-defined]
+    # What inspect.signature() and help() show: the session's own method.
+    query.__wrapped__ = watched.__wrapped__  # type: ignore[attr-defined]
+    query.__doc__ = watched.__doc__
     return query
 
 

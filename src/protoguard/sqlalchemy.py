@@ -104,6 +104,9 @@ def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, Frame
     if execute_state.is_relationship_load:
         return None  # an eager load that the query's own run makes (reported at that run)
     session = execute_state.session
+    current = session.__dict__.get(STATE)
+    if current is not None and current.open:
+        return None  # a block open on the session now (a registry's session handed out again)
     frame: Optional[FrameType] = sys._getframe(2)
     state = name = None
     # Up through SQLAlchemy's frames to the user's: the outermost method of a query
