@@ -1953,6 +1953,43 @@ class TestActions:
         assert caught == []
         assert _codes() == [("PG203", 6)]
 
+    def test_warn_once_per_line_in_every_task(self, run, providers) -> None:
+        """A PG206 names the tasks involved, so its text is new in each task that makes it
+        (each request, under a server): the default filters still show one per line, and
+        "always" shows each."""
+        protoguard.configure(action="warn")
+        get_db, _, _ = providers
+
+        async def main() -> None:
+            kept: dict[str, Any] = {}
+            opened, done = asyncio.Event(), asyncio.Event()
+
+            async def holder() -> None:  # a lifespan, say, keeping its session open
+                async with get_db() as session:
+                    kept["db"] = session
+                    opened.set()
+                    await done.wait()
+
+            async def request() -> None:
+                await kept["db"].execute(COUNT)  # PG206, from a task of its own each time
+
+            held = asyncio.create_task(holder())
+            await opened.wait()
+            for _ in range(3):
+                await asyncio.create_task(request())
+            done.set()
+            await held
+
+        line = line_of(__file__, "# PG206, from a task of its own each time")
+        for action, shown in (("default", 1), ("always", 3)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("ignore")
+                warnings.filterwarnings(action, category=ProtocolWarning, module=__name__)
+                run(main())
+            assert [(w.category, w.lineno) for w in caught] == [(ProtocolWarning, line)] * shown
+            assert len({str(w.message) for w in caught}) == shown  # each names its task
+        assert _codes() == [("PG206", 6)]
+
     def test_warn_made_an_error_where_nothing_can_raise(
         self, run, providers, async_engine, monkeypatch
     ) -> None:

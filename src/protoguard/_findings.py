@@ -237,11 +237,28 @@ def _warn(error: ProtocolError) -> None:
             registry = vars(sys.modules[name]).setdefault("__warningregistry__", {})
     except Exception:  # an odd object in sys.modules: the warning still goes out
         name = None
-    if name is None:
+    if name is None or registry is None:
         # No module ran from that file (code compiled from a string): the warning is
         # made as before. (Not module=None: warn_explicit in C then shows nothing.)
         warnings.warn_explicit(str(error), ProtocolWarning, site.filename, site.lineno)
         return
+    text = str(error)
+    # The default filters show a warning once per text and line. A PG202 or PG206 names
+    # the tasks involved, a new text each time the same line runs in a new task (every
+    # request, under a server); so protoguard keeps a key of its own in the registry,
+    # per code and line, noted when the filters recorded the text there, together with
+    # the filters in force: while they are the same, the same code at the same line is
+    # the same warning. (Python clears the registry when the filters change, and
+    # filters that show every occurrence record nothing, so neither is affected.)
+    ours = (f"protoguard {error.code}", ProtocolWarning, site.lineno)
+    ours_in_module = (f"protoguard {error.code}", ProtocolWarning, 0)
+    filters = tuple(warnings.filters)
+    if registry.get(ours) == filters or registry.get(ours_in_module) == filters:
+        return
     warnings.warn_explicit(
-        str(error), ProtocolWarning, site.filename, site.lineno, module=name, registry=registry
+        text, ProtocolWarning, site.filename, site.lineno, module=name, registry=registry
     )
+    if registry.get((text, ProtocolWarning, site.lineno)):  # the "default" action
+        registry[ours] = filters
+    elif registry.get((text, ProtocolWarning, 0)):  # the "module" action
+        registry[ours_in_module] = filters
