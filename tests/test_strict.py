@@ -1001,6 +1001,8 @@ class TestPG203:
             assert not db.in_nested_transaction()
             assert db.get_transaction() is None
             db.expunge_all()
+            db.expire_all()
+            assert db.get_bind() is not None
             return db
 
         db = run(main())

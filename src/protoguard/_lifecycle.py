@@ -494,6 +494,9 @@ _HARMLESS_AFTER_THE_BLOCK = frozenset(
         "get_nested_transaction",
         "expunge",
         "expunge_all",
+        "expire",
+        "expire_all",
+        "get_bind",
         "is_modified",
     }
 )
