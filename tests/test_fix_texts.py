@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextlib
+import functools
 import itertools
 import sys
 import textwrap
@@ -55,6 +56,9 @@ class Repository:
 
 async def process(session: Any) -> Any:
     return session
+
+
+primary = functools.partial(get_db, "primary")
 
 
 _FILES = itertools.count()
@@ -377,6 +381,20 @@ def test_a_provider_imported_under_another_name(tmp_path: Path, line: str, code:
     assert "provide()" in str(error).splitlines()[0]
     assert error.fix == "async with provide() as session: r = await session.execute(1)"
     _compiles(error.fix)
+
+
+def test_a_partial_of_the_provider_is_named_as_called(tmp_path: Path) -> None:
+    """`primary = functools.partial(get_db, "primary")`, then `await primary()`: the
+    message names `primary()`, as the line (and its fix) and `check` do, not `get_db()`."""
+    error = _error(tmp_path, "async def f():\n    await primary()\n")
+    assert error.fix == "async with primary() as session:"
+    assert str(error).startswith("[PG104] 'await' on primary(), which is")
+    assert "Only a coroutine can be awaited; primary() must be used with" in str(error)
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    assert found.message.startswith("'await' on primary(), which is")
+    assert found.fix == error.fix
 
 
 @pytest.mark.parametrize(

@@ -1210,7 +1210,14 @@ def _called_as(frame: FrameType, statement: str, info: ProviderInfo, name: str) 
             continue
         try:
             provider = _scan.resolve(chain, namespace)
-            if provider is not None and _decorator._guarded_info(provider) == info:
+            if provider is None:
+                continue
+            guarded = _decorator._guarded_info(provider)
+            if guarded is None and isinstance(provider, functools.partial):
+                # `q = functools.partial(get_db, "primary")`, then `q()`: the line calls
+                # `q`, as `check` says (which takes a partial as what it wraps).
+                guarded = _decorator._guarded_info(k._innermost(provider))
+            if guarded == info:
                 return chain[-1]
         except Exception:  # an object that breaks getattr_static: not this one
             continue
