@@ -563,7 +563,7 @@ _SHAPES = (
     "walrus", "f-string", "conditional", "keyword-argument", "augmented", "comprehension",
     "attribute", "return", "semicolon", "backslash", "call-over-lines", "import-contextlib",
     "plain-def-with", "plain-def-for", "blocks-nest", "await-generator", "one-line-for",
-    "one-line-with", "class-body",
+    "one-line-with", "class-body", "lambda-in-def", "lambda-in-async-def", "lambda-default",
 )  # fmt: skip
 
 
@@ -661,6 +661,22 @@ _SHAPES = (
             class Handler:
                 with get_db() as db:
                     pass
+        """,
+        # In a lambda's body the lambda runs the call: a plain function, whatever the
+        # def around it is; its defaults run in that def.
+        """
+        def f():
+            return (lambda: [db for db in get_agen()])()
+        """,
+        """
+        async def f():
+            g = lambda: [db for db in get_agen()]
+            return g()
+        """,
+        """
+        async def f():
+            g = lambda d=[x for x in get_db()]: d
+            return g()
         """,
     ],
     ids=_SHAPES,

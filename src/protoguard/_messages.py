@@ -582,6 +582,7 @@ def async_def_note(fix: str, plain_def: Optional[str]) -> str:
 
 # Where a line is when it is in no function (see Statements.plain_def).
 MODULE_LEVEL = "<module>"
+LAMBDA = "<lambda>"  # the name of a lambda's code
 _CLASS_BODY = "class "
 
 
@@ -591,7 +592,7 @@ def not_in_an_async_def(plain_def: str) -> str:
         return "this is module-level code"
     if plain_def.startswith(_CLASS_BODY):
         return f"this is the body of {plain_def}"
-    if plain_def == "<lambda>":
+    if plain_def == LAMBDA:
         return "a lambda is a plain function"
     return f"{plain_def}() is a plain def"
 

@@ -423,6 +423,7 @@ class _Source:
         self._tree: Optional[ast.Module] = None
         self._parsed = False
         self._statements: Optional[_messages.Statements] = None
+        self._lambdas: Optional[list[_Span]] = None
 
     @property
     def tree(self) -> Optional[ast.Module]:
@@ -441,6 +442,22 @@ class _Source:
         if self._statements is None and self.tree is not None:
             self._statements = _messages.Statements(self.tree)
         return self._statements
+
+    def in_lambda(self, span: _Span) -> bool:
+        """Whether ``span`` is in a lambda's body, which runs as a plain function of its
+        own (its defaults are not: they run where the lambda is)."""
+        if self._lambdas is None:
+            tree = self.tree
+            self._lambdas = [
+                _span(node.body)
+                for node in (ast.walk(tree) if tree is not None else ())
+                if isinstance(node, ast.Lambda)
+            ]
+        line, col, end_line, end_col = span
+        return any(
+            (body[0], body[1]) <= (line, col) and (end_line, end_col) <= (body[2], body[3])
+            for body in self._lambdas
+        )
 
     def text(self, span: _Span) -> str:
         line, col, end_line, end_col = span
@@ -622,6 +639,10 @@ def findings(
                     fix = _messages.rewritten(kind, use.protocol, call, target or None)
             statements = text.statements
             plain_def = statements.plain_def(use.span[0]) if statements is not None else None
+            if text.in_lambda(use.span):
+                # What runs the call is the lambda, a plain function whatever it is in,
+                # as run time says (its frame is the lambda's).
+                plain_def = _messages.LAMBDA
             note = _messages.async_def_note(fix, plain_def) or note
         text = text or load()
         line, col = use.span[0], use.span[1]
