@@ -61,6 +61,27 @@ async def process(session: Any) -> Any:
 primary = functools.partial(get_db, "primary")
 
 
+class Cache:
+    """A method of the same name as Repository's, not a provider."""
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> Any:
+        yield "cached"
+
+
+class Feed:
+    @protoguard.provider
+    async def session(self) -> Any:
+        yield "session"
+
+
+async def process_both(first: Any, second: Any) -> Any:
+    return first, second
+
+
+cache, repo, feed = Cache(), Repository(), Feed()
+
+
 _FILES = itertools.count()
 
 
@@ -381,6 +402,67 @@ def test_a_provider_imported_under_another_name(tmp_path: Path, line: str, code:
     assert "provide()" in str(error).splitlines()[0]
     assert error.fix == "async with provide() as session: r = await session.execute(1)"
     _compiles(error.fix)
+
+
+def _found(error: ProtocolError) -> _scan.SourceFinding:
+    """`check`'s one finding in the file of ``error``'s line."""
+    assert error.call_site is not None
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("source", "fix"),
+    [
+        (
+            "async def f():\n    await process_both(cache.session(), await repo.session())\n",
+            "async with repo.session() as session:\n"
+            "    await process_both(cache.session(), session)",
+        ),
+        (
+            "async def f():\n"
+            "    async with cache.session() as c, feed.session() as db:\n"
+            "        pass\n",
+            "async with cache.session() as c:\n    async for db in feed.session():",
+        ),
+        (
+            "async def f():\n"
+            "    if (c := cache.session()) and (db := await repo.session()):\n"
+            "        pass\n",
+            "async with repo.session() as db:\n    if (c := cache.session()) and db:",
+        ),
+    ],
+    ids=["argument", "with-items", "walrus"],
+)
+def test_of_two_calls_of_one_name_the_one_misused(tmp_path: Path, source: str, fix: str) -> None:
+    """`cache.session()` is no provider; `repo.session()` on the same line is: the message
+    and the fix are about `repo.session()`, at run time and in `check` (they were about the
+    first call of the name on the line)."""
+    error = _error(tmp_path, source)
+    assert error.fix == fix
+    first = str(error).splitlines()[0]
+    assert "cache.session()" not in first
+    assert ".session(), which is" in first
+    found = _found(error)
+    assert found.fix == fix
+    _compiles(fix)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="before 3.11 a frame has no column to tell the calls by"
+)
+def test_of_two_calls_of_the_provider_the_one_misused(tmp_path: Path) -> None:
+    """Both calls are the provider's; the misused one is the one awaited, which the
+    instruction's position tells at run time (and `check` knows where its use is)."""
+    error = _error(
+        tmp_path,
+        "async def f():\n    await process_both(repo.session(), await repo.session())\n",
+    )
+    fix = "async with repo.session() as session:\n    await process_both(repo.session(), session)"
+    assert error.fix == fix
+    assert _found(error).fix == fix
 
 
 def test_a_partial_of_the_provider_is_named_as_called(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import bisect
 import functools
 import inspect
 import io
+import itertools
 import linecache
 import os
 import re
@@ -189,8 +190,9 @@ def _segment(source: str, node: ast.AST) -> str:
     return ast.get_source_segment(source, node) or ast.unparse(node)
 
 
-def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
-    """(the provider expression, the name the session is bound to) from the user's line."""
+def _pieces(line: str, call_name: str, at: Optional[int] = None) -> tuple[str, Optional[str]]:
+    """(the provider expression, the name the session is bound to) from the user's line
+    (``at``: where the call is in it, if known; see :func:`_is_call_of`)."""
     stmt = _parse_line(line)
     expr: Optional[ast.AST] = None
     target: Optional[ast.AST] = None
@@ -200,16 +202,20 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
         # `async with a() as x, get_db() as db:`: the item that calls the provider.
         items = stmt.items
         if len(items) > 1:
-            items = [item for item in items if _calls(item.context_expr, call_name)] or items
+            items = [item for item in items if _calls(item.context_expr, call_name, at)] or items
         if len(items) == 1:
             expr, target = items[0].context_expr, items[0].optional_vars
     elif isinstance(stmt, ast.Expr):
         expr = stmt.value
-    elif isinstance(stmt, ast.Return) and stmt.value is not None and _calls(stmt.value, call_name):
+    elif (
+        isinstance(stmt, ast.Return)
+        and stmt.value is not None
+        and _calls(stmt.value, call_name, at)
+    ):
         expr = stmt.value  # `return await get_db("primary")`
     elif isinstance(stmt, (ast.If, ast.While)):
         # `if (db := await get_db("primary")) is not None:`
-        named = _named_call(stmt.test, call_name)
+        named = _named_call(stmt.test, call_name, at)
         if named is not None:
             expr, target = named.value, named.target
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and (
@@ -222,7 +228,11 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
         # A statement of another shape (`if await get_db():`, a default argument): the
         # call as written, the outermost of its calls, if it has one.
         expr = next(
-            (n for n in ast.walk(stmt) if isinstance(n, ast.Call) and _is_call_of(n, call_name)),
+            (
+                n
+                for n in ast.walk(stmt)
+                if isinstance(n, ast.Call) and _is_call_of(n, call_name, at)
+            ),
             None,
         )
     if expr is None:
@@ -236,10 +246,10 @@ def _pieces(line: str, call_name: str) -> tuple[str, Optional[str]]:
     return _segment(source, expr), (_segment(source, target) if target is not None else None)
 
 
-def _named_call(test: ast.expr, name: str) -> Optional[ast.NamedExpr]:
+def _named_call(test: ast.expr, name: str, at: Optional[int] = None) -> Optional[ast.NamedExpr]:
     """The ``(db := await get_db())`` in a condition, if it binds a call of ``name``."""
     for node in ast.walk(test):
-        if isinstance(node, ast.NamedExpr) and _calls(node.value, name):
+        if isinstance(node, ast.NamedExpr) and _calls(node.value, name, at):
             return node
     return None
 
@@ -318,17 +328,24 @@ def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
     )
 
 
-def _calls(expr: ast.AST, name: str) -> bool:
+def _calls(expr: ast.AST, name: str, at: Optional[int] = None) -> bool:
     """Whether ``expr`` is a call of ``name`` (awaited or not)."""
     if isinstance(expr, ast.Await):
         expr = expr.value
-    return isinstance(expr, ast.Call) and _is_call_of(expr, name)
+    return isinstance(expr, ast.Call) and _is_call_of(expr, name, at)
 
 
-def _is_call_of(call: ast.Call, name: str) -> bool:
+def _is_call_of(call: ast.Call, name: str, at: Optional[int] = None) -> bool:
     """Whether ``call`` calls what ``name`` names: ``repo.session()`` calls
-    ``Repository.session`` (a method is called by its attribute, not its class)."""
-    return _called_name(call) == name.rpartition(".")[2]
+    ``Repository.session`` (a method is called by its attribute, not its class).
+
+    ``at``, if known, is where the call that was misused starts in the line's code (a
+    UTF-8 byte offset; the line's nodes are parsed ``_INDENT`` columns in): of two calls
+    of that name on the line (`process(cache.session(), await repo.session())`), only
+    that one is the provider's."""
+    return _called_name(call) == name.rpartition(".")[2] and (
+        at is None or call.col_offset == at + _INDENT
+    )
 
 
 def _called_name(call: ast.Call) -> str:
@@ -436,20 +453,36 @@ def _fix(
     attr: Optional[str] = None,
     leaves_early: bool = False,
     name: Optional[str] = None,
+    at: Optional[int] = None,
 ) -> tuple[str, str]:
     """The user's line rewritten to the protocol ``kind`` speaks, and a note on it for
     the message (not part of the fix): what else to move, or what it needs. ``name``:
-    what the line calls the provider (its own name if None).
+    what the line calls the provider (its own name if None); ``at``: where in the line's
+    code the call that was misused starts, if known (see :func:`_is_call_of`).
 
     A loop or block written on one line with its body (`async for db in get_db():
     await db.commit()`) keeps the body after the rewritten header: the header alone,
     pasted over the line, would leave a block with no body."""
     name = name or short_name(info)
-    fixed, note = _fix_statement(info, kind, used, line, owner, assigned, attr, leaves_early, name)
+    at = _checked_at(line, name, at)
+    fixed, note = _fix_statement(
+        info, kind, used, line, owner, assigned, attr, leaves_early, name, at
+    )
     body = _body_on_the_line(line, name) if fixed.endswith(":") else None
     if body is not None and _is_code(f"{fixed} {body}"):
         return f"{fixed} {body}", note
     return fixed, note
+
+
+def _checked_at(line: str, name: str, at: Optional[int]) -> Optional[int]:
+    """``at`` if a call of ``name`` starts there in the line's code; None otherwise (the
+    first call of that name is taken)."""
+    stmt = _parse_line(line) if at is not None else None
+    if stmt is not None and any(
+        isinstance(node, ast.Call) and _is_call_of(node, name, at) for node in ast.walk(stmt)
+    ):
+        return at
+    return None
 
 
 def _body_on_the_line(line: str, name: str) -> Optional[str]:
@@ -484,21 +517,22 @@ def _fix_statement(
     attr: Optional[str],
     leaves_early: bool,
     name: str,
+    at: Optional[int] = None,
 ) -> tuple[str, str]:
     """_fix, for the statement's header (or the statement, if it is no block)."""
-    expr, target = _pieces(line, name)
+    expr, target = _pieces(line, name, at)
     stmt = _parse_line(line)
     inner = None
     if used == k.ATTRIBUTE:
         if owner is None:  # `await get_db().execute(q)`: the call is on the line
-            inner = _provider_call(line, name, attr)
+            inner = _provider_call(line, name, attr, at)
         if inner is None:
             # `db.execute(...)`: rewrite the provider call that `db` came from.
             expr, target = assigned, owner
     elif used == k.REENTER:
         expr = assigned
     else:
-        inner = _provider_call(line, name)
+        inner = _provider_call(line, name, at=at)
     if inner is None:
         if isinstance(stmt, (ast.With, ast.AsyncWith)) and used in (k.WITH, k.ASYNC_WITH):
             source = _PARSED + _code_of(line) + " pass"
@@ -509,7 +543,7 @@ def _fix_statement(
                 )
                 for item in stmt.items
             ]
-            mine = {i for i, item in enumerate(stmt.items) if _calls(item.context_expr, name)}
+            mine = {i for i, item in enumerate(stmt.items) if _calls(item.context_expr, name, at)}
             if len(items) == 1:
                 mine = {0}
                 if target is None and isinstance(stmt.items[0].context_expr, ast.Name):
@@ -520,7 +554,7 @@ def _fix_statement(
                 return fixed, with_note(fixed)
         fixed = rewritten(kind, used, expr, target)
         if isinstance(stmt, ast.If) and fixed.endswith(":"):
-            named = _named_call(stmt.test, name)
+            named = _named_call(stmt.test, name, at)
             if named is not None:
                 # The session bound first, then the condition on it.
                 whole = f"{fixed}\n    if {_without_walrus(stmt.test, named)}:"
@@ -694,7 +728,9 @@ class _Nested(NamedTuple):
     loop: Optional[str] = None
 
 
-def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional[_Nested]:
+def _provider_call(
+    line: str, name: str, attr: Optional[str] = None, at: Optional[int] = None
+) -> Optional[_Nested]:
     """The provider call when it is nested in the line's expression rather than being
     the expression itself (None otherwise), with the line rewritten on the session: the
     call's attribute ``attr`` taken (`get_db().execute(q)`, PG103), or, without
@@ -705,7 +741,7 @@ def _provider_call(line: str, name: str, attr: Optional[str] = None) -> Optional
     if parsed is None:
         return None
     code, stmt = parsed
-    found = _nested_calls(stmt, name)
+    found = _nested_calls(stmt, name, at)
     if attr is not None:
         # The call whose attribute was taken: `get_db().execute`.
         found = [
@@ -764,7 +800,9 @@ def _parse_code(line: str) -> Optional[tuple[str, ast.stmt]]:
     return code, stmt
 
 
-def _nested_calls(stmt: ast.stmt, name: str) -> list[tuple[ast.Call, tuple[ast.AST, ...]]]:
+def _nested_calls(
+    stmt: ast.stmt, name: str, at: Optional[int] = None
+) -> list[tuple[ast.Call, tuple[ast.AST, ...]]]:
     """The calls of ``name`` nested in the statement's expression (outermost first, each
     with the nodes around it); none when the expression is the call itself (awaited or
     not), which is no nesting."""
@@ -777,9 +815,9 @@ def _nested_calls(stmt: ast.stmt, name: str) -> list[tuple[ast.Call, tuple[ast.A
         whole = stmt.items[0].context_expr
     if isinstance(whole, ast.Await):
         whole = whole.value
-    if whole is None or (isinstance(whole, ast.Call) and _is_call_of(whole, name)):
+    if whole is None or (isinstance(whole, ast.Call) and _is_call_of(whole, name, at)):
         return []
-    return list(_calls_in(whole, name))
+    return list(_calls_in(whole, name, at))
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -851,14 +889,14 @@ _PARSED = "async def _protoguard_():\n" + " " * _INDENT
 
 
 def _calls_in(
-    node: ast.AST, name: str, path: tuple[ast.AST, ...] = ()
+    node: ast.AST, name: str, at: Optional[int] = None, path: tuple[ast.AST, ...] = ()
 ) -> Iterator[tuple[ast.Call, tuple[ast.AST, ...]]]:
     """The calls of ``name`` in ``node``, outermost first, each with the nodes around it
     (``node`` first, its parent last)."""
-    if isinstance(node, ast.Call) and _is_call_of(node, name) and path:
+    if isinstance(node, ast.Call) and _is_call_of(node, name, at) and path:
         yield node, path
     for child in ast.iter_child_nodes(node):
-        yield from _calls_in(child, name, (*path, node))
+        yield from _calls_in(child, name, at, (*path, node))
 
 
 def _span(code: str, node: ast.expr) -> tuple[int, int]:
@@ -1174,14 +1212,14 @@ def open_where_used(
     return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
 
 
-def _spelled(statement: str, name: str) -> Optional[str]:
+def _spelled(statement: str, name: str, at: Optional[int] = None) -> Optional[str]:
     """The callee of the statement's call of ``name`` as the line writes it (`repo.session`
     for ``Repository.session``), as `check` names it; None if there is no such call."""
     stmt = _parse_line(statement)
     if stmt is None:
         return None
     for node in ast.walk(stmt):
-        if isinstance(node, ast.Call) and _is_call_of(node, name):
+        if isinstance(node, ast.Call) and _is_call_of(node, name, at):
             return _dotted(node.func)
     return None
 
@@ -1197,32 +1235,89 @@ def _called_as(frame: FrameType, statement: str, info: ProviderInfo, name: str) 
     calls = [node for node in ast.walk(stmt) if isinstance(node, ast.Call)]
     if not calls or any(_is_call_of(call, name) for call in calls):
         return None
-    from . import _decorator, _scan  # the error path only (they import this module)
+    namespace = _namespace(frame)
+    for call in calls:
+        if _calls_the_provider(call, namespace, info):
+            chain = _dotted(call.func)
+            assert chain is not None  # (the provider is called by a name or attributes)
+            return chain.rpartition(".")[2]
+    return None
 
-    # The frame's names, read without running code: a class body's namespace may be a
-    # mapping of the user's (__prepare__), whose methods are not called.
+
+def _namespace(frame: FrameType) -> dict[str, object]:
+    """The frame's names, read without running code: a class body's namespace may be a
+    mapping of the user's (__prepare__), whose methods are not called."""
     names = frame.f_locals
     if type(names) is not dict and type(names).__name__ != "FrameLocalsProxy":
         names = {}
-    namespace = {**frame.f_globals, **names}
-    for call in calls:
-        chain = _scan._chain(call.func)
-        if chain is None:
-            continue
-        try:
-            provider = _scan.resolve(chain, namespace)
-            if provider is None:
-                continue
-            guarded = _decorator._guarded_info(provider)
-            if guarded is None and isinstance(provider, functools.partial):
-                # `q = functools.partial(get_db, "primary")`, then `q()`: the line calls
-                # `q`, as `check` says (which takes a partial as what it wraps).
-                guarded = _decorator._guarded_info(k._innermost(provider))
-            if guarded == info:
-                return chain[-1]
-        except Exception:  # an object that breaks getattr_static: not this one
-            continue
-    return None
+    return {**frame.f_globals, **names}
+
+
+def _calls_the_provider(call: ast.Call, namespace: dict[str, object], info: ProviderInfo) -> bool:
+    """Whether ``call``'s callee is, in ``namespace``, the guarded provider of ``info``
+    (or a partial of it), found without running any code."""
+    from . import _decorator, _scan  # the error path only (they import this module)
+
+    chain = _scan._chain(call.func)
+    if chain is None:
+        return False
+    try:
+        provider = _scan.resolve(chain, namespace)
+        if provider is None:
+            return False
+        guarded = _decorator._guarded_info(provider)
+        if guarded is None and isinstance(provider, functools.partial):
+            # `q = functools.partial(get_db, "primary")`, then `q()`: the line calls
+            # `q`, as `check` says (which takes a partial as what it wraps).
+            guarded = _decorator._guarded_info(k._innermost(provider))
+        return guarded == info
+    except Exception:  # an object that breaks getattr_static: not this one
+        return False
+
+
+def code_start(statement: str, line: str) -> Optional[int]:
+    """Where the code of ``statement`` starts in the physical line ``line`` it was read
+    from (a UTF-8 byte column), for the columns of :func:`_is_call_of`; None if the
+    statement is not written on that line as it is (it spreads over lines)."""
+    code = _code_of(statement)
+    start = line.find(code) if code else -1
+    return len(line[:start].encode("utf-8")) if start >= 0 else None
+
+
+def _misused_at(frame: FrameType, statement: str, info: ProviderInfo, name: str) -> Optional[int]:
+    """Where the call that was misused starts in ``statement`` (see :func:`_is_call_of`),
+    when the statement calls ``name`` more than once; None otherwise.
+
+    The call is the one within the span of the instruction that misused its result
+    (``co_positions()``, Python 3.11 and later: `await repo.session()`, not the
+    `cache.session()` before it); if that leaves more than one, or before 3.11, the
+    first whose callee is the guarded provider in the frame's names."""
+    stmt = _parse_line(statement)
+    if stmt is None:
+        return None
+    calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call) and _is_call_of(n, name)]
+    if len(calls) < 2:
+        return None
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+    base = code_start(statement, line)
+    positions = getattr(frame.f_code, "co_positions", None)
+    if base is not None and positions is not None and frame.f_lasti >= 0:
+        # The instruction running in the frame: the one that used the provider's result.
+        position = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
+        if position is not None and position[0] == frame.f_lineno and position[2] is not None:
+            start = position[2]
+            end = position[3] if position[1] == position[0] and position[3] is not None else -1
+            within = [
+                call
+                for call in calls
+                if start <= base + call.col_offset - _INDENT
+                and (end < 0 or base + (call.end_col_offset or 0) - _INDENT <= end)
+            ]
+            calls = within or calls
+    if len(calls) > 1:
+        namespace = _namespace(frame)
+        calls = [call for call in calls if _calls_the_provider(call, namespace, info)] or calls
+    return calls[0].col_offset - _INDENT
 
 
 def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str, int]]:
@@ -1307,6 +1402,7 @@ def misuse(
     assigned = f"{name}(...)"
     assigned_at: Optional[int] = None  # the line of the call assigned to `owner`
     plain_def: Optional[str] = None  # the function the misuse is in, if not async
+    at: Optional[int] = None  # where the call misused starts in the statement, if known
     if frame is not None:
         function = frame
         while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
@@ -1326,7 +1422,8 @@ def misuse(
         if alias is not None:  # `from app.db import get_db as provide`: `provide()`
             name, call, assigned = alias, f"{alias}()", f"{alias}(...)"
             statement = _logical_line(call_site.filename, call_site.lineno, name)
-        spelled = _spelled(statement, name)
+        at = _misused_at(frame, statement, info, name)
+        spelled = _spelled(statement, name, at)
         if spelled is not None:  # `repo.session()`, not `Repository.session()`
             call = f"{spelled}()"
         if _continued(call_site.filename, call_site.lineno):
@@ -1355,7 +1452,7 @@ def misuse(
             and leaves_early(call_site.filename, call_site.lineno, name)
         )
         try:
-            fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name)
+            fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name, at)
         except RecursionError:  # an expression nested too deep to take apart
             fix, note = rewritten(kind, used, assigned, None), ""
     # The note is said in the message, not part of .fix (the line itself).

@@ -539,8 +539,12 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
         statement = _messages.logical_line(text.lines, use.span[0], called, text.statements)
         if not statement.strip():
             return "", ""
+        # Of calls of that name on the line (`process(cache.session(), await
+        # repo.session())`), the one of the use, where it is.
+        start = _messages.code_start(statement, text.lines[use.span[0] - 1])
+        at = use.span[1] - start if start is not None else None
         fix, note = _messages._fix(
-            info, kind, use.protocol, statement, None, f"{called}(...)", name=called
+            info, kind, use.protocol, statement, None, f"{called}(...)", name=called, at=at
         )
     except RecursionError:  # an expression nested too deep to take apart: the call's fix
         return "", ""
