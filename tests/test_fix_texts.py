@@ -465,6 +465,32 @@ def test_of_two_calls_of_the_provider_the_one_misused(tmp_path: Path) -> None:
     assert _found(error).fix == fix
 
 
+def test_a_long_line_and_a_line_read_again(tmp_path: Path) -> None:
+    """A long line of data with the misuse (the line's code, its parse and its pieces
+    read once each, not once per use: `check` took seconds on a line of 600 KB), with
+    or without a comment; and a second message on one line, whose parse is reused, is
+    the first's (the walrus taken out of a copy of the condition, not of the tree)."""
+    data = ", ".join(str(i) for i in range(2000))
+    for comment in ("", "  # a comment"):
+        error = _error(tmp_path, f"async def f():\n    x = [await get_db(1), {data}]{comment}\n")
+        assert error.fix == f"async with get_db(1) as session:\n    x = [session, {data}]"
+        assert _found(error).fix == error.fix
+    source = """
+        async def f():
+            if (db := await get_db("primary")) is not None:
+                pass
+        """
+    error = _error(tmp_path, source)
+    fix = 'async with get_db("primary") as db:\n    if db is not None:'
+    assert error.fix == fix
+    path = Path(error.call_site.filename)
+    namespace: dict[str, Any] = dict(globals())
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    with pytest.raises(ProtocolError) as again:
+        asyncio.run(namespace["f"]())
+    assert again.value.fix == fix
+
+
 def test_a_partial_of_the_provider_is_named_as_called(tmp_path: Path) -> None:
     """`primary = functools.partial(get_db, "primary")`, then `await primary()`: the
     message names `primary()`, as the line (and its fix) and `check` do, not `get_db()`."""

@@ -21,6 +21,7 @@ import pytest
 
 import protoguard
 from protoguard import _importhook, _index, _scan
+from protoguard import _kinds as k
 
 from .conftest import FASTAPI_UNWRAPS
 
@@ -1301,6 +1302,24 @@ class TestIndex:
             calls = _index.index_calls(source or "")
             missed.extend((path.name, use) for use in uses if not covered(use, calls))
         assert missed == []
+
+    def test_a_long_line_is_read_back_a_bounded_way(self) -> None:
+        """A module of data on one line, many `in f(` on it: each `for` is looked for
+        a bounded way back, not from the line's start (which took time in the square of
+        the line's length: seconds for a line of 80 KB). The uses are all still in the
+        index; a `for` whose line starts farther back than that is not told, UNSURE
+        (the module is parsed if `f` is a provider)."""
+        items = ", ".join(["[x for x in get_db()]", *(["[y async for y in f(1)]"] * 2000)])
+        source = f"async def handler():\n    return [{items}]\n"
+        calls = _index.index_calls(source)
+        uses = _scan.parse_uses(source)
+        assert len(uses) == 2001
+        assert [use for use in uses if not covered(use, calls)] == []
+        assert (_scan.UNSURE, ("f",), ()) in calls  # the line's start: too far back
+        assert (k.FOR, ("get_db",), ()) in calls  # near it: told as before
+        # Near the line's start in a module of several lines: told as before.
+        short = "async def handler():\n    return [[y async for y in f(1)]]\n"
+        assert _index.index_calls(short) == [(k.ASYNC_FOR, ("f",), ())]
 
     def test_long_chain_alone(self, package: Path) -> None:
         """A three-part chain is found even when nothing else in the module is a use."""

@@ -180,11 +180,60 @@ def _async_before(source: str, pos: int) -> bool:
     return pos == 5 or not _is_word_char(source[pos - 6])
 
 
-_FOR = re.compile(r"(\basync\s+)?\bfor\b")
+def _last_for(source: str, window: int, pos: int) -> Optional[tuple[int, bool]]:
+    """The last ``for`` word between ``window`` and ``pos``: where it starts (where its
+    ``async`` starts, if one is before it in the window) and whether it is ``async
+    for``; None if there is none. (What ``re`` finds as the last match of
+    ``(\\basync\\s+)?\\bfor\\b`` there, read back from ``pos``: a regular expression
+    reads the window from its start, slowly for an optional group.)"""
+    end = pos
+    while True:
+        start = source.rfind("for", window, end)
+        if start < 0:
+            return None
+        end = start + 2  # (the next search ends before this 'for')
+        if (start > 0 and _is_word_char(source[start - 1])) or (
+            start + 3 < pos and _is_word_char(source[start + 3])
+        ):
+            continue
+        gap = start
+        while gap > window and source[gap - 1].isspace():
+            gap -= 1
+        if (
+            gap < start
+            and gap - 5 >= window
+            and source.startswith("async", gap - 5)
+            and (gap == 5 or not _is_word_char(source[gap - 6]))
+        ):
+            return gap - 5, True
+        return start, False
 
 
 def _line_start(source: str, pos: int) -> int:
     return source.rfind("\n", 0, pos) + 1
+
+
+def _starts_line(source: str, pos: int) -> bool:
+    """Whether only whitespace is between the start of its line and ``pos``: read back
+    from ``pos``, not from the line's start, which is far on a long line (a module of
+    data on one line has many keywords on it: reading from its start each time took
+    time in the square of its length)."""
+    while pos > 0 and source[pos - 1] != "\n" and source[pos - 1].isspace():
+        pos -= 1
+    return pos == 0 or source[pos - 1] == "\n"
+
+
+def _window_start(source: str, pos: int, lines: int) -> Optional[int]:
+    """The start of the line ``lines`` lines before the one of ``pos`` (or of the
+    text), if that is within ``_MAX_SCAN`` characters of ``pos``; None if it is not."""
+    lowest = max(0, pos - _MAX_SCAN)
+    end, start = pos, pos
+    for _ in range(lines + 1):
+        newline = source.rfind("\n", lowest, end)
+        if newline < 0:
+            return 0 if lowest == 0 else None
+        end, start = newline, newline + 1
+    return start
 
 
 def _for_protocol(source: str, pos: int) -> str:
@@ -204,32 +253,35 @@ def _for_protocol(source: str, pos: int) -> str:
                 word_end == 3 or not _is_word_char(source[word_end - 4])
             ):
                 return _for_at(source, word_end - 3)
-    window = _line_start(source, pos)
-    for _ in range(4):
-        if window == 0:
-            break
-        window = _line_start(source, window - 1)
-    last = None
-    for last in _FOR.finditer(source, window, pos):  # noqa: B007 - the last one counts
-        pass
+    # The text read back is bounded (here and below), or a long line of many `in`s would
+    # take time in the square of its length: a for farther back is not looked for.
+    window = _window_start(source, pos, 4)
+    if window is None:  # a line longer than that: its start is not read
+        window = max(0, pos - _MAX_SCAN)
+    last = _last_for(source, window, pos)
     if last is None:
         return UNSURE
-    if "#" in source[_line_start(source, last.start()) : last.start()]:
-        return UNSURE  # perhaps a comment's "for"
-    if last.group(1):
+    start, is_async = last
+    line_start = _window_start(source, start, 0)
+    if line_start is None or source.find("#", line_start, start) >= 0:
+        return UNSURE  # perhaps a comment's "for" (or its line's start too far to read)
+    if is_async:
         return k.ASYNC_FOR
-    return _for_at(source, last.start())
+    return _for_at(source, start)
 
 
 def _for_at(source: str, start: int) -> str:
     """The protocol of the ``for`` keyword at ``start``."""
     if _async_before(source, start):
         return k.ASYNC_FOR
-    line_start = _line_start(source, start)
-    if not source[line_start:start].strip():
+    if _starts_line(source, start):
         # The for starts its line: an async may end the line before (in brackets, or
         # before a backslash).
-        previous = source[_line_start(source, max(line_start - 1, 0)) : max(line_start - 1, 0)]
+        line_start = _line_start(source, start)  # (after no more than its indentation)
+        previous_start = _window_start(source, max(line_start - 1, 0), 0)
+        if previous_start is None:
+            return UNSURE  # a line before too long to read
+        previous = source[previous_start : max(line_start - 1, 0)]
         code = previous.split("#", 1)[0].rstrip(" \t\r\\")
         if code.endswith("async") and (len(code) == 5 or not _is_word_char(code[-6])):
             return UNSURE
@@ -257,11 +309,16 @@ def _opening_bracket(source: str, closer: int) -> Optional[int]:
 def _statement_start(source: str, pos: int) -> bool:
     """Whether the keyword at ``pos`` starts its line, or follows an ``async`` that does
     (a with statement always does)."""
-    line_start = _line_start(source, pos)
-    before = source[line_start:pos].strip(" \t\f")
-    if not before:
+    while pos > 0 and source[pos - 1] in " \t\f":
+        pos -= 1
+    if pos == 0 or source[pos - 1] == "\n":
         return True
-    return before == "async"
+    if not _at(source, pos - 5, "async") or (pos > 5 and source[pos - 6] not in " \t\f\n"):
+        return False
+    pos -= 5
+    while pos > 0 and source[pos - 1] in " \t\f":
+        pos -= 1
+    return pos == 0 or source[pos - 1] == "\n"
 
 
 def _depends_calls(source: str, start: int, word_end: int) -> list[IndexedCall]:

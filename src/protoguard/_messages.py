@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import copy
 import functools
 import inspect
 import io
@@ -157,8 +158,11 @@ def _find_user_frame(frame: Optional[FrameType]) -> tuple[Optional[FrameType], b
     return None, by_asyncio
 
 
+@functools.lru_cache(maxsize=32)  # a message reads its line's code several times
 def _code_of(line: str) -> str:
     """The line without its comment and surrounding blanks."""
+    if "#" not in line:  # no comment (the tokenizer, in Python, is slow on a long line)
+        return line.strip()
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(line.strip()).readline))
     except (tokenize.TokenError, SyntaxError):
@@ -169,8 +173,10 @@ def _code_of(line: str) -> str:
     return line.strip()
 
 
+@functools.lru_cache(maxsize=16)  # a message reads its line several times: one parse
 def _parse_line(line: str) -> Optional[ast.AST]:
-    """The statement on one source line, or None if it is not a whole statement."""
+    """The statement on one source line, or None if it is not a whole statement. (Kept
+    for the next call: not to be changed.)"""
     body = _code_of(line)
     if not body:
         return None
@@ -186,8 +192,30 @@ def _parse_line(line: str) -> Optional[ast.AST]:
     return func.body[0] if len(func.body) == 1 else None
 
 
+# A line as the parser counts lines: ended by \n, \r\n or \r (not by \f, as str.splitlines).
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 def _segment(source: str, node: ast.AST) -> str:
-    return ast.get_source_segment(source, node) or ast.unparse(node)
+    """The text of ``node`` in ``source``, as ast.get_source_segment() gives it (which
+    splits the source into lines one character at a time, in Python: seconds for a line
+    of 600 KB)."""
+    lineno = getattr(node, "lineno", None)
+    end_lineno = getattr(node, "end_lineno", None)
+    col = getattr(node, "col_offset", None)
+    end_col = getattr(node, "end_col_offset", None)
+    if lineno is None or end_lineno is None or col is None or end_col is None:
+        return ast.unparse(node)
+    lines = _LINE.findall(source)
+    if not 0 < lineno <= end_lineno <= len(lines):
+        return ast.unparse(node)
+    if lineno == end_lineno:
+        text = lines[lineno - 1].encode("utf-8")[col:end_col].decode("utf-8", "replace")
+    else:
+        first = lines[lineno - 1].encode("utf-8")[col:].decode("utf-8", "replace")
+        last = lines[end_lineno - 1].encode("utf-8")[:end_col].decode("utf-8", "replace")
+        text = first + "".join(lines[lineno : end_lineno - 1]) + last
+    return text or ast.unparse(node)
 
 
 def _pieces(line: str, call_name: str, at: Optional[int] = None) -> tuple[str, Optional[str]]:
@@ -257,12 +285,15 @@ def _named_call(test: ast.expr, name: str, at: Optional[int] = None) -> Optional
 def _without_walrus(test: ast.expr, named: ast.NamedExpr) -> str:
     """The condition ``test`` with ``named`` (`db := await get_db()`) as its name only
     (`db is not None`)."""
+    where = (named.lineno, named.col_offset, named.end_lineno, named.end_col_offset)
 
     class Replace(ast.NodeTransformer):
         def visit_NamedExpr(self, node: ast.NamedExpr) -> ast.AST:
-            return node.target if node is named else self.generic_visit(node)
+            here = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+            return node.target if here == where else self.generic_visit(node)
 
-    return ast.unparse(Replace().visit(test))
+    # On a copy: the tree is _parse_line's, which keeps it for the next call.
+    return ast.unparse(Replace().visit(copy.deepcopy(test)))
 
 
 def _attribute_owner(line: str, attr: str) -> Optional[str]:
@@ -696,6 +727,7 @@ def with_items(
     return "\n".join(" " * (_INDENT * depth) + text for depth, text in enumerate(lines))
 
 
+@functools.lru_cache(maxsize=64)  # a fix is compiled as async code and as plain code
 def _is_code(fix: str, in_async_def: bool = True) -> bool:
     """Whether a fix of one or more lines compiles in an async def (or a plain one)."""
     source = f"{'async ' if in_async_def else ''}def _protoguard_():\n"
