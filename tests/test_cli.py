@@ -572,6 +572,54 @@ class TestFormats:
         assert len(github) == 1
         assert "generator:%0Aasync def get_db():%0A    async with" in github[0]
 
+    def test_a_method_dependency_fix_is_python(self, project: Path) -> None:
+        """`check` on Depends() of a method, a classmethod and a staticmethod (which it
+        resolves to the function in the class): the generator to write is the method as
+        its class writes it, valid Python."""
+        pytest.importorskip("fastapi")
+        (project / "api").mkdir()
+        (project / "api" / "__init__.py").write_text(
+            textwrap.dedent(
+                """
+                from contextlib import asynccontextmanager
+                from fastapi import Depends, FastAPI
+
+                class Database:
+                    @asynccontextmanager
+                    async def session(self):
+                        yield object()
+
+                    @classmethod
+                    @asynccontextmanager
+                    async def shared(cls):
+                        yield object()
+
+                    @staticmethod
+                    @asynccontextmanager
+                    async def static():
+                        yield object()
+
+                db = Database()
+                app = FastAPI()
+
+                @app.get("/")
+                async def endpoint(a=Depends(db.session), b=Depends(Database.shared),
+                                   c=Depends(db.static)):
+                    return 1
+                """
+            )
+        )
+        found = json.loads(protoguard(project, "api", "--format", "json").stdout)
+        definitions = [f["fix"].split("\n", 1)[1] for f in found]
+        assert [d.split("\n    async with")[0] for d in definitions] == [
+            "async def session(self):",
+            "@classmethod\nasync def shared(cls):",
+            "@staticmethod\nasync def static():",
+        ]
+        for definition in definitions:
+            compile(definition, "fix", "exec")  # valid Python as it stands
+        assert found[0]["fix"].startswith("decorate Database.session with @protoguard.provider")
+
     def test_console_script(self, project: Path) -> None:
         """The installed `protoguard` command is the same command."""
         script = Path(sys.executable).with_name("protoguard")

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: FastAPI and check_app read the ann
 at run time.
 """
 
+import ast
 import contextlib
 import functools
 import gc
@@ -155,6 +156,9 @@ def outcome(returned: str) -> str:
 
 def acm_problem(path: str, methods: tuple[str, ...], parameter: str, name: str) -> Any:
     short = name.rpartition("<locals>.")[2]
+    # A callable instance's __call__ is written as the method it is.
+    owner, _, own = short.rpartition(".")
+    defined = f"{own}(self)" if owner else f"{short}()"
     return DependencyProblem(
         path=path,
         methods=methods,
@@ -167,7 +171,7 @@ def acm_problem(path: str, methods: tuple[str, ...], parameter: str, name: str) 
         ),
         fix=(
             f"decorate {short} with @protoguard.provider (above @asynccontextmanager), or "
-            f"make it an async generator:\nasync def {short}():\n    async with ... as session:"
+            f"make it an async generator:\nasync def {defined}:\n    async with ... as session:"
             "\n        yield session"
         ),
     )
@@ -411,6 +415,129 @@ class TestFindings:
         (problem,) = check_app(app)
         assert problem.provider.name.endswith("<locals>.Repo.session")
         assert problem.fix.startswith("decorate Repo.session with @protoguard.provider")
+
+    @pytest.mark.parametrize(
+        ("how", "named", "code"),
+        [
+            ("method", "Database.session", "async def session(self):"),
+            ("classmethod", "Database.session", "@classmethod\nasync def session(cls):"),
+            ("staticmethod", "Database.session", "@staticmethod\nasync def session():"),
+            ("callable instance", "Holder.__call__", "async def __call__(self):"),
+        ],
+    )
+    def test_method_fix_is_valid_python(
+        self, async_maker: Any, how: str, named: str, code: str
+    ) -> None:
+        """The generator a method dependency's fix writes out is the method as it is
+        written in its class (its own name, with self or cls), Python that parses; the
+        prose names it by its qualified name."""
+
+        class Database:
+            if how == "method":
+
+                @contextlib.asynccontextmanager
+                async def session(self):
+                    async with async_maker() as session:
+                        yield session
+
+            elif how == "classmethod":
+
+                @classmethod  # type: ignore[misc]
+                @contextlib.asynccontextmanager
+                async def session(cls):
+                    async with async_maker() as session:
+                        yield session
+
+            else:
+
+                @staticmethod  # type: ignore[misc]
+                @contextlib.asynccontextmanager
+                async def session():
+                    async with async_maker() as session:
+                        yield session
+
+        class Holder:
+            @contextlib.asynccontextmanager
+            async def __call__(self):
+                async with async_maker() as session:
+                    yield session
+
+        dependency = Holder() if how == "callable instance" else Database().session
+        app = FastAPI()
+
+        @app.get("/users")
+        async def users(session: Annotated[AsyncSession, Depends(dependency)]) -> None:
+            pass
+
+        (problem,) = check_app(app)
+        generator = f"{code}\n    async with ... as session:\n        yield session"
+        assert problem.fix == (
+            f"decorate {named} with @protoguard.provider (above @asynccontextmanager), or "
+            f"make it an async generator:\n{generator}"
+        )
+        ast.parse(generator)  # valid Python as it stands
+        assert f"\n        {code.splitlines()[-1]}\n" in str(problem)  # under "fix:"
+
+    @pytest.mark.parametrize("how", ["method", "classmethod"])
+    def test_guarded_method_fix_on_older_fastapi(
+        self, sync_maker: Any, monkeypatch: pytest.MonkeyPatch, how: str
+    ) -> None:
+        """A guarded @contextmanager method that FastAPI 0.123.4 would inject: the
+        generator to write instead is the method (self or cls), valid Python."""
+
+        class Database:
+            if how == "method":
+
+                @protoguard.provider
+                @contextlib.contextmanager
+                def session(self):
+                    with sync_maker() as session:
+                        yield session
+
+            else:
+
+                @protoguard.provider  # type: ignore[misc]
+                @classmethod
+                @contextlib.contextmanager
+                def session(cls):
+                    with sync_maker() as session:
+                        yield session
+
+        app = FastAPI()
+
+        @app.get("/")
+        def count(db: Annotated[Session, Depends(Database().session)]) -> None:
+            pass
+
+        monkeypatch.setattr(fastapi, "__version__", "0.123.4")
+        (problem,) = check_app(app)
+        header = "def session(self):" if how == "method" else "@classmethod\ndef session(cls):"
+        generator = f"{header}\n    with ... as session:\n        yield session"
+        assert problem.fix == (
+            "upgrade FastAPI to 0.123.5 or later, or make Database.session a generator:\n"
+            f"{generator}"
+        )
+        ast.parse(generator)
+
+    def test_method_returning_a_context_manager(self, async_maker: Any) -> None:
+        """A coroutine method annotated to return a session's context manager: the
+        generator to write is the method, valid Python."""
+
+        class Database:
+            async def session(self) -> AbstractAsyncContextManager[AsyncSession]:
+                return async_maker.begin()  # type: ignore[no-any-return]
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def count(db: Annotated[AsyncSession, Depends(Database().session)]) -> None:
+            pass
+
+        (problem,) = check_app(app)
+        assert problem.fix == (
+            "make Database.session an async generator that yields the session:\n"
+            "async def session(self):\n    async with ... as session:\n        yield session"
+        )
 
     def test_older_fastapi_wording(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
         """On FastAPI 0.123.4 and earlier, the message says the context manager is injected."""

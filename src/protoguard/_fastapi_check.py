@@ -235,7 +235,7 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
                     return _wraps_a_generator(info, guarded=True)
                 return _returns_wrong(obj, info)
             if info.kind in (k.ASYNC_CM, k.SYNC_CM) and not driven:
-                return _guarded_but_injected(info)
+                return _guarded_but_injected(obj, info)
             return None
         kind = k.classify(obj)
         if kind in (k.ASYNC_CM, k.SYNC_CM):
@@ -316,14 +316,63 @@ def _read_by_fastapi(call: Any) -> list[Any]:
     return targets
 
 
-def _generator_fix(name: str, is_async: bool) -> str:
-    """The generator to write, on lines of its own: a definition is more than one line,
-    and the code is valid Python as it stands (printed one level in under "fix:")."""
+def _generator_fix(obj: Any, name: str, is_async: bool) -> str:
+    """The generator to write in place of ``obj`` (``name``, its qualified name), on lines
+    of its own: a definition is more than one line, and the code is valid Python as it
+    stands (printed one level in under "fix:"). A method's is the method as its class
+    writes it: ``def session(self):`` for ``Database.session``."""
+    decorator, signature = _defined_as(obj, name)
     if is_async:
-        header, block = f"async def {name}():", render(k.ASYNC_WITH, "...", "session")
+        header, block = f"async def {signature}:", render(k.ASYNC_WITH, "...", "session")
     else:
-        header, block = f"def {name}():", render(k.WITH, "...", "session")
-    return f"\n{header}\n    {block}\n        yield session"
+        header, block = f"def {signature}:", render(k.WITH, "...", "session")
+    return f"\n{decorator}{header}\n    {block}\n        yield session"
+
+
+def _defined_as(obj: Any, name: str) -> tuple[str, str]:
+    """The decorator line (with its newline, or "") and the name and parameters of the
+    def that replaces ``obj``: ``get_db()`` for a function, ``session(self)`` for a
+    method (``Holder.__call__``: a callable instance's), ``@classmethod`` and
+    ``session(cls)`` for a class method, ``@staticmethod`` and ``session()`` for a
+    static one. ``check`` hands over the function itself, not bound, for all three: it is
+    then told by its class's attribute, or failing that by its first parameter."""
+    own = name.rpartition(".")[2]
+    if isinstance(obj, types.MethodType):
+        if isinstance(obj.__self__, type):
+            return "@classmethod\n", f"{own}(cls)"
+        return "", f"{own}(self)"
+    if own == name:
+        return "", f"{name}()"
+    found = _class_attribute(obj)
+    try:
+        first = next(iter(inspect.signature(_unwrap(obj)).parameters), None)
+    except (TypeError, ValueError):  # no signature to read
+        first = None
+    if isinstance(found, classmethod) or (found is None and first == "cls"):
+        return "@classmethod\n", f"{own}(cls)"
+    if isinstance(found, staticmethod) or first is None or (found is None and first != "self"):
+        return "@staticmethod\n", f"{own}()"
+    return "", f"{own}({first})"
+
+
+def _class_attribute(func: Any) -> Any:
+    """What the class of a function defined in a class body holds under its name (a
+    classmethod, a staticmethod, the function), read without running code; None for a
+    class defined in a function, or one that cannot be found."""
+    qualname = getattr(func, "__qualname__", "")
+    names = getattr(_unwrap(func), "__globals__", None)
+    if not isinstance(qualname, str) or "<locals>" in qualname or not isinstance(names, dict):
+        return None
+    *path, own = qualname.split(".")
+    try:
+        owner = names.get(path[0]) if path else None
+        for part in path[1:]:
+            owner = inspect.getattr_static(owner, part, None)
+        if not isinstance(owner, type):
+            return None
+        return inspect.getattr_static(owner, own, None)
+    except Exception:  # a class that breaks getattr_static: no evidence
+        return None
 
 
 def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
@@ -347,12 +396,12 @@ def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
     gen = "an async generator" if is_async else "a generator"
     fix = (
         f"decorate {short} with @protoguard.provider (above {decorator}), or make it "
-        f"{gen}:{_generator_fix(short, is_async)}"
+        f"{gen}:{_generator_fix(obj, short, is_async)}"
     )
     return _Diagnosis(info, PG103, message, fix)
 
 
-def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
+def _guarded_but_injected(obj: Any, info: ProviderInfo) -> _Diagnosis:
     short = _short(info)
     is_async = info.kind == k.ASYNC_CM
     gen = "an async generator" if is_async else "a generator"
@@ -364,7 +413,7 @@ def _guarded_but_injected(info: ProviderInfo) -> _Diagnosis:
     )
     fix = (
         f"upgrade FastAPI to 0.123.5 or later, or make {short} {gen}:"
-        f"{_generator_fix(short, is_async)}"
+        f"{_generator_fix(obj, short, is_async)}"
     )
     return _Diagnosis(info, PG103, message, fix)
 
@@ -408,7 +457,7 @@ def _returns_wrong(obj: Any, info: ProviderInfo) -> Optional[_Diagnosis]:
         f"Depends() {does} and injects the {what}, not a session."
     )
     gen = "an async generator" if is_async else "a generator"
-    fix = f"make {short} {gen} that yields the session:{_generator_fix(short, is_async)}"
+    fix = f"make {short} {gen} that yields the session:{_generator_fix(obj, short, is_async)}"
     return _Diagnosis(info, PG103, message, fix)
 
 
