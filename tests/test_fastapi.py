@@ -313,6 +313,82 @@ class TestDepends:
         assert f"\n        {header}\n" in str(error)  # indented under "fix:"
         assert log == []
 
+    @pytest.mark.parametrize(
+        ("how", "spelled", "header"),
+        [
+            ("method", "repo.session", "async def session_dependency():"),
+            ("sync method", "repo.sync_session", "def sync_session_dependency():"),
+            ("classmethod", "Repo.shared", "async def shared_dependency():"),
+            ("function", "get_db", "async def get_db_dependency():"),
+        ],
+    )
+    def test_old_fastapi_fix_for_a_method(
+        self, async_maker, sync_maker, how: str, spelled: str, header: str
+    ) -> None:
+        """What FastAPI before 0.123.5 does with Depends(repo.session), a guarded
+        context-manager method: it calls the endpoint with what repo.session() returned.
+        The dependency to write instead calls the method as Depends() spells it, and is
+        valid Python (a method's qualified name made `async def Repo.session_dependency():`)."""
+        import asyncio
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        class Repo:
+            @protoguard.provider
+            @contextlib.asynccontextmanager
+            async def session(self):
+                async with async_maker() as session:
+                    yield session
+
+            @protoguard.provider
+            @contextlib.contextmanager
+            def sync_session(self):
+                with sync_maker() as session:
+                    yield session
+
+            @protoguard.provider
+            @classmethod
+            @contextlib.asynccontextmanager
+            async def shared(cls):
+                async with async_maker() as session:
+                    yield session
+
+        repo = Repo()
+
+        async def endpoint(db: Annotated[AsyncSession, Depends(repo.session)]) -> Any:
+            return (await db.execute(COUNT)).scalar_one()
+
+        def sync_endpoint(db: Annotated[Any, Depends(repo.sync_session)]) -> Any:
+            return db.execute(COUNT).scalar_one()
+
+        async def shared_endpoint(db: Annotated[AsyncSession, Depends(Repo.shared)]) -> Any:
+            return (await db.execute(COUNT)).scalar_one()
+
+        async def function_endpoint(db: Annotated[AsyncSession, Depends(get_db)]) -> Any:
+            return (await db.execute(COUNT)).scalar_one()
+
+        calls = {  # as FastAPI 0.123.4 calls each endpoint
+            "method": lambda: asyncio.run(endpoint(repo.session())),
+            "sync method": lambda: sync_endpoint(repo.sync_session()),
+            "classmethod": lambda: asyncio.run(shared_endpoint(Repo.shared())),
+            "function": lambda: asyncio.run(function_endpoint(get_db())),
+        }
+        with pytest.raises(protoguard.ProtocolAttributeError) as info:
+            calls[how]()
+        error = info.value
+        assert error.code == "PG103"
+        block = "async with" if header.startswith("async") else "with"
+        generator = "an async generator" if block == "async with" else "a generator"
+        definition = f"{header}\n    {block} {spelled}() as session:\n        yield session"
+        assert error.fix == (
+            f"upgrade FastAPI to 0.123.5 or later, or give Depends() {generator}:\n{definition}"
+        )
+        ast.parse(definition)  # valid Python as it stands
+
 
 class TestWebSocket:
     """A websocket handler that takes a session per message, like the incidents' chat."""

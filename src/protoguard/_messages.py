@@ -326,18 +326,20 @@ def _dotted(node: ast.AST) -> Optional[str]:
     return ".".join(reversed(parts))
 
 
-def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
-    """Whether ``name`` is a parameter of the frame's function declared with Depends()."""
+def _injected_by_depends(frame: FrameType, name: Optional[str]) -> Optional[str]:
+    """If ``name`` is a parameter of the frame's function declared with Depends(), the
+    dependency as Depends() writes it (``repo.session``), or "" if it is no name;
+    else None."""
     code = frame.f_code
     if name is None or name not in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
-        return False
+        return None
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
     except (OSError, TypeError, SyntaxError):
-        return False
+        return None
     func = tree.body[0] if tree.body else None
     if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return False
+        return None
     arguments = func.args
     positional = [*arguments.posonlyargs, *arguments.args]
     defaults: dict[str, Optional[ast.expr]] = dict.fromkeys(a.arg for a in positional)
@@ -351,12 +353,15 @@ def _injected_by_depends(frame: FrameType, name: Optional[str]) -> bool:
         arg.annotation for arg in [*positional, *arguments.kwonlyargs] if arg.arg == name
     ]
     declared.append(defaults.get(name))
-    return any(
-        isinstance(node, ast.Call) and _called_name(node) in ("Depends", "Security")
-        for part in declared
-        if part is not None
-        for node in ast.walk(part)
-    )
+    for part in declared:
+        for node in ast.walk(part) if part is not None else ():
+            if isinstance(node, ast.Call) and _called_name(node) in ("Depends", "Security"):
+                given = [
+                    *node.args[:1],
+                    *(kw.value for kw in node.keywords if kw.arg == "dependency"),
+                ]
+                return (_dotted(given[0]) if given else None) or ""
+    return None
 
 
 def _calls(expr: ast.AST, name: str, at: Optional[int] = None) -> bool:
@@ -1430,6 +1435,7 @@ def misuse(
     call_site: Optional[CallSite] = None
     line = statement = ""
     injected = False
+    depends: Optional[str] = None  # the dependency as Depends() writes it, if injected
     owner: Optional[str] = None
     assigned = f"{name}(...)"
     assigned_at: Optional[int] = None  # the line of the call assigned to `owner`
@@ -1462,7 +1468,8 @@ def misuse(
             line = statement  # `db = \` / `await get_db()`: the statement, not a piece
         if used == k.ATTRIBUTE and attr:
             owner = _attribute_owner(line, attr)
-            injected = _injected_by_depends(frame, owner)
+            depends = _injected_by_depends(frame, owner)
+            injected = depends is not None
         elif used == k.REENTER:
             owner = _pieces(statement, name)[0]
         found = _assigned_call(frame, owner)
@@ -1521,18 +1528,22 @@ def misuse(
         )
         # A definition is more than one line: the code follows the advice, one level
         # in, and is valid Python as it stands (the message indents it under "fix:").
+        # A method is called as Depends() has it (`repo.session`), and its generator
+        # named by the method's own name.
+        called = depends or name
+        defined = called.rpartition(".")[2]
         if k.is_async(kind):
             generator = "an async generator"
             code_lines = (
-                f"async def {name}_dependency():",
-                f"    async with {name}() as session:",
+                f"async def {defined}_dependency():",
+                f"    async with {called}() as session:",
                 "        yield session",
             )
         else:
             generator = "a generator"
             code_lines = (
-                f"def {name}_dependency():",
-                f"    with {name}() as session:",
+                f"def {defined}_dependency():",
+                f"    with {called}() as session:",
                 "        yield session",
             )
         fix = "\n".join(
