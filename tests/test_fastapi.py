@@ -708,6 +708,145 @@ class TestStrictAfterTheDependency:
             )
         )
 
+    @pytest.mark.parametrize(
+        ("kind", "fix"),
+        [
+            ("@asynccontextmanager", "async with get_db() as db:"),
+            ("@contextmanager", "with get_sync_db() as db:"),
+            ("@asynccontextmanager with a parameter", "async with get_tenant_db(...) as db:"),
+            ("@asynccontextmanager method", "async with repo.opened() as db:"),
+            (
+                "bound-method generator",
+                "async with contextlib.asynccontextmanager(repo.session)() as db:",
+            ),
+        ],
+    )
+    def test_function_scope_of_other_providers(
+        self, async_maker, sync_maker, kind: str, fix: str
+    ) -> None:
+        """The same finding and fix for a context-manager provider and a method under
+        Depends(): the block FastAPI keeps open, and the provider entered where the late
+        work runs, as the user writes it (a context manager as it is; a method by its
+        instance, as Depends() has it)."""
+        if "contextmanager" in kind and not FASTAPI_UNWRAPS:
+            pytest.skip("this FastAPI injects what a context-manager provider returns (PG103)")
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        @protoguard.provider
+        @contextlib.contextmanager
+        def get_sync_db():
+            with sync_maker() as session:
+                yield session
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_tenant_db(tenant: str = "main"):  # a query parameter, to FastAPI
+            async with async_maker() as session:
+                yield session
+
+        class Repo:
+            @protoguard.provider
+            async def session(self):
+                async with async_maker() as session:
+                    yield session
+
+            @protoguard.provider
+            @contextlib.asynccontextmanager
+            async def opened(self):
+                async with async_maker() as session:
+                    yield session
+
+        repo = Repo()
+        app = FastAPI()
+
+        @app.get("/@asynccontextmanager")
+        async def acm(
+            tasks: BackgroundTasks, db: Annotated[AsyncSession, Depends(get_db, scope="function")]
+        ) -> None:
+            async def later() -> None:
+                try:
+                    (await db.execute(COUNT)).scalar_one()  # PG203 late @asynccontextmanager
+                finally:
+                    await db.close()
+
+            tasks.add_task(later)
+
+        @app.get("/@contextmanager")
+        def cm(tasks: BackgroundTasks, db: Annotated[Any, Depends(get_sync_db, scope="function")]):
+            def later() -> None:
+                try:
+                    db.execute(COUNT).scalar_one()  # PG203 late @contextmanager
+                finally:
+                    db.close()
+
+            tasks.add_task(later)
+
+        @app.get("/@asynccontextmanager with a parameter")
+        async def tenant(
+            tasks: BackgroundTasks,
+            db: Annotated[AsyncSession, Depends(get_tenant_db, scope="function")],
+        ) -> None:
+            async def later() -> None:
+                try:
+                    (await db.execute(COUNT)).scalar_one()  # PG203 late with a parameter
+                finally:
+                    await db.close()
+
+            tasks.add_task(later)
+
+        @app.get("/@asynccontextmanager method")
+        async def method_cm(
+            tasks: BackgroundTasks,
+            db: Annotated[AsyncSession, Depends(repo.opened, scope="function")],
+        ) -> None:
+            async def later() -> None:
+                try:
+                    (await db.execute(COUNT)).scalar_one()  # PG203 late method
+                finally:
+                    await db.close()
+
+            tasks.add_task(later)
+
+        @app.get("/bound-method generator")
+        async def method_gen(
+            tasks: BackgroundTasks,
+            db: Annotated[AsyncSession, Depends(repo.session, scope="function")],
+        ) -> None:
+            async def later() -> None:
+                try:
+                    (await db.execute(COUNT)).scalar_one()  # PG203 late bound-method generator
+                finally:
+                    await db.close()
+
+            tasks.add_task(later)
+
+        with TestClient(app) as client:
+            assert client.get(f"/{kind}").status_code == 200  # action "log": it goes on
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        marker = {
+            "@asynccontextmanager with a parameter": "with a parameter",
+            "@asynccontextmanager method": "method",
+        }.get(kind, kind)
+        assert finding.call_site == (__file__, line_of(__file__, f"# PG203 late {marker}"))
+        provider = {
+            "@asynccontextmanager method": "Repo.opened",
+            "bound-method generator": "Repo.session",
+        }.get(kind, fix.split("with ", 1)[1].split("(")[0])
+        assert f"(the block opened by FastAPI's Depends({provider}) has exited)" in finding.message
+        assert finding.message.split("  fix: ")[1].splitlines()[0] == (
+            f"use the session only while FastAPI keeps {provider}'s block open (until the "
+            "endpoint returns, or until the response has been sent, depending on "
+            "Depends(scope=...) and the FastAPI version); for work that runs later (a "
+            "streaming response's body, a background task), open a session where it runs: "
+            f"{fix}"
+        )
+
     @pytest.mark.parametrize("path", ["/stream", "/tenant-stream", "/sync-stream", "/background"])
     def test_request_scope_lasts_through_the_response(
         self, async_maker, sync_maker, path: str

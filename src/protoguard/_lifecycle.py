@@ -45,6 +45,7 @@ from ._messages import (
     _INTERNAL_MODULES,
     DOCS_URL,
     async_def_note,
+    defined_with_parameters,
     definition_line,
     enter_once,
     fix_line,
@@ -435,25 +436,28 @@ def _opener(state: SessionState) -> str:
 
 
 def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> str:
-    """PG203's fix for a use of the session after its block: for a generator provider's
-    block Depends() opened, how long FastAPI keeps it, and the provider entered where the
-    late work runs."""
+    """PG203's fix for a use of the session after its block: for a block Depends()
+    opened (a generator provider's or a context-manager provider's), how long FastAPI
+    keeps it, and the provider entered where the late work runs."""
     # The provider's generator Depends() drove: this state's, or that of the provider
     # that handed out this guarded maker's session.
     driven = state if isinstance(state, _Driven) else state.handed_by
     if not (
-        isinstance(driven, _Driven)
+        (isinstance(driven, _Driven) or state.info.kind in _DEPENDS_BLOCKS)
         and _opened_by_depends(resolve(state.shown_at or state.opened_at))
     ):
         block = _BLOCK_OF.get(state.info.kind, "'with' or 'async with' block")
         return f"use the session only inside the {block} that gave it"
-    gen = driven.__wrapped__
+    gen = driven.__wrapped__ if isinstance(driven, _Driven) else None
     code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)
-    takes_arguments = code is None or bool(
-        code.co_argcount
-        or code.co_kwonlyargcount
-        or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-    )
+    if code is None:  # a context manager's block, or a method's generator's
+        takes_arguments = defined_with_parameters(state.info)
+    else:
+        takes_arguments = bool(
+            code.co_argcount
+            or code.co_kwonlyargcount
+            or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+        )
     provider = short_name(state.info)
     return (
         f"use the session only while FastAPI keeps {provider}'s block open (until the "
@@ -462,6 +466,10 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
         f"streaming response's body, a background task), open a session where it runs: "
         f"{open_where_used(state.info, takes_arguments, resolve(site), name)}"
     )
+
+
+# The providers whose block Depends() opens and closes around the endpoint.
+_DEPENDS_BLOCKS = frozenset({k.ASYNC_CM, k.SYNC_CM, k.ASYNC_GEN, k.SYNC_GEN})
 
 
 # The block a session of each kind of provider belongs to, as PG203's fix names it (a

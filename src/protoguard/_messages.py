@@ -1239,14 +1239,59 @@ def open_where_used(
 ) -> str:
     """PG203's fix for a session ``Depends()`` gave: the provider entered where the
     late work runs, as its own block (``async with contextlib.asynccontextmanager(
-    get_db)() as db:``), ``db`` being what ``.attr`` was taken on in ``site``'s line."""
+    get_db)() as db:`` for a generator, ``async with get_db() as db:`` for a context
+    manager), ``db`` being what ``.attr`` was taken on in ``site``'s line. A method is
+    called as a ``Depends()`` in that line's module has it (``repo.session``)."""
     line = _logical_line(site.filename, site.lineno) if site is not None else ""
     target = _attribute_owner(line, attr) if line else None
     arguments = "(...)" if takes_arguments else "()"
+    called = _as_depends_has_it(info, site)
+    if info.kind == k.ASYNC_CM:
+        return render(k.ASYNC_WITH, f"{called}{arguments}", target)
+    if info.kind == k.SYNC_CM:
+        return render(k.WITH, f"{called}{arguments}", target)
     if info.kind == k.ASYNC_GEN:
-        opened = f"contextlib.asynccontextmanager({short_name(info)}){arguments}"
+        opened = f"contextlib.asynccontextmanager({called}){arguments}"
         return render(k.ASYNC_WITH, opened, target)
-    return render(k.WITH, f"contextlib.contextmanager({short_name(info)}){arguments}", target)
+    return render(k.WITH, f"contextlib.contextmanager({called}){arguments}", target)
+
+
+def _as_depends_has_it(info: ProviderInfo, site: Optional[CallSite]) -> str:
+    """A method provider as the ``Depends()`` of ``site``'s module spells it, bound to
+    its instance (``repo.session`` for ``Repo.session``), if they all spell it one way;
+    else (and for a function) its short name."""
+    name = short_name(info)
+    owner, _, own = name.rpartition(".")
+    if not owner or site is None:
+        return name
+    tree = _parsed("".join(linecache.getlines(site.filename)))
+    spelled = set()
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call) and _called_name(node) in ("Depends", "Security"):
+            given = [*node.args[:1], *(kw.value for kw in node.keywords if kw.arg == "dependency")]
+            dotted = _dotted(given[0]) if given else None
+            if dotted is not None and dotted.rpartition(".")[2] == own and "." in dotted:
+                spelled.add(dotted)
+    return spelled.pop() if len(spelled) == 1 else name
+
+
+def defined_with_parameters(info: ProviderInfo) -> bool:
+    """Whether the provider's def takes parameters, a method's ``self`` or ``cls`` aside
+    (read from its source; True if it cannot be read)."""
+    if info.filename is None or info.lineno is None:
+        return True
+    tree = _parsed("".join(linecache.getlines(info.filename)))
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+            _first_line(node) == info.lineno
+        ):
+            arguments = node.args
+            positional = [*arguments.posonlyargs, *arguments.args]
+            static = any(_dotted(d) == "staticmethod" for d in node.decorator_list)
+            if "." in short_name(info) and not static:
+                positional = positional[1:]  # self or cls
+            return bool(positional or arguments.kwonlyargs or arguments.vararg or arguments.kwarg)
+    return True
 
 
 def _spelled(statement: str, name: str, at: Optional[int] = None) -> Optional[str]:
