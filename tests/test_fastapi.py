@@ -965,6 +965,16 @@ class TestStrictThroughAWrapper:
         assert finding.call_site == (__file__, line_of(__file__, marker))
         name = "get_db" if kind == "async" else "get_sync_db"
         assert f"(the block opened by FastAPI's Depends({name}) has exited)" in finding.message
+        opened = (
+            "async with contextlib.asynccontextmanager(get_db)() as db:"
+            if kind == "async"
+            else "with contextlib.contextmanager(get_sync_db)() as db:"
+        )
+        assert (
+            finding.message.split("  fix: ")[1]
+            .splitlines()[0]
+            .endswith(f"open a session where it runs: {opened}")
+        )
 
     def test_a_wrapper_of_a_generator_that_never_yields_is_pg205(self) -> None:
         protoguard.configure(action="raise")

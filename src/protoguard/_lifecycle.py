@@ -458,13 +458,18 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
             or code.co_kwonlyargcount
             or code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
         )
-    provider = short_name(state.info)
+    info = state.info
+    if info.kind == k.FUNCTION and code is not None:
+        # A plain wrapper of a generator function: entered as the generator it returns.
+        async_gen = code.co_flags & inspect.CO_ASYNC_GENERATOR
+        info = info._replace(kind=k.ASYNC_GEN if async_gen else k.SYNC_GEN)
+    provider = short_name(info)
     return (
         f"use the session only while FastAPI keeps {provider}'s block open (until the "
         f"endpoint returns, or until the response has been sent, depending on "
         f"Depends(scope=...) and the FastAPI version); for work that runs later (a "
         f"streaming response's body, a background task), open a session where it runs: "
-        f"{open_where_used(state.info, takes_arguments, resolve(site), name)}"
+        f"{open_where_used(info, takes_arguments, resolve(site), name)}"
     )
 
 
