@@ -455,6 +455,7 @@ class TestProviderCodeAfterYieldUnderContextlib:
         awaits what the block loaded: that load is not the provider's."""
         protoguard.configure(action="log")
         maker = async_sessionmaker(async_engine)
+        steps: dict[str, asyncio.Event] = {}  # made in the loop (Python 3.9 binds them)
 
         @protoguard.provider(mode="strict")
         async def get_db():
@@ -462,10 +463,12 @@ class TestProviderCodeAfterYieldUnderContextlib:
             try:
                 yield session
             finally:
-                await asyncio.sleep(0.05)  # the other task reads meanwhile
+                steps["cleanup running"].set()
+                await steps["read done"].wait()  # the other task reads meanwhile
                 await session.close()
 
         async def main() -> str:
+            steps.update({"cleanup running": asyncio.Event(), "read done": asyncio.Event()})
             async with async_engine.begin() as conn:
                 await conn.run_sync(Base.metadata.create_all)
                 await conn.execute(Note.__table__.insert().values(id=1, text="x"))
@@ -474,8 +477,11 @@ class TestProviderCodeAfterYieldUnderContextlib:
                 await session.commit()  # ends the transaction and expires what it loaded
 
                 async def reader() -> str:
-                    await asyncio.sleep(0.01)
-                    return await note.awaitable_attrs.text  # read in another task
+                    await steps["cleanup running"].wait()
+                    try:
+                        return await note.awaitable_attrs.text  # read in another task
+                    finally:
+                        steps["read done"].set()
 
                 task = asyncio.create_task(reader())
             text = await task

@@ -312,17 +312,18 @@ class TestSessionsPassedOn:
 
         async def scenario() -> int:
             shared = maker()
-            held, done = asyncio.Event(), asyncio.Event()
+            left, held, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
             async def worker_a() -> None:
                 async with shared as db:
                     await db.execute(COUNT)
+                left.set()
                 await held.wait()
                 await shared.execute(COUNT)  # during B's block
                 done.set()
 
             async def worker_b() -> None:
-                await asyncio.sleep(0.01)
+                await left.wait()  # A's block has ended, however long its query took
                 async with shared as db:  # worker B opens its block
                     await db.execute(COUNT)
                     held.set()
