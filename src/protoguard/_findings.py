@@ -247,18 +247,17 @@ def _warn(error: ProtocolError) -> None:
     # the tasks involved, a new text each time the same line runs in a new task (every
     # request, under a server); so protoguard keeps a key of its own in the registry,
     # per code and line, noted when the filters recorded the text there, together with
-    # the filters in force: while they are the same, the same code at the same line is
-    # the same warning. (Python clears the registry when the filters change, and
-    # filters that show every occurrence record nothing, so neither is affected.)
+    # the filters in force: while they are the same list, unchanged, the same code at the
+    # same line is the same warning. (catch_warnings() installs a new list, and Python
+    # clears the registry when the filters change, on its next warning there; filters
+    # that show every occurrence record nothing.)
     ours = (f"protoguard {error.code}", ProtocolWarning, site.lineno)
-    ours_in_module = (f"protoguard {error.code}", ProtocolWarning, 0)
-    filters = tuple(warnings.filters)
-    if registry.get(ours) == filters or registry.get(ours_in_module) == filters:
+    filters = warnings.filters
+    seen = registry.get(ours)
+    if seen is not None and seen[0] is filters and seen[1] == tuple(filters):
         return
     warnings.warn_explicit(
         text, ProtocolWarning, site.filename, site.lineno, module=name, registry=registry
     )
-    if registry.get((text, ProtocolWarning, site.lineno)):  # the "default" action
-        registry[ours] = filters
-    elif registry.get((text, ProtocolWarning, 0)):  # the "module" action
-        registry[ours_in_module] = filters
+    if registry.get((text, ProtocolWarning, site.lineno)):  # "default" or "module"
+        registry[ours] = (filters, tuple(filters))
