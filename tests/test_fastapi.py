@@ -22,6 +22,15 @@ import protoguard
 from .conftest import COUNT, FASTAPI_UNWRAPS, line_of
 
 
+class _Auth:
+    def session(self) -> str:
+        """A login session's user, not a database session."""
+        return "ada"
+
+
+auth = _Auth()
+
+
 @pytest.fixture
 def app_and_log(async_maker, sync_maker):
     """An app whose endpoints take sessions from guarded providers of each Depends() kind."""
@@ -824,6 +833,11 @@ class TestStrictAfterTheDependency:
                     await db.close()
 
             tasks.add_task(later)
+
+        @app.get("/user")
+        async def user(name: Annotated[str, Depends(auth.session)]) -> str:
+            # Another object's method named as the provider's: not the spelling to use.
+            return name
 
         with TestClient(app) as client:
             assert client.get(f"/{kind}").status_code == 200  # action "log": it goes on

@@ -1259,20 +1259,51 @@ def open_where_used(
 def _as_depends_has_it(info: ProviderInfo, site: Optional[CallSite]) -> str:
     """A method provider as the ``Depends()`` of ``site``'s module spells it, bound to
     its instance (``repo.session`` for ``Repo.session``), if they all spell it one way;
-    else (and for a function) its short name."""
+    else (and for a function) its short name. A spelling that is another object in that
+    module's names (read without running code) does not count: ``Depends(auth.session)``,
+    another class's method of the same name, is not it; one that is the provider wins
+    over one that cannot be read there (an instance local to a function)."""
     name = short_name(info)
     owner, _, own = name.rpartition(".")
     if not owner or site is None:
         return name
-    tree = _parsed("".join(linecache.getlines(site.filename)))
-    spelled = set()
+    spellings = _depends_spellings("".join(linecache.getlines(site.filename))).get(own)
+    if not spellings:
+        return name
+    from . import _decorator, _findings, _scan  # the error path only (they import this module)
+
+    try:
+        module = sys.modules.get(_findings._module_named(site.filename) or "")
+        namespace = vars(module) if module is not None else {}
+    except Exception:  # an odd object in sys.modules
+        namespace = {}
+    provider_is, unknown = set(), set()
+    for spelled in spellings:
+        try:
+            provider = _scan.resolve(spelled.split("."), namespace)
+            if provider is None:
+                unknown.add(spelled)
+            elif _decorator._guarded_info(provider) == info:
+                provider_is.add(spelled)
+        except Exception:  # an object that breaks getattr_static: not this one
+            continue
+    found = provider_is or unknown
+    return found.pop() if len(found) == 1 else name
+
+
+@functools.lru_cache(maxsize=8)  # a finding repeats on every request: one walk a module
+def _depends_spellings(source: str) -> dict[str, frozenset[str]]:
+    """The dotted names given to ``Depends()``/``Security()`` in ``source``, by their last
+    part (``{"session": {"repo.session"}}``)."""
+    tree = _parsed(source)
+    spelled: dict[str, set[str]] = {}
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, ast.Call) and _called_name(node) in ("Depends", "Security"):
             given = [*node.args[:1], *(kw.value for kw in node.keywords if kw.arg == "dependency")]
             dotted = _dotted(given[0]) if given else None
-            if dotted is not None and dotted.rpartition(".")[2] == own and "." in dotted:
-                spelled.add(dotted)
-    return spelled.pop() if len(spelled) == 1 else name
+            if dotted is not None and "." in dotted:
+                spelled.setdefault(dotted.rpartition(".")[2], set()).add(dotted)
+    return {own: frozenset(names) for own, names in spelled.items()}
 
 
 def defined_with_parameters(info: ProviderInfo) -> bool:
@@ -1280,18 +1311,33 @@ def defined_with_parameters(info: ProviderInfo) -> bool:
     (read from its source; True if it cannot be read)."""
     if info.filename is None or info.lineno is None:
         return True
-    tree = _parsed("".join(linecache.getlines(info.filename)))
+    found = _defs_by_line("".join(linecache.getlines(info.filename))).get(info.lineno)
+    if found is None:
+        return True
+    positional, others, static = found
+    if "." in short_name(info) and not static:
+        positional -= 1  # self or cls
+    return positional > 0 or others
+
+
+@functools.lru_cache(maxsize=8)  # a finding repeats on every request: one walk a module
+def _defs_by_line(source: str) -> dict[int, tuple[int, bool, bool]]:
+    """Each def in ``source`` by its first line (decorators included): how many positional
+    parameters it has, whether it has others, and whether it is a staticmethod."""
+    tree = _parsed(source)
+    defs: dict[int, tuple[int, bool, bool]] = {}
     for node in ast.walk(tree) if tree is not None else ():
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
-            _first_line(node) == info.lineno
-        ):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args
-            positional = [*arguments.posonlyargs, *arguments.args]
-            static = any(_dotted(d) == "staticmethod" for d in node.decorator_list)
-            if "." in short_name(info) and not static:
-                positional = positional[1:]  # self or cls
-            return bool(positional or arguments.kwonlyargs or arguments.vararg or arguments.kwarg)
-    return True
+            defs.setdefault(
+                _first_line(node),
+                (
+                    len(arguments.posonlyargs) + len(arguments.args),
+                    bool(arguments.kwonlyargs or arguments.vararg or arguments.kwarg),
+                    any(_dotted(d) == "staticmethod" for d in node.decorator_list),
+                ),
+            )
+    return defs
 
 
 def _spelled(statement: str, name: str, at: Optional[int] = None) -> Optional[str]:
