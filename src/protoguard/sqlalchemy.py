@@ -107,6 +107,13 @@ def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, Frame
     current = session.__dict__.get(STATE)
     if current is not None and current.open:
         return None  # a block open on the session now (a registry's session handed out again)
+    statement = execute_state.statement
+    if isinstance(statement, _select_class()) and STATE not in statement.__dict__:
+        # A Query builds its SELECT from its own attributes, the mark among them: this
+        # one is no marked Query's (a select() run on the session), and the look up the
+        # stack below is not needed. (Bulk update/delete and from_statement() are looked
+        # for there.)
+        return None
     frame: Optional[FrameType] = sys._getframe(2)
     state = name = None
     # Up through SQLAlchemy's frames to the user's: the outermost method of a query
@@ -121,6 +128,12 @@ def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, Frame
     if state is None or name is None or frame is None or state.open:
         return None
     return state, name, frame
+
+
+def _select_class() -> Any:
+    from sqlalchemy.sql.selectable import Select  # imported already: its listener ran
+
+    return Select
 
 
 def _loading_an_attribute(frame: Optional[FrameType]) -> bool:
