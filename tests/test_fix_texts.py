@@ -648,6 +648,33 @@ def test_a_class_namespace_of_the_users_is_not_called(tmp_path: Path) -> None:
             "def f():\n    return (lambda: [db for db in get_agen()])()\n",
             "  # needs an async def; a lambda is a plain function",
         ),
+        # A generator expression runs in a frame of its own on every Python: the note is
+        # about the def (or lambda) it is written in, not "<genexpr>() is a plain def".
+        ("async def f():\n    return list(get_db().execute(1) for _ in [1])\n", ""),
+        (
+            "def f():\n    return list(get_db().execute(1) for _ in [1])\n",
+            "  # needs an async def; f() is a plain def",
+        ),
+        (
+            "def f():\n    return (lambda: list(get_db().execute(1) for _ in [1]))()\n",
+            "  # needs an async def; a lambda is a plain function",
+        ),
+        (  # an async generator expression, in a plain def: still the def's note
+            "def f():\n"
+            "    g = (await get_db() for _ in [1])\n"
+            "    async def h():\n"
+            "        return [x async for x in g]\n"
+            "    return h()\n",
+            "  # needs an async def; f() is a plain def",
+        ),
+    ],
+    ids=[
+        "class-body",
+        "lambda",
+        "genexpr-async-def",
+        "genexpr-plain-def",
+        "genexpr-lambda",
+        "async-genexpr-plain-def",
     ],
 )
 def test_the_async_def_note_says_where_the_line_is(tmp_path: Path, source: str, note: str) -> None:

@@ -21,7 +21,7 @@ import sys
 import textwrap
 import tokenize
 from collections.abc import Iterator, Sequence
-from types import FrameType
+from types import CodeType, FrameType
 from typing import NamedTuple, Optional
 
 from . import _kinds as k
@@ -1108,6 +1108,46 @@ def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
     return None
 
 
+# The code of a comprehension or generator expression: what runs it is no def of the
+# user's, but the def (or lambda) it is written in.
+_NESTED_CODE = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
+
+
+def plain_def_of(code: Optional[CodeType], filename: str, lineno: int, name: str) -> Optional[str]:
+    """:func:`plain_def_at` for a call of ``name`` at ``filename:lineno`` run by ``code``
+    (None if unknown): LAMBDA when what runs it is a lambda, or a comprehension or
+    generator expression in a lambda's body, as the frame of a run-time misuse says."""
+    if code is not None and (
+        code.co_name == LAMBDA or (code.co_name in _NESTED_CODE and _in_a_lambda(code, name))
+    ):
+        return LAMBDA
+    return plain_def_at(filename, lineno)
+
+
+def _in_a_lambda(code: CodeType, name: str) -> bool:
+    """Whether ``code``, a comprehension's or generator expression's, is in a lambda's
+    body: by its qualified name (Python 3.11 and later); before, whether the calls of
+    ``name`` on its first line are all in a lambda's body."""
+    qualname = getattr(code, "co_qualname", None)
+    if isinstance(qualname, str):
+        parts = qualname.split(".<locals>.")
+        while parts and parts[-1] in _NESTED_CODE:
+            parts.pop()
+        return bool(parts) and parts[-1] == LAMBDA
+    tree = _parsed("".join(linecache.getlines(code.co_filename)))
+    if tree is None:
+        return False
+    lineno = code.co_firstlineno
+    in_lambda: set[int] = set()
+    calls: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Lambda):
+            in_lambda.update(id(n) for n in ast.walk(node.body) if isinstance(n, ast.Call))
+        elif isinstance(node, ast.Call) and node.lineno == lineno and _is_call_of(node, name):
+            calls.add(id(node))
+    return bool(calls) and calls <= in_lambda
+
+
 @functools.lru_cache(maxsize=256)  # a finding repeats at its place: parse once
 def plain_def_at(filename: str, lineno: int) -> Optional[str]:
     """The name of the plain ``def`` whose body holds ``filename:lineno`` (innermost),
@@ -1494,6 +1534,7 @@ _ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 # The code of a list, set or dict comprehension, which runs in a frame of its own before
 # Python 3.12, called by the function it is in.
 _COMPREHENSION_CODE = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>"})
+_GENERATOR_EXPRESSION = "<genexpr>"
 
 
 _WITH_RAISES_ATTRIBUTE_ERROR = sys.version_info < (3, 11)
@@ -1537,7 +1578,13 @@ def misuse(
         while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
             function = function.f_back  # a comprehension's own frame (before Python 3.12)
         code_flags = function.f_code.co_flags
-        if function.f_code.co_name == "<module>":
+        if function.f_code.co_name == _GENERATOR_EXPRESSION:
+            # A generator expression's frame, on any Python: the def it is written in
+            # (its caller is whatever iterates it), or the lambda.
+            plain_def = plain_def_of(
+                function.f_code, frame.f_code.co_filename, frame.f_lineno, name
+            )
+        elif function.f_code.co_name == "<module>":
             plain_def = MODULE_LEVEL
         elif not code_flags & inspect.CO_NEWLOCALS:  # a class body's code
             plain_def = f"{_CLASS_BODY}{function.f_code.co_name}"
