@@ -1242,6 +1242,38 @@ class TestPG204:
             compile(f"async def f():\n    {body}", "fix", "exec", dont_inherit=True)
         assert len(found) == len(expected)
 
+    def test_async_def_note_in_a_lambda(self, run, async_maker, providers) -> None:
+        """A call in a lambda's body, or in a comprehension or generator expression there,
+        is run by the lambda, a plain function, whatever def it is in: the note says so,
+        as PG1xx's does (it said the async def around it was fine, or named the plain def
+        around it). A comprehension in the async def itself needs no note."""
+        protoguard.configure(action="log")
+        get_db, _, _ = providers
+
+        @protoguard.provider
+        async def make_session() -> AsyncSession:
+            return async_maker()
+
+        async def handler() -> None:
+            (lambda: get_db())()  # PG204 note: lambda
+            (lambda: [make_session() for _ in "a"])()  # PG204 note: comprehension in a lambda
+            (lambda: list(make_session() for _ in "a"))()  # PG204 note: generator in a lambda
+            [make_session() for _ in "a"]  # PG204 note: in the async def
+
+        run(handler())
+        gc.collect()
+        found = {f.call_site: f for f in protoguard.findings()}
+        lambda_note = "  # needs an async def; a lambda is a plain function"
+        for marker, fix, note in [
+            ("lambda", "async with get_db() as session:", lambda_note),
+            ("comprehension in a lambda", "session = await make_session()", lambda_note),
+            ("generator in a lambda", "session = await make_session()", lambda_note),
+            ("in the async def", '[await make_session() for _ in "a"]', ""),
+        ]:
+            site = (__file__, line_of(__file__, f"# PG204 note: {marker}"))
+            assert f"  fix: {fix}{note}" in found[site].message.splitlines(), marker
+        assert len(found) == 4
+
     def test_awaited_coroutine_in_any_way_is_not_reported(self, run, async_maker) -> None:
         """A coroutine provider awaited directly, run as a task or by gather: no PG204.
         One closed by the caller unawaited is not reported either (it was dealt with)."""

@@ -52,7 +52,7 @@ from ._messages import (
     in_depends,
     needs_async_def,
     open_where_used,
-    plain_def_at,
+    plain_def_of,
     right_use,
     short_name,
     user_frame,
@@ -1146,7 +1146,11 @@ def _never_used(info: ProviderInfo, where: Optional[Site], what: str) -> None:
     fix = right_use(info, site)
     note = ""
     if site is not None and needs_async_def(fix):  # (the parse only where it may matter)
-        note = async_def_note(fix, plain_def_at(site.filename, site.lineno))
+        # What ran the call (a lambda is a plain function, whatever def it is in), as
+        # run time and `check` say for PG1xx.
+        code = None if where is None or isinstance(where, CallSite) else where[0]
+        plain_def = plain_def_of(code, site.filename, site.lineno, short_name(info))
+        note = async_def_note(fix, plain_def)
     report(
         finding(
             "PG204",
