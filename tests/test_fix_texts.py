@@ -465,6 +465,29 @@ def test_of_two_calls_of_the_provider_the_one_misused(tmp_path: Path) -> None:
     assert _found(error).fix == fix
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a = await repo.session(); b = cache.session()",
+        "b = cache.session(); a = await repo.session()",
+        pytest.param(
+            "a = await repo.session(); b = repo.session()",
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 11),
+                reason="before 3.11 a frame has no column to tell the statements by",
+            ),
+        ),
+    ],
+)
+def test_of_statements_sharing_a_line_the_one_misused(tmp_path: Path, line: str) -> None:
+    """Of two statements calling `.session()` on one line, the fix rewrites the one whose
+    call was misused, at run time and in `check` (it was the last one calling a
+    `session`: `async with cache.session() as b:`)."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    assert error.fix == "async with repo.session() as a:"
+    assert _found(error).fix == "async with repo.session() as a:"
+
+
 def test_a_long_line_and_a_line_read_again(tmp_path: Path) -> None:
     """A long line of data with the misuse (the line's code, its parse and its pieces
     read once each, not once per use: `check` took seconds on a line of 600 KB), with

@@ -20,7 +20,7 @@ import re
 import sys
 import textwrap
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import CodeType, FrameType
 from typing import NamedTuple, Optional
 
@@ -968,19 +968,22 @@ def _replaced(code: str, node: ast.expr, path: tuple[ast.AST, ...], text: str) -
     return code[:start] + text + code[end:]
 
 
-def _logical_line(filename: str, lineno: int, name: Optional[str] = None) -> str:
+def _logical_line(
+    filename: str, lineno: int, name: Optional[str] = None, col: Optional[int] = None
+) -> str:
     """The statement at ``filename:lineno`` as one line, for a fix to rewrite.
 
     The physical line when it is a whole statement; otherwise (a call spread over
     lines, as formatters write long ones, a line continued with a backslash, or
     statements separated by semicolons: the one that calls ``name``) the statement
     around it, read from the file: its header only, for a block. Only ever on the
-    error path.
+    error path. ``col``: where on the line the call is (a UTF-8 byte column), if known:
+    of statements sharing the line, the one there.
     """
     line = linecache.getline(filename, lineno)
     if _is_whole(line, linecache.getline(filename, lineno - 1) if lineno > 1 else ""):
         return _in_the_body(line, name) or line
-    return _statement_around(filename, lineno, line, name)
+    return _statement_around(filename, lineno, line, name, col)
 
 
 def _in_the_body(line: str, name: Optional[str]) -> Optional[str]:
@@ -1020,7 +1023,11 @@ def _calls_anywhere(node: ast.AST, name: str) -> bool:
 
 
 def logical_line(
-    lines: Sequence[str], lineno: int, name: Optional[str], statements: Optional[Statements]
+    lines: Sequence[str],
+    lineno: int,
+    name: Optional[str],
+    statements: Optional[Statements],
+    col: Optional[int] = None,
 ) -> str:
     """:func:`_logical_line` for a module whose source is read and parsed already (as
     ``protoguard check`` has it): ``lines`` are its lines, each with its end, and
@@ -1028,7 +1035,7 @@ def logical_line(
     line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
     if _is_whole(line, lines[lineno - 2] if 1 < lineno <= len(lines) else ""):
         return _in_the_body(line, name) or line
-    node = statements.at(lineno, name) if statements is not None else None
+    node = statements.at(lineno, name, col) if statements is not None else None
     return _on_one_line(node, lines, line)
 
 
@@ -1052,8 +1059,10 @@ def _backslashed(before: str, line: str) -> bool:
 
 
 @functools.lru_cache(maxsize=512)  # a strict-mode finding may repeat at one place
-def _statement_around(filename: str, lineno: int, line: str, name: Optional[str] = None) -> str:
-    node = _statement_at(filename, lineno, line, name)
+def _statement_around(
+    filename: str, lineno: int, line: str, name: Optional[str] = None, col: Optional[int] = None
+) -> str:
+    node = _statement_at(filename, lineno, line, name, col)
     return _on_one_line(node, linecache.getlines(filename), line)
 
 
@@ -1080,15 +1089,16 @@ _BLOCKS = (
 
 @functools.lru_cache(maxsize=512)
 def _statement_at(
-    filename: str, lineno: int, line: str, name: Optional[str] = None
+    filename: str, lineno: int, line: str, name: Optional[str] = None, col: Optional[int] = None
 ) -> Optional[ast.stmt]:
     """The innermost statement at ``filename:lineno`` (``line`` is the line's text, for
-    the cache); of statements on one line, the one that calls ``name``."""
+    the cache); of statements on one line, the one that calls ``name`` (at ``col``, if
+    known)."""
     try:
         tree = ast.parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
         return None
-    return Statements(tree).at(lineno, name)
+    return Statements(tree).at(lineno, name, col)
 
 
 def _one_line(node: Optional[ast.stmt]) -> Optional[str]:
@@ -1173,9 +1183,17 @@ class Statements:
         ]
         self._function_starts = [node.lineno for node in self._functions]
 
-    def at(self, lineno: int, name: Optional[str] = None) -> Optional[ast.stmt]:
+    def at(
+        self,
+        lineno: int,
+        name: Optional[str] = None,
+        col: Optional[int] = None,
+        prefer: Optional[Callable[[ast.Call], bool]] = None,
+    ) -> Optional[ast.stmt]:
         """The innermost statement at line ``lineno``; of statements on one line, the
-        one that calls ``name``."""
+        one that calls ``name``: of several (`a = await repo.session(); b =
+        cache.session()`), the one at ``col`` (where the call is on the line, a UTF-8
+        byte column) if known, else one whose call ``prefer`` says is the provider's."""
         # Walking back from the line, the first statement that holds it is on the last
         # line to start any that do: those are the innermost (one, or several: `x; y`).
         innermost: list[ast.stmt] = []
@@ -1194,6 +1212,17 @@ class Statements:
                 for node in innermost
                 if any(isinstance(n, ast.Call) and _is_call_of(n, name) for n in ast.walk(node))
             ]
+            if col is not None:
+                calling = [node for node in calling if _holds(node, lineno, col)] or calling
+            elif prefer is not None and len(calling) > 1:
+                calling = [
+                    node
+                    for node in calling
+                    if any(
+                        isinstance(n, ast.Call) and _is_call_of(n, name) and prefer(n)
+                        for n in ast.walk(node)
+                    )
+                ] or calling
             if calling:
                 return calling[-1]  # the innermost: `if c: db = await get_db()`
         return innermost[-1]
@@ -1210,6 +1239,12 @@ class Statements:
                     return f"{_CLASS_BODY}{node.name}"
                 return node.name if isinstance(node, ast.FunctionDef) else None
         return MODULE_LEVEL
+
+
+def _holds(node: ast.stmt, lineno: int, col: int) -> bool:
+    """Whether column ``col`` of line ``lineno`` is within ``node``."""
+    end = (node.end_lineno or node.lineno, node.end_col_offset or 0)
+    return (node.lineno, node.col_offset) <= (lineno, col) < end
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -1452,6 +1487,41 @@ def code_start(statement: str, line: str) -> Optional[int]:
     return len(line[:start].encode("utf-8")) if start >= 0 else None
 
 
+def _instruction_span(frame: FrameType) -> Optional[tuple[int, int]]:
+    """Where the instruction running in ``frame`` (the one that used the provider's
+    result) is on the frame's line: its start and end UTF-8 byte columns, the end -1 if
+    it goes on to another line; None before Python 3.11, which has no columns."""
+    positions = getattr(frame.f_code, "co_positions", None)
+    if positions is None or frame.f_lasti < 0:
+        return None
+    position = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
+    if position is None or position[0] != frame.f_lineno or position[2] is None:
+        return None
+    end = position[3] if position[1] == position[0] and position[3] is not None else -1
+    return position[2], end
+
+
+def _statement_of(frame: FrameType, info: ProviderInfo, name: str) -> str:
+    """The statement of the frame's line that made the misuse (see :func:`_logical_line`):
+    of statements sharing the line that call ``name`` (`a = await repo.session(); b =
+    cache.session()`), the one where the running instruction is (Python 3.11 and later),
+    or before, the one whose call is the guarded provider in the frame's names."""
+    filename, lineno = frame.f_code.co_filename, frame.f_lineno
+    span = _instruction_span(frame)
+    statement = _logical_line(filename, lineno, name, span[0] if span is not None else None)
+    line = linecache.getline(filename, lineno)
+    if span is not None or _is_whole(line, linecache.getline(filename, lineno - 1)):
+        return statement
+    tree = _parsed("".join(linecache.getlines(filename)))
+    if tree is None:  # pragma: no cover - the line ran, so its file parses
+        return statement
+    namespace = _namespace(frame)
+    node = Statements(tree).at(
+        lineno, name, prefer=lambda call: _calls_the_provider(call, namespace, info)
+    )
+    return _on_one_line(node, linecache.getlines(filename), line) if node is not None else statement
+
+
 def _misused_at(frame: FrameType, statement: str, info: ProviderInfo, name: str) -> Optional[int]:
     """Where the call that was misused starts in ``statement`` (see :func:`_is_call_of`),
     when the statement calls ``name`` more than once; None otherwise.
@@ -1468,20 +1538,16 @@ def _misused_at(frame: FrameType, statement: str, info: ProviderInfo, name: str)
         return None
     line = linecache.getline(frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
     base = code_start(statement, line)
-    positions = getattr(frame.f_code, "co_positions", None)
-    if base is not None and positions is not None and frame.f_lasti >= 0:
-        # The instruction running in the frame: the one that used the provider's result.
-        position = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
-        if position is not None and position[0] == frame.f_lineno and position[2] is not None:
-            start = position[2]
-            end = position[3] if position[1] == position[0] and position[3] is not None else -1
-            within = [
-                call
-                for call in calls
-                if start <= base + call.col_offset - _INDENT
-                and (end < 0 or base + (call.end_col_offset or 0) - _INDENT <= end)
-            ]
-            calls = within or calls
+    span = _instruction_span(frame)
+    if base is not None and span is not None:
+        start, end = span
+        within = [
+            call
+            for call in calls
+            if start <= base + call.col_offset - _INDENT
+            and (end < 0 or base + (call.end_col_offset or 0) - _INDENT <= end)
+        ]
+        calls = within or calls
     if len(calls) > 1:
         namespace = _namespace(frame)
         calls = [call for call in calls if _calls_the_provider(call, namespace, info)] or calls
@@ -1593,11 +1659,11 @@ def misuse(
         del function
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
-        statement = _logical_line(call_site.filename, call_site.lineno, name)
+        statement = _statement_of(frame, info, name)
         alias = _called_as(frame, statement, info, name)
         if alias is not None:  # `from app.db import get_db as provide`: `provide()`
             name, call, assigned = alias, f"{alias}()", f"{alias}(...)"
-            statement = _logical_line(call_site.filename, call_site.lineno, name)
+            statement = _statement_of(frame, info, name)
         at = _misused_at(frame, statement, info, name)
         spelled = _spelled(statement, name, at)
         if spelled is not None:  # `repo.session()`, not `Repository.session()`

@@ -536,7 +536,10 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
     ("", "") where there is no statement to read."""
     called = use.chain[-1]  # the name the line calls the provider by
     try:
-        statement = _messages.logical_line(text.lines, use.span[0], called, text.statements)
+        # Of statements sharing the line, the one of the use, where it is.
+        statement = _messages.logical_line(
+            text.lines, use.span[0], called, text.statements, use.span[1]
+        )
         if not statement.strip():
             return "", ""
         # Of calls of that name on the line (`process(cache.session(), await
