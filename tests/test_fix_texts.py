@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 import protoguard
 from protoguard import ProtocolError, _messages, _scan
@@ -658,6 +659,166 @@ def test_a_class_namespace_of_the_users_is_not_called(tmp_path: Path) -> None:
 
     assert info.value.code == "PG103"
     assert listed == []
+
+
+def _per_item_providers(async_maker: Any, sync_maker: Any, closed: list[Any]) -> dict[str, Any]:
+    """Providers of a session per tenant over the real database, each noting its close."""
+
+    @protoguard.provider
+    @contextlib.asynccontextmanager
+    async def get_db(tenant: int) -> Any:
+        async with async_maker() as session:
+            try:
+                yield session
+            finally:
+                closed.append(tenant)
+
+    @protoguard.provider
+    async def get_agen(tenant: int) -> Any:
+        async with async_maker() as session:
+            try:
+                yield session
+            finally:
+                closed.append(tenant)
+
+    @protoguard.provider
+    @contextlib.contextmanager
+    def get_sdb(tenant: int) -> Any:
+        with sync_maker() as session:
+            try:
+                yield session
+            finally:
+                closed.append(tenant)
+
+    return {"get_db": get_db, "get_agen": get_agen, "get_sdb": get_sdb}
+
+
+_SESSIONS_WORK = "assert [(await s.execute(q)).scalar() for s in dbs] == [1, 1]"
+_ASYNC_STACK = "async with contextlib.AsyncExitStack() as stack:"
+
+
+@pytest.mark.parametrize(
+    ("line", "fix", "use"),
+    [
+        (
+            "dbs = [await get_db(t) for t in tenants]",
+            "dbs = [await stack.enter_async_context(get_db(t)) for t in tenants]",
+            _SESSIONS_WORK,
+        ),
+        (
+            "dbs = {await get_db(t) for t in tenants}",
+            "dbs = {await stack.enter_async_context(get_db(t)) for t in tenants}",
+            _SESSIONS_WORK,
+        ),
+        (
+            "by_tenant = {t: await get_db(t) for t in tenants}",
+            "by_tenant = {t: await stack.enter_async_context(get_db(t)) for t in tenants}",
+            f"dbs = list(by_tenant.values())\n{_SESSIONS_WORK}",
+        ),
+        (
+            "dbs = [await get_db(t) async for t in each(tenants)]",
+            "dbs = [await stack.enter_async_context(get_db(t)) async for t in each(tenants)]",
+            _SESSIONS_WORK,
+        ),
+        (  # a generator expression that would await: a list comprehension, list() takes
+            "rs = list(get_db(t).execute(q) for t in tenants)",
+            "rs = list([(await stack.enter_async_context(get_db(t))).execute(q)"
+            " for t in tenants])",
+            "assert [(await r).scalar() for r in rs] == [1, 1]",
+        ),
+        (
+            "rs = [get_db(t).execute(q) for t in tenants]",
+            "rs = [(await stack.enter_async_context(get_db(t))).execute(q) for t in tenants]",
+            "assert [(await r).scalar() for r in rs] == [1, 1]",
+        ),
+        (
+            "rs = [await get_db(t).execute(q) for t in tenants]",
+            "rs = [await (await stack.enter_async_context(get_db(t))).execute(q)"
+            " for t in tenants]",
+            "assert [r.scalar() for r in rs] == [1, 1]",
+        ),
+        (
+            "dbs = [db for t in tenants for db in get_db(t)]",
+            "dbs = [db for t in tenants for db in [await stack.enter_async_context(get_db(t))]]",
+            _SESSIONS_WORK,
+        ),
+        (
+            "dbs = [await get_agen(t) for t in tenants]",
+            "dbs = [await stack.enter_async_context(contextlib.asynccontextmanager(get_agen)(t))"
+            " for t in tenants]",
+            _SESSIONS_WORK,
+        ),
+        (  # in a plain def: a sync exit stack
+            "rs = [get_sdb(t).execute(q) for t in tenants]",
+            "rs = [stack.enter_context(get_sdb(t)).execute(q) for t in tenants]",
+            "assert [r.scalar() for r in rs] == [1, 1]",
+        ),
+    ],
+    ids=[
+        "list", "set", "dict", "async-comprehension", "generator-expression", "attribute",
+        "awaited-attribute", "iterated", "async-generator", "sync",
+    ],
+)  # fmt: skip
+def test_a_provider_called_per_item_of_a_comprehension(
+    tmp_path: Path, async_maker: Any, sync_maker: Any, line: str, fix: str, use: str
+) -> None:
+    """A call per item, with the comprehension's variable: each item's session entered
+    on an exit stack whose block holds them all, at run time and in `check` (it was
+    `async with get_db(t) as session:`, `t` unbound there, and one session for all). The
+    fix pasted over the line, with the lines that use the sessions in its block, runs
+    on the database; the sessions are closed at the block's end."""
+    closed: list[Any] = []
+    namespace: dict[str, Any] = {
+        **globals(),
+        **_per_item_providers(async_maker, sync_maker, closed),
+        "q": sqlalchemy.text("select 1"),
+        "tenants": [1, 2],
+    }
+    is_sync = "get_sdb" in line
+    header = "with contextlib.ExitStack() as stack:" if is_sync else _ASYNC_STACK
+    path = tmp_path / f"handler_{next(_FILES)}.py"
+    path.write_text(f"{'' if is_sync else 'async '}def f():\n    {line}\n", encoding="utf-8")
+    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
+    with pytest.raises(ProtocolError) as info:
+        _run(namespace["f"])
+    error = info.value
+    assert error.fix == f"{header}\n    {fix}"
+    assert (
+        "  # import contextlib; the lines that use the sessions go in this block too: it closes"
+        " them at its end" in str(error)
+    )
+    if error.code != "PG103":  # (`check` tells no attribute's use)
+        text = path.read_text(encoding="utf-8")
+        (found,) = _scan.findings(_scan.parse_uses(text, str(path)), namespace, str(path), text)
+        assert found.fix == error.fix
+    uses = "\n".join(f"        {part}" for part in use.split("\n"))
+    fixed = tmp_path / f"fixed_{next(_FILES)}.py"
+    fixed.write_text(
+        f"async def g():\n    {error.fix.replace(chr(10), chr(10) + '    ')}\n{uses}\n"
+        "        assert closed == []\n"
+        "    assert sorted(closed) == [1, 2]\n",
+        encoding="utf-8",
+    )
+    exec(compile(fixed.read_text(encoding="utf-8"), str(fixed), "exec"), namespace)
+    namespace["closed"] = closed
+    asyncio.run(namespace["g"]())
+
+
+def test_a_call_per_item_without_the_comprehensions_variable(tmp_path: Path) -> None:
+    """The same call for every item: one block around the line holds its session."""
+    error = _error(tmp_path, "async def f():\n    dbs = [await get_db() for t in [1, 2]]\n")
+    assert error.fix == "async with get_db() as session:"
+
+
+def _run(f: Any) -> None:
+    result = f()
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+
+
+async def each(items: Any) -> Any:
+    for item in items:
+        yield item
 
 
 @pytest.mark.parametrize(

@@ -1304,8 +1304,19 @@ COMPREHENSIONS = [
         f"return [db async for db in {EXPR}]",
         "  # needs an async def; comp_plain_def() is a plain def",
     ),
-    # Called once per item, with the comprehension's own names: the call as written.
-    (comp_per_item, "acm", "PG104", "async with get_db(info=info) as session:", ""),
+    # Called once per item, with the comprehension's own names: each item's session
+    # entered on an exit stack, whose block holds them all (one block around the line
+    # would have the comprehension's name unbound, and one session).
+    (
+        comp_per_item,
+        "acm",
+        "PG104",
+        "async with contextlib.AsyncExitStack() as stack:\n"
+        "    return [await stack.enter_async_context(get_db(info=info))"
+        ' for info in [{"password": SECRET}]]',
+        "  # import contextlib; the lines that use the sessions go in this block too: it"
+        " closes them at its end",
+    ),
     (comp_nested, "acm", "PG105", f"async with {EXPR} as session:", ""),
     (comp_lambda, "cm", "PG101", f"with {EXPR} as session:", ""),
 ]

@@ -435,8 +435,9 @@ def rewritten(
     return render(_right_protocol(kind, used), expr, target)
 
 
-def entered_once(expr: str) -> Optional[str]:
-    """``contextlib.asynccontextmanager(get_db)(args)`` for the call ``get_db(args)``."""
+def entered_once(expr: str, wrapper: str = "contextlib.asynccontextmanager") -> Optional[str]:
+    """``contextlib.asynccontextmanager(get_db)(args)`` for the call ``get_db(args)``
+    (or ``wrapper``, ``contextlib.contextmanager`` for a generator provider)."""
     try:
         call = ast.parse(expr, mode="eval").body
     except SyntaxError:
@@ -444,7 +445,7 @@ def entered_once(expr: str) -> Optional[str]:
     if isinstance(call, ast.Call):
         func = _segment(expr, call.func)
         if expr.startswith(func):
-            return f"contextlib.asynccontextmanager({func}){expr[len(func) :]}"
+            return f"{wrapper}({func}){expr[len(func) :]}"
     return None
 
 
@@ -606,6 +607,10 @@ def _fix_statement(
         return fixed, ""
     if inner.loop is not None and kind in (k.ASYNC_GEN, k.SYNC_GEN) and _is_code(inner.loop):
         return inner.loop, ""  # `[db for db in get_db()]`: the comprehension's own loop
+    if inner.each is not None:
+        stacked = _on_an_exit_stack(kind, used, inner.call, inner.each, _code_of(line))
+        if stacked is not None:
+            return stacked, _USE_THEM_INSIDE
     # `r = await (await get_db()).execute(q)`: the provider's statement, then the line
     # on the session it gives.
     fixed = rewritten(kind, used, inner.call, inner.target)
@@ -631,6 +636,44 @@ _USE_IT_INSIDE = (
     "  # the lines that use the session go in this block too: it closes the session at its end"
 )
 _IMPORT_CONTEXTLIB = "  # import contextlib"
+_USE_THEM_INSIDE = (
+    "  # import contextlib; the lines that use the sessions go in this block too: it closes"
+    " them at its end"
+)
+
+
+def _on_an_exit_stack(
+    kind: str, used: str, call: str, each: Callable[[str], Optional[str]], code: str
+) -> Optional[str]:
+    """The line of a provider ``call`` made per item of a comprehension, each item's
+    session entered on an exit stack (`await stack.enter_async_context(get_db(t))`)
+    whose block holds them all; None if it cannot be written."""
+    stack = next(
+        name for name in ("stack", "exit_stack", "_stack") if not re.search(rf"\b{name}\b", code)
+    )
+    # How the provider's session is taken, as one statement would: its block's or
+    # loop's expression.
+    fixed = rewritten(kind, used, call, "_")
+    entered: Optional[str] = None
+    is_async = fixed.startswith("async ")
+    if fixed.startswith(("async with ", "with ")) and fixed.endswith(" as _:"):
+        entered = fixed[len("async with " if is_async else "with ") : -len(" as _:")]
+    elif fixed.startswith(("async for _ in ", "for _ in ")) and fixed.endswith(":"):
+        expr = fixed[len("async for _ in " if is_async else "for _ in ") : -1]
+        wrapper = "contextlib.asynccontextmanager" if is_async else "contextlib.contextmanager"
+        entered = entered_once(expr, wrapper)
+    if entered is None:
+        return None
+    if is_async:
+        header = f"async with contextlib.AsyncExitStack() as {stack}:"
+        line = each(f"await {stack}.enter_async_context({entered})")
+    else:
+        header = f"with contextlib.ExitStack() as {stack}:"
+        line = each(f"{stack}.enter_context({entered})")
+    if line is None:
+        return None
+    whole = f"{header}\n{' ' * _INDENT}{line}"
+    return whole if _is_code(whole) else None
 
 
 def with_note(fixed: str) -> str:
@@ -763,6 +806,10 @@ class _Nested(NamedTuple):
     # Iterated by a comprehension: the line with the comprehension's 'for' made 'async
     # for' or the reverse, for a generator provider.
     loop: Optional[str] = None
+    # Called per item of a comprehension, with its variable (`[await get_db(t) for t in
+    # ts]`): the line with the call entered as given (`await
+    # stack.enter_async_context(get_db(t))`), for a block of an exit stack to hold.
+    each: Optional[Callable[[str], Optional[str]]] = None
 
 
 def _provider_call(
@@ -794,7 +841,9 @@ def _provider_call(
     if _in_scope_of_its_own(node, path):
         # `[await get_db(t) for t in ts]`: the call runs once per item, with names only
         # the comprehension (or lambda) has; the line cannot be moved into its block.
-        return _Nested(call, None, block)
+        # With the comprehension's variable, each item's session is entered on an exit
+        # stack whose block holds them all.
+        return _Nested(call, None, block, each=_per_item(code, node, path, attr))
     if _iterated_by_comprehension(node, path):
         return _comprehension_fix(code, call, path[-2], block)
     stepped = _stepped_into(node, path, stmt)
@@ -873,6 +922,78 @@ def _in_scope_of_its_own(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
             if child is not first or i + 2 >= len(chain) or chain[i + 2] is not first.iter:
                 return True
     return False
+
+
+def _per_item(
+    code: str, node: ast.Call, path: tuple[ast.AST, ...], attr: Optional[str]
+) -> Optional[Callable[[str], Optional[str]]]:
+    """For a call in a comprehension's body that uses a variable of the comprehension
+    (`[await get_db(t) for t in ts]`, `[get_db(t).execute(q) for t in ts]`): a function
+    giving the line with the call's session taken by the expression it is given instead
+    (`await stack.enter_async_context(get_db(t))`); None for any other call, or one in a
+    lambda's body.
+
+    A generator expression the expression makes asynchronous (it awaits) becomes a list
+    comprehension: an asynchronous one could no longer be given to list() or iterated
+    by 'for'."""
+    chain = (*path, node)
+    if any(isinstance(part, ast.Lambda) for part in chain):
+        return None
+    variables = {
+        target.id
+        for part in path
+        if isinstance(part, _COMPREHENSIONS)
+        for generator in part.generators
+        for target in ast.walk(generator.target)
+        if isinstance(target, ast.Name)
+    }
+    if not any(isinstance(n, ast.Name) and n.id in variables for n in ast.walk(node)):
+        return None  # the same call for every item: one block around the line holds it
+    parent = path[-1]
+    if attr is not None:  # `get_db(t).execute(q)`: the session's attribute instead
+        replaced: ast.expr = node
+        around = path
+    elif isinstance(parent, ast.Await):  # `await get_db(t)`: the session instead
+        replaced, around = parent, path[:-1]
+    elif isinstance(parent, ast.comprehension) and parent.iter is node and not parent.is_async:
+        # `for db in get_db(t)` in the comprehension: its one item, the session.
+        replaced, around = node, path
+    else:
+        return None
+    generators = [part for part in path if isinstance(part, ast.GeneratorExp)]
+    outer = generators[0] if generators else None
+
+    def each(entered: str) -> Optional[str]:
+        if replaced is node and not attr:
+            text = f"[{entered}]"
+        elif entered.startswith("await ") and _is_primary(replaced, around):
+            text = f"({entered})"
+        else:
+            text = entered
+        start, end = _span(code, replaced)
+        if _is_primary(replaced, around):
+            # Parentheses that only grouped it (`(await get_db(t)).execute`) go.
+            before, after = code[:start].rstrip(), code[end:].lstrip()
+            if before.endswith("(") and after.startswith(")"):
+                start, end = len(before) - 1, len(code) - len(after) + 1
+        if outer is None or not entered.startswith("await "):
+            return code[:start] + text + code[end:]
+        # The generator expression, awaiting now, as a list comprehension.
+        g_start, g_end = _span(code, outer)
+        if not (g_start <= start and end <= g_end and code[g_start] == "("):
+            return None  # pragma: no cover - a generator expression is in parentheses
+        inside = code[g_start + 1 : start] + text + code[end : g_end - 1]
+        call = path[path.index(outer) - 1] if path.index(outer) > 0 else None
+        shares = (
+            isinstance(call, ast.Call)
+            and call.args == [outer]
+            and not call.keywords
+            and _span(code, call.func)[1] == g_start
+        )  # `list(x for x in y)`: the call's parentheses are the generator's
+        listed = f"([{inside}])" if shares else f"[{inside}]"
+        return code[:g_start] + listed + code[g_end:]
+
+    return each
 
 
 def _iterated_by_comprehension(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
