@@ -398,6 +398,38 @@ class TestDepends:
         )
         ast.parse(definition)  # valid Python as it stands
 
+    def test_old_fastapi_names_the_dependency_as_written(self, async_maker) -> None:
+        """`from app.db import get_request_scoped_db_session as get_db`, `Depends(get_db)`:
+        the message names the dependency as the endpoint writes it, as its fix does, and
+        as PG101 names an alias (the definition line gives the provider's own name)."""
+        import asyncio
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def get_request_scoped_db_session():
+            async with async_maker() as session:
+                yield session
+
+        get_db = get_request_scoped_db_session
+
+        async def endpoint(db: Annotated[AsyncSession, Depends(get_db)]) -> Any:
+            return (await db.execute(COUNT)).scalar_one()
+
+        with pytest.raises(protoguard.ProtocolAttributeError) as info:
+            asyncio.run(endpoint(get_db()))  # as FastAPI 0.123.4 calls it
+        error = info.value
+        assert error.code == "PG103"
+        headline, *rest = str(error).splitlines()
+        assert headline == (
+            "[PG103] '.execute' on what Depends(get_db) injected: the object get_db() "
+            "returned, which is an async context manager, not the session"
+        )
+        assert any(
+            line.startswith("  get_request_scoped_db_session: an @asynccontextmanager function")
+            for line in rest
+        )
+        assert "    async with get_db() as session:" in error.fix.splitlines()
+
 
 class TestWebSocket:
     """A websocket handler that takes a session per message, like the incidents' chat."""

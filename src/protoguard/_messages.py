@@ -1842,9 +1842,11 @@ def misuse(
     right = _right_protocol(kind, used)
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
-        # returns. The endpoint's line cannot be rewritten; the dependency can.
+        # returns. The endpoint's line cannot be rewritten; the dependency can. It is
+        # named as Depends() writes it (an alias: `Depends(get_db)`), as the fix names it.
+        called = depends or name
         what = (
-            f"'.{attr}' on what Depends({name}) injected: the object {call} returned, "
+            f"'.{attr}' on what Depends({called}) injected: the object {called}() returned, "
             f"which is {_RESULT[kind]}, not the session"
         )
         why = (
@@ -1855,7 +1857,6 @@ def misuse(
         # in, and is valid Python as it stands (the message indents it under "fix:").
         # A method is called as Depends() has it (`repo.session`), and its generator
         # named by the method's own name.
-        called = depends or name
         defined = called.rpartition(".")[2]
         if k.is_async(kind):
             generator = "an async generator"
