@@ -21,6 +21,8 @@ import sqlalchemy
 import protoguard
 from protoguard import ProtocolError, _messages, _scan
 
+from .conftest import COUNT
+
 
 @protoguard.provider
 @contextlib.asynccontextmanager
@@ -1012,3 +1014,170 @@ def test_the_import_time_fix_is_the_run_time_fix(tmp_path: Path, source: str) ->
     assert found.fix == error.fix
     said = _messages.fix_line(found.fix, f"  # {found.note}" if found.note else "")
     assert f"\n{said}\n  docs: " in str(error)  # the same note, and no other
+
+
+# A loop left early, rewritten to enter the provider once: its own break and continue.
+# Each source is run (strict mode, a real session); `FIX` in the pasted source is where
+# the message's fix goes, as the user pastes it over the reported line, the lines the note
+# says to delete deleted. The pasted code runs to the same result with no finding.
+_LEFT_EARLY = [
+    pytest.param(
+        """
+        async def f(get_db):
+            values = []
+            async for db in get_db():
+                values.append((await db.execute(COUNT)).scalar_one())
+                break
+            return values
+        """,
+        """
+        async def f(get_db):
+            values = []
+            FIX
+                values.append((await db.execute(COUNT)).scalar_one())
+            return values
+        """,
+        "PG201",
+        "  # import contextlib\n# and delete the 'break' on line 6: this block is no loop and"
+        " runs its body once",
+        "[count]",
+        id="pg201-break",
+    ),
+    pytest.param(  # the break, pasted as it is, would leave the loop around
+        """
+        async def f(get_db):
+            values = []
+            for attempt in range(2):
+                async for db in get_db():
+                    values.append((await db.execute(COUNT)).scalar_one())
+                    break
+                values.append(attempt)
+            return values
+        """,
+        """
+        async def f(get_db):
+            values = []
+            for attempt in range(2):
+                FIX
+                    values.append((await db.execute(COUNT)).scalar_one())
+                values.append(attempt)
+            return values
+        """,
+        "PG201",
+        "  # import contextlib\n# and delete the 'break' on line 7: this block is no loop and"
+        " runs its body once",
+        "[count, 0, count, 1]",
+        id="pg201-break-of-an-inner-loop",
+    ),
+]
+
+
+def _fix_and_note(message: str) -> tuple[str, str]:
+    """A message's fix (its first line) and what follows it on that line and the lines
+    under it (the note), as the message shows them."""
+    lines = message.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("  fix: "))
+    rest = [line[8:] for line in lines[i + 1 :] if line.startswith("        ")]
+    fixed, sep, note = lines[i][len("  fix: ") :].partition("  # ")
+    return fixed, "\n".join([sep + note, *rest])
+
+
+@pytest.mark.parametrize(("source", "pasted", "code", "note", "expected"), _LEFT_EARLY)
+def test_a_loop_left_early_is_entered_once(
+    tmp_path: Path, async_maker: Any, source: str, pasted: str, code: str, note: str, expected: str
+) -> None:
+    """The fix is the provider entered once (as Depends() does; an `async for` left by
+    its return or break leaves its cleanup for later, PG201); the note says what to do
+    with the loop's own break, which the block cannot keep. Pasted, it runs to the result
+    the loop meant (`expected`, of the table's `count`), with no finding."""
+
+    @protoguard.provider
+    async def get_db() -> Any:
+        async with async_maker() as session:
+            yield session
+
+    async def run_f(code_text: str) -> Any:
+        namespace: dict[str, Any] = {"COUNT": COUNT, "contextlib": contextlib}
+        exec(compile(code_text, str(path), "exec"), namespace)
+        try:  # in a task of its own, as a server runs a request
+            result = await asyncio.create_task(namespace["f"](get_db))
+        except ProtocolError as error:
+            return error
+        await asyncio.sleep(0.05)  # the task ended: its callbacks ran
+        return result
+
+    async def count_rows() -> Any:
+        async with async_maker() as session:
+            return (await session.execute(COUNT)).scalar_one()
+
+    count = asyncio.run(count_rows())
+    path = tmp_path / f"handler_{next(_FILES)}.py"
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    protoguard.configure(mode="strict", action="log")
+    outcome = asyncio.run(run_f(path.read_text(encoding="utf-8")))
+    if code == "PG201":  # the loop ran, to the result meant, and left its cleanup
+        assert outcome == eval(expected, {"count": count})
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG201"
+        message = finding.message
+    else:
+        assert isinstance(outcome, ProtocolError)
+        assert outcome.code == code
+        message = str(outcome)
+    fix, said = _fix_and_note(message)
+    assert fix == "async with contextlib.asynccontextmanager(get_db)() as db:"
+    assert said == note
+    protoguard.clear_findings()
+    assert asyncio.run(run_f(textwrap.dedent(pasted).replace("FIX", fix))) == eval(
+        expected, {"count": count}
+    )
+    assert protoguard.findings() == []
+
+
+_NO_LOOP = "this block is no loop and runs its body once"
+
+
+@pytest.mark.parametrize(
+    ("body", "note"),
+    [
+        pytest.param(
+            "        await process(db)\n        break\n",
+            f"  # import contextlib\n# and delete the 'break' on line 4: {_NO_LOOP}",
+            id="the-last-statement",
+        ),
+        pytest.param(
+            "        if await process(db):\n            break\n        return db\n",
+            f"  # import contextlib\n# {_NO_LOOP}: the 'break' on line 4 must go; make its "
+            "condition an if/else, the lines after it in the else",
+            id="on-a-condition",
+        ),
+        pytest.param(
+            "        for x in [1]:\n            break\n        else:\n            continue\n"
+            "        try:\n            pass\n        except ValueError:\n            break\n",
+            f"  # import contextlib\n# {_NO_LOOP}: the 'continue' on line 6, the 'break' on "
+            "line 10 must go; make its condition an if/else, the lines after it in the else",
+            id="in-an-inner-loops-else-and-an-except",
+        ),
+        pytest.param(  # an inner loop's own break, a nested function's return
+            "        for x in [1]:\n            break\n        def g():\n            return 1\n",
+            "  # import contextlib",
+            id="none-of-its-own",
+        ),
+    ],
+)
+def test_pg201_says_what_to_do_with_the_loops_own_break(
+    tmp_path: Path, body: str, note: str
+) -> None:
+    """PG201's fix rewrites the loop as a block that runs its body once: a break or
+    continue of the loop, pasted as it is, would be a SyntaxError or leave a loop around
+    it. The note says to delete it, or to turn its condition into an if/else, on a line
+    of its own under the fix (a comment, so the two lines can be pasted as they are)."""
+    source = tmp_path / f"handler_{next(_FILES)}.py"
+    source.write_text(f"async def handler():\n    async for db in get_agen():\n{body}")
+    info = protoguard.ProviderInfo("get_agen", "async generator", None, None)
+    site = protoguard.CallSite(str(source), 2)
+    fix = _messages.enter_once(info, site)
+    assert fix == "async with contextlib.asynccontextmanager(get_agen)() as db:"
+    assert _messages.enter_once_note(info, site, fix) == note
+    pasted = textwrap.indent(f"{fix}{note}\n    pass", "    ")  # the comment line too
+    compile(f"async def f():\n{pasted}", "fix", "exec", dont_inherit=True)

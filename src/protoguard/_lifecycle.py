@@ -41,13 +41,13 @@ from . import _kinds as k
 from . import sqlalchemy as sqlalchemy_events
 from ._findings import report
 from ._messages import (
-    _IMPORT_CONTEXTLIB,
     _INTERNAL_MODULES,
     DOCS_URL,
     async_def_note,
     defined_with_parameters,
     definition_line,
     enter_once,
+    enter_once_note,
     fix_line,
     in_depends,
     needs_async_def,
@@ -1417,6 +1417,8 @@ class _StrictGenerator:
 
     def _pg_left_early(self) -> ProtocolError:
         info = self._self_provider
+        site = resolve(self._self_state.iterated_at)
+        fix = enter_once(info, site)
         return finding(
             "PG201",
             info,
@@ -1427,8 +1429,8 @@ class _StrictGenerator:
             "generator's close on the event loop. Enter the provider once, as it is, as "
             "Depends() does (its cleanup then runs however the block is left), or let the "
             "loop run to its end.",
-            enter_once(info, resolve(self._self_state.iterated_at)),
-            note=_IMPORT_CONTEXTLIB,
+            fix,
+            note=enter_once_note(info, site, fix),
         )
 
 

@@ -457,6 +457,74 @@ def leaves_early(filename: str, lineno: int, name: str) -> bool:
     return isinstance(node, (ast.With, ast.AsyncWith)) and block_leaves_early(node)
 
 
+def own_jumps(loop: ast.AST) -> list[ast.stmt]:
+    """The ``break`` and ``continue`` statements of the body of ``loop`` (a ``for``
+    statement) that are its own: in no loop or function nested in it."""
+    found: list[ast.stmt] = []
+
+    def walk(stmts: list[ast.stmt]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, (ast.Break, ast.Continue)):
+                found.append(stmt)
+            elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+                walk(stmt.orelse)  # a nested loop's else is this loop's code
+            elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                for field in ("body", "orelse", "finalbody"):
+                    inner = getattr(stmt, field, None)
+                    if isinstance(inner, list):
+                        walk(inner)
+                for child in ast.iter_child_nodes(stmt):  # except and case clauses
+                    clause = getattr(child, "body", None)
+                    if not isinstance(child, ast.stmt) and isinstance(clause, list):
+                        walk(clause)
+
+    walk(getattr(loop, "body", []))
+    found.sort(key=lambda jump: (jump.lineno, jump.col_offset))
+    return found
+
+
+def loop_jumps_note(loop: ast.AST) -> str:
+    """For a loop rewritten as a block that enters the provider once: what to do with
+    the loop's own ``break`` and ``continue`` (the block is no loop: pasted as they are,
+    they are a SyntaxError, or they leave a loop around it), as a comment line under
+    the fix; "" if it has none."""
+    jumps = own_jumps(loop)
+    if not jumps:
+        return ""
+    body = getattr(loop, "body", [])
+    if len(jumps) == 1 and body and jumps[0] is body[-1] and isinstance(jumps[0], ast.Break):
+        return (
+            f"\n# and delete the 'break' on line {jumps[0].lineno}: this block is no loop "
+            "and runs its body once"
+        )
+    named = ", ".join(
+        f"the '{'break' if isinstance(jump, ast.Break) else 'continue'}' on line {jump.lineno}"
+        for jump in jumps
+    )
+    return (
+        f"\n# this block is no loop and runs its body once: {named} must go; "
+        "make its condition an if/else, the lines after it in the else"
+    )
+
+
+def loop_at(filename: str, lineno: int, name: str) -> Optional[ast.stmt]:
+    """The ``for`` statement at ``filename:lineno``, if the statement there is one."""
+    tree = _parsed("".join(linecache.getlines(filename)))
+    node = Statements(tree).at(lineno, name) if tree is not None else None
+    return node if isinstance(node, (ast.For, ast.AsyncFor)) else None
+
+
+def entered_once_note(fix: str, note: str, loop: Optional[ast.stmt]) -> str:
+    """``note`` on ``fix``, a fix that enters a provider through contextlib: contextlib
+    to import, if ``note`` does not say it; for ``loop`` (the user's loop, if it is one)
+    rewritten as that block, what to do with its own ``break`` and ``continue``."""
+    if "import contextlib" not in note:
+        note = f"{note}; import contextlib" if note else _IMPORT_CONTEXTLIB
+    if loop is not None and fix.startswith("async with contextlib.asynccontextmanager("):
+        note += loop_jumps_note(loop)
+    return note
+
+
 def block_leaves_early(node: ast.AST) -> bool:
     """Whether the body of ``node`` (a block) has a statement that leaves it before its
     end: a return, or a break or continue of no loop in it."""
@@ -1419,6 +1487,13 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
     if entered is not None:
         return render(k.ASYNC_WITH, entered, target)
     return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
+
+
+def enter_once_note(info: ProviderInfo, site: Optional[CallSite], fix: str) -> str:
+    """The note on PG201's fix (see :func:`entered_once_note`): contextlib to import, and
+    the loop's own ``break`` and ``continue``, which the block cannot keep."""
+    loop = loop_at(site.filename, site.lineno, short_name(info)) if site is not None else None
+    return entered_once_note(fix, "", loop)
 
 
 def in_depends(filename: str) -> bool:
