@@ -532,6 +532,43 @@ class TestFormats:
         clean = json.loads(protoguard(project, "shop", "--format", "json").stdout)
         assert [f["note"] for f in clean if f["path"] != target] == ["", ""]
 
+    def test_a_loop_left_early(self, project: Path) -> None:
+        """A loop over an async generator that its return or break leaves: the provider
+        entered once (an 'async for' would leave its cleanup for later, PG201), as run
+        time's fix says, and the loop's own break to delete said on a line under it (the
+        block is no loop). A session's lines that return: the same fix."""
+        (project / "shop" / "early.py").write_text(
+            textwrap.dedent(
+                """
+                from .deps import gen_db
+
+
+                async def first(values):
+                    for attempt in range(2):
+                        for db in gen_db():
+                            values.append(db)
+                            break
+
+
+                async def count(query):
+                    db = await gen_db()
+                    return await db.execute(query)
+                """
+            )
+        )
+        target = os.path.join("shop", "early.py")
+        fix = "async with contextlib.asynccontextmanager(gen_db)() as db:"
+        delete = "# and delete the 'break' on line 9: this block is no loop and runs its body once"
+        found = json.loads(protoguard(project, target, "--format", "json").stdout)
+        assert [(f["code"], f["fix"], f["note"]) for f in found] == [
+            ("PG105", fix, f"import contextlib\n{delete}"),
+            ("PG104", fix, "import contextlib"),
+        ]
+        text = protoguard(project, target).stdout.splitlines()
+        assert text[0].endswith(f"; fix: {fix}  # import contextlib")
+        assert text[1] == f"    {delete}"
+        assert text[2].endswith(f"; fix: {fix}  # import contextlib")
+
     def test_a_fix_over_several_lines(self, project: Path) -> None:
         """A Depends() fix that is a generator to write: its code on indented lines below
         the finding's one line (text), kept whole in JSON, escaped for GitHub."""

@@ -832,7 +832,8 @@ async def each(items: Any) -> Any:
         ),
         (
             "def f():\n    return (lambda: [db for db in get_agen()])()\n",
-            "  # needs an async def; a lambda is a plain function",
+            # The statement is a return: the block it goes in is left by it.
+            "  # needs an async def; a lambda is a plain function; import contextlib",
         ),
         # A generator expression runs in a frame of its own on every Python: the note is
         # about the def (or lambda) it is written in, not "<genexpr>() is a plain def".
@@ -1069,6 +1070,80 @@ _LEFT_EARLY = [
         "[count, 0, count, 1]",
         id="pg201-break-of-an-inner-loop",
     ),
+    pytest.param(
+        """
+        async def f(get_db):
+            for db in get_db():
+                return (await db.execute(COUNT)).scalar_one()
+        """,
+        """
+        async def f(get_db):
+            FIX
+                return (await db.execute(COUNT)).scalar_one()
+        """,
+        "PG105",
+        "  # import contextlib",
+        "count",
+        id="pg105-return",
+    ),
+    pytest.param(
+        """
+        async def f(get_db):
+            values = []
+            for attempt in range(2):
+                for db in get_db():
+                    values.append((await db.execute(COUNT)).scalar_one())
+                    break
+                values.append(attempt)
+            return values
+        """,
+        """
+        async def f(get_db):
+            values = []
+            for attempt in range(2):
+                FIX
+                    values.append((await db.execute(COUNT)).scalar_one())
+                values.append(attempt)
+            return values
+        """,
+        "PG105",
+        "  # import contextlib\n# and delete the 'break' on line 7: this block is no loop and"
+        " runs its body once",
+        "[count, 0, count, 1]",
+        id="pg105-break",
+    ),
+    pytest.param(
+        """
+        async def f(get_db):
+            db = await get_db()
+            return (await db.execute(COUNT)).scalar_one()
+        """,
+        """
+        async def f(get_db):
+            FIX
+                return (await db.execute(COUNT)).scalar_one()
+        """,
+        "PG104",
+        "  # import contextlib",
+        "count",
+        id="pg104-return",
+    ),
+    pytest.param(
+        """
+        async def f(get_db):
+            db = get_db()
+            return (await db.execute(COUNT)).scalar_one()
+        """,
+        """
+        async def f(get_db):
+            FIX
+                return (await db.execute(COUNT)).scalar_one()
+        """,
+        "PG103",
+        "  # replaces line 3: db = get_db(); import contextlib",
+        "count",
+        id="pg103-return",
+    ),
 ]
 
 
@@ -1181,3 +1256,77 @@ def test_pg201_says_what_to_do_with_the_loops_own_break(
     assert _messages.enter_once_note(info, site, fix) == note
     pasted = textwrap.indent(f"{fix}{note}\n    pass", "    ")  # the comment line too
     compile(f"async def f():\n{pasted}", "fix", "exec", dont_inherit=True)
+
+
+@pytest.mark.parametrize(
+    ("source", "fix", "note"),
+    [
+        pytest.param(
+            """
+            async def f():
+                for db in get_agen():
+                    if await process(db):
+                        break
+                    await process(db)
+                    return db
+            """,
+            "async with contextlib.asynccontextmanager(get_agen)() as db:",
+            "  # import contextlib\n"
+            "# this block is no loop and runs its body once: the 'break' on line 5 must go; "
+            "make its condition an if/else, the lines after it in the else",
+            id="a-break-on-a-condition",
+        ),
+        pytest.param(
+            """
+            async def f():
+                for db in get_agen():
+                    for x in [1]:
+                        break
+                    else:
+                        continue
+                    return db
+            """,
+            "async with contextlib.asynccontextmanager(get_agen)() as db:",
+            "  # import contextlib\n"
+            "# this block is no loop and runs its body once: the 'continue' on line 7 must go; "
+            "make its condition an if/else, the lines after it in the else",
+            id="a-continue-in-an-inner-loops-else",
+        ),
+        pytest.param(  # not left early: an 'async for' keeps its continue
+            """
+            async def f():
+                for db in get_agen():
+                    if not await process(db):
+                        continue
+                    await process(db)
+            """,
+            "async for db in get_agen():",
+            "",
+            id="a-continue-only",
+        ),
+        pytest.param(  # the return does not use the session: it stays after the block
+            """
+            async def f():
+                db = await get_agen()
+                x = await process(db)
+                return 1
+            """,
+            "async for db in get_agen():",
+            "",
+            id="a-return-after-the-session",
+        ),
+    ],
+)
+def test_what_the_loops_own_break_and_continue_need(
+    tmp_path: Path, source: str, fix: str, note: str
+) -> None:
+    """A loop that enters the provider once is no loop: its own break and continue (not an
+    inner loop's) must go, as the note says, on a line of its own under the fix. `check`
+    says the same."""
+    error = _error(tmp_path, source)
+    assert error.fix == fix
+    _compiles(fix)
+    said = _messages.fix_line(fix, note)
+    assert f"\n{said}\n  docs: " in str(error)
+    found = _found(error)
+    assert (found.fix, found.note) == (fix, note.strip().removeprefix("#").strip())

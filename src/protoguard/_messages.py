@@ -426,7 +426,7 @@ def rewritten(
         # or a sync block on an async provider), so the session is closed at the
         # block's end.
         return render(k.ASYNC_WITH, f"await {expr}", target)
-    if leaves_early and kind == k.ASYNC_GEN and used in (k.WITH, k.ASYNC_WITH):
+    if leaves_early and kind == k.ASYNC_GEN and used != k.ASYNC_FOR:
         # An 'async for' left by its return or break would leave the generator's
         # cleanup for later (PG201): the provider entered once, as Depends() does.
         entered = entered_once(expr)
@@ -450,11 +450,45 @@ def entered_once(expr: str, wrapper: str = "contextlib.asynccontextmanager") -> 
 
 
 def leaves_early(filename: str, lineno: int, name: str) -> bool:
-    """Whether the block whose header is at ``filename:lineno`` may be left before its
-    end by a statement in it: a return, or a break or continue of no loop in it."""
-    line = linecache.getline(filename, lineno)
-    node = _statement_at(filename, lineno, line, name)
-    return isinstance(node, (ast.With, ast.AsyncWith)) and block_leaves_early(node)
+    """Whether the block the fix for the statement at ``filename:lineno`` makes may be
+    left before its end (see :func:`statement_leaves_early`)."""
+    tree = _parsed("".join(linecache.getlines(filename)))
+    node = Statements(tree).at(lineno, name) if tree is not None else None
+    return node is not None and statement_leaves_early(tree, node)
+
+
+def statement_leaves_early(tree: Optional[ast.AST], node: ast.stmt) -> bool:
+    """Whether the block the fix makes of ``node`` (a statement of ``tree``) may be left
+    before its end: a ``with`` block's body, a loop's (by a return, or a break of its
+    own), or a simple statement with the lines after it in its block that use what it
+    binds (`db = await get_db()`), which go in the block the fix opens (by a return, or
+    a break or continue of a loop around)."""
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return block_leaves_early(node)
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return block_leaves_early(ast.Module(body=node.body, type_ignores=[]), loop=True) or any(
+            isinstance(jump, ast.Break) for jump in own_jumps(node)
+        )
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return False  # a call on a decorator's line
+    for parent in ast.walk(tree) if tree is not None else ():
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(parent, field, None)
+            if isinstance(body, list) and any(stmt is node for stmt in body):
+                after = body[[id(stmt) for stmt in body].index(id(node)) :]
+                bound = {
+                    name.id
+                    for name in ast.walk(node)
+                    if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store)
+                }
+                using = [
+                    i
+                    for i, stmt in enumerate(after)
+                    if any(isinstance(n, ast.Name) and n.id in bound for n in ast.walk(stmt))
+                ]
+                block = after[: using[-1] + 1] if using else after[:1]
+                return block_leaves_early(ast.Module(body=block, type_ignores=[]))
+    return False
 
 
 def own_jumps(loop: ast.AST) -> list[ast.stmt]:
@@ -525,9 +559,10 @@ def entered_once_note(fix: str, note: str, loop: Optional[ast.stmt]) -> str:
     return note
 
 
-def block_leaves_early(node: ast.AST) -> bool:
+def block_leaves_early(node: ast.AST, loop: bool = False) -> bool:
     """Whether the body of ``node`` (a block) has a statement that leaves it before its
-    end: a return, or a break or continue of no loop in it."""
+    end: a return, or a break or continue of no loop in it (``loop``: a return only,
+    the body being a loop's)."""
 
     def leaves(stmt: ast.AST, in_loop: bool) -> bool:
         if isinstance(stmt, ast.Return) or (
@@ -539,7 +574,7 @@ def block_leaves_early(node: ast.AST) -> bool:
         loop = in_loop or isinstance(stmt, (ast.For, ast.AsyncFor, ast.While))
         return any(leaves(child, loop) for child in ast.iter_child_nodes(stmt))
 
-    return any(leaves(stmt, False) for stmt in getattr(node, "body", ()))
+    return any(leaves(stmt, loop) for stmt in getattr(node, "body", ()))
 
 
 def fix_line(fix: str, note: str = "") -> str:
@@ -657,7 +692,7 @@ def _fix_statement(
             if mine:  # (none: the provider called by another name, the item unknown)
                 fixed = with_items(kind, used, items, mine, leaves_early)
                 return fixed, with_note(fixed)
-        fixed = rewritten(kind, used, expr, target)
+        fixed = rewritten(kind, used, expr, target, leaves_early=leaves_early)
         if isinstance(stmt, ast.If) and fixed.endswith(":"):
             named = _named_call(stmt.test, name, at)
             if named is not None:
@@ -681,7 +716,7 @@ def _fix_statement(
             return stacked, _USE_THEM_INSIDE
     # `r = await (await get_db()).execute(q)`: the provider's statement, then the line
     # on the session it gives.
-    fixed = rewritten(kind, used, inner.call, inner.target)
+    fixed = rewritten(kind, used, inner.call, inner.target, leaves_early=leaves_early)
     if inner.rest is None:
         return fixed, ""
     note = ""
@@ -1884,11 +1919,11 @@ def misuse(
         what = f"'{used}' a second time on the context manager {call} returned; it runs once"
         fix, note = render(used, assigned, _pieces(statement, name)[1]), ""
     else:
+        # The block the fix opens: the user's, or the lines from the one that made `db`.
         early = (
             call_site is not None
             and kind == k.ASYNC_GEN
-            and used in (k.WITH, k.ASYNC_WITH)
-            and leaves_early(call_site.filename, call_site.lineno, name)
+            and leaves_early(call_site.filename, assigned_at or call_site.lineno, name)
         )
         try:
             fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name, at)
@@ -1914,6 +1949,8 @@ def misuse(
     elif by_asyncio:
         # asyncio used the object in a task of its own: the fix goes in a coroutine.
         note = "  # in an async def, whose call you pass to asyncio"
+    if call_site is not None and "contextlib.asynccontextmanager(" in fix:  # entered once
+        note = entered_once_note(fix, note, loop_at(call_site.filename, call_site.lineno, name))
     right = _right_protocol(kind, used)
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider

@@ -546,8 +546,24 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
         # repo.session())`), the one of the use, where it is.
         start = _messages.code_start(statement, text.lines[use.span[0] - 1])
         at = use.span[1] - start if start is not None else None
+        # The block the fix opens may be left early (a return in it): an async
+        # generator is then entered once, as run time's fix says.
+        node = text.statements.at(use.span[0], called) if text.statements is not None else None
+        early = (
+            kind == k.ASYNC_GEN
+            and node is not None
+            and _messages.statement_leaves_early(text.tree, node)
+        )
         fix, note = _messages._fix(
-            info, kind, use.protocol, statement, None, f"{called}(...)", name=called, at=at
+            info,
+            kind,
+            use.protocol,
+            statement,
+            None,
+            f"{called}(...)",
+            leaves_early=early,
+            name=called,
+            at=at,
         )
     except RecursionError:  # an expression nested too deep to take apart: the call's fix
         return "", ""
@@ -651,6 +667,10 @@ def findings(
                 # as run time says (its frame is the lambda's).
                 plain_def = _messages.LAMBDA
             note = _messages.async_def_note(fix, plain_def) or note
+            if "contextlib.asynccontextmanager(" in fix:  # entered once, as run time notes it
+                node = statements.at(use.span[0], use.chain[-1]) if statements else None
+                loop = node if isinstance(node, (ast.For, ast.AsyncFor)) else None
+                note = _messages.entered_once_note(fix, note, loop)
         text = text or load()
         line, col = use.span[0], use.span[1]
         found.append(
