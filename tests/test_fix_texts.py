@@ -1330,3 +1330,74 @@ def test_what_the_loops_own_break_and_continue_need(
     assert f"\n{said}\n  docs: " in str(error)
     found = _found(error)
     assert (found.fix, found.note) == (fix, note.strip().removeprefix("#").strip())
+
+
+def test_the_session_used_in_a_long_expression_after_an_early_step(tmp_path: Path) -> None:
+    """`db = await get_agen()` then a long expression using `db`: whether those lines
+    leave early is read statement by statement, never down the expression (it raised
+    RecursionError from 400 terms, replacing the user's ProtocolError)."""
+    long = " + ".join(["1"] * 2000)
+    error = _error(
+        tmp_path, f"async def f():\n    db = await get_agen()\n    x = db + {long}\n    return x\n"
+    )
+    assert error.code == "PG104"
+    assert error.fix == "async for db in get_agen():"
+
+
+def test_a_comprehension_whose_line_names_every_stack(tmp_path: Path) -> None:
+    """The per-item fix names its exit stack with a name the line does not use, even when
+    the line uses all the usual ones (it raised StopIteration, which the coroutine turned
+    into a RuntimeError)."""
+    error = _error(
+        tmp_path,
+        "async def f():\n"
+        "    stack = exit_stack = _stack = ['a']\n"
+        "    return [await get_db(t) for t in stack + exit_stack + _stack]\n",
+    )
+    assert error.code == "PG104"
+    header, line = error.fix.splitlines()
+    name = header.rpartition(" as ")[2].rstrip(":")
+    assert name not in ("stack", "exit_stack", "_stack")
+    assert header == f"async with contextlib.AsyncExitStack() as {name}:"
+    assert f"await {name}.enter_async_context(get_db(t))" in line
+
+
+def test_a_failure_of_the_fixs_reading_never_replaces_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should working the fix out from the source fail in a way nobody foresaw, the
+    user still gets the ProtocolError, at the same line, with the provider's plain fix."""
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a fault in reading the statement")
+
+    source = "async def f():\n    db = await get_db('primary')\n"
+    monkeypatch.setattr(_messages, "_statement_of", broken)
+    error = _error(tmp_path, source)
+    assert error.code == "PG104"
+    assert error.call_site.lineno == 2
+    assert error.fix == "async with get_db(...) as session:"
+    assert "a fault" not in str(error)
+
+
+def test_no_place_claimed_where_the_source_cannot_be_read() -> None:
+    """Code compiled from a string has no source to read: the note says nothing of where
+    the line is (it said "this is module-level code" of a generator expression in a def)."""
+    namespace: dict[str, Any] = dict(globals())
+    exec(
+        compile("def f(ts):\n    return list(get_db(t).execute for t in ts)\n", "<string>", "exec"),
+        namespace,
+    )
+    with pytest.raises(ProtocolError) as info:
+        namespace["f"](["a"])
+    assert info.value.code == "PG103"
+    assert "module-level" not in str(info.value)
+
+
+def test_a_plain_def_keeps_the_import_the_fix_needs(tmp_path: Path) -> None:
+    """The note that the fix needs an async def does not drop the 'import contextlib'
+    that the exit stack of a per-item fix needs."""
+    error = _error(tmp_path, "def f():\n    return [get_db(t).bind for t in ['a', 'b']]\n")
+    assert error.code == "PG103"
+    assert error.fix.startswith("async with contextlib.AsyncExitStack() as stack:")
+    assert "# import contextlib; needs an async def; f() is a plain def" in str(error)

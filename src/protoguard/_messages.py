@@ -564,17 +564,33 @@ def block_leaves_early(node: ast.AST, loop: bool = False) -> bool:
     end: a return, or a break or continue of no loop in it (``loop``: a return only,
     the body being a loop's)."""
 
-    def leaves(stmt: ast.AST, in_loop: bool) -> bool:
+    # Statements only (return, break and continue are statements), one at a time: an
+    # expression however deep costs nothing, and no recursion.
+    pending = [(stmt, loop) for stmt in getattr(node, "body", ())]
+    while pending:
+        stmt, in_loop = pending.pop()
         if isinstance(stmt, ast.Return) or (
             isinstance(stmt, (ast.Break, ast.Continue)) and not in_loop
         ):
             return True
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            return False
-        loop = in_loop or isinstance(stmt, (ast.For, ast.AsyncFor, ast.While))
-        return any(leaves(child, loop) for child in ast.iter_child_nodes(stmt))
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            pending.extend((child, True) for child in stmt.body)
+            pending.extend((child, in_loop) for child in stmt.orelse)  # no longer the loop
+            continue
+        pending.extend(
+            (child, in_loop) for child in ast.iter_child_nodes(stmt) if isinstance(child, _BLOCKS)
+        )
+    return False
 
-    return any(leaves(stmt, loop) for stmt in getattr(node, "body", ()))
+
+# What holds statements in a statement: statements, except clauses and match cases.
+_BLOCKS: tuple[type, ...] = (
+    ast.stmt,
+    ast.excepthandler,
+    *filter(None, [getattr(ast, "match_case", None)]),
+)
 
 
 def fix_line(fix: str, note: str = "") -> str:
@@ -745,6 +761,9 @@ _USE_THEM_INSIDE = (
 )
 
 
+_STACK_NAMES = ("stack", "exit_stack", "_stack")
+
+
 def _on_an_exit_stack(
     kind: str, used: str, call: str, each: Callable[[str], Optional[str]], code: str
 ) -> Optional[str]:
@@ -752,7 +771,8 @@ def _on_an_exit_stack(
     session entered on an exit stack (`await stack.enter_async_context(get_db(t))`)
     whose block holds them all; None if it cannot be written."""
     stack = next(
-        name for name in ("stack", "exit_stack", "_stack") if not re.search(rf"\b{name}\b", code)
+        (name for name in _STACK_NAMES if not re.search(rf"\b{name}\b", code)),
+        f"stack_{len(code)}",  # a line that uses every one of them already
     )
     # How the provider's session is taken, as one statement would: its block's or
     # loop's expression.
@@ -1387,7 +1407,10 @@ def plain_def_at(filename: str, lineno: int) -> Optional[str]:
     """The name of the plain ``def`` whose body holds ``filename:lineno`` (innermost),
     if it is not an ``async def``; None at module level, in an ``async def`` or where
     the source cannot be read."""
-    tree = _parsed("".join(linecache.getlines(filename)))
+    lines = linecache.getlines(filename)
+    if len(lines) < lineno:
+        return None  # no source (code compiled from a string), or not this one's
+    tree = _parsed("".join(lines))
     return None if tree is None else Statements(tree).plain_def(lineno)
 
 
@@ -1852,7 +1875,28 @@ def misuse(
     provider's own (a plain function returning a context manager, say). ``depth`` is
     how many frames above this function the search for the user's frame starts;
     internal frames are skipped anyway.
+
+    The fix is worked out from the user's source. Should that fail in a way nobody
+    foresaw, the error is built again from the call alone (the fix then the plain
+    statement for the provider): the user's ProtocolError is never replaced by one of
+    protoguard's own.
     """
+    try:
+        return _misuse(info, used, depth + 1, True, attr, obj, result_kind)
+    except Exception:
+        return _misuse(info, used, depth + 1, False, attr, obj, result_kind)
+
+
+def _misuse(
+    info: ProviderInfo,
+    used: str,
+    depth: int,
+    read_source: bool,
+    attr: Optional[str],
+    obj: object,
+    result_kind: Optional[str],
+) -> ProtocolError:
+    """misuse(); ``read_source``: work the fix out from the user's source."""
     kind = result_kind or info.kind
     code = k.misuse_code(kind, used)
     name = short_name(info)
@@ -1875,7 +1919,9 @@ def misuse(
         while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
             function = function.f_back  # a comprehension's own frame (before Python 3.12)
         code_flags = function.f_code.co_flags
-        if function.f_code.co_name == _GENERATOR_EXPRESSION:
+        if function.f_code.co_name == _GENERATOR_EXPRESSION and not read_source:
+            plain_def = None  # the def it is written in is read from the source
+        elif function.f_code.co_name == _GENERATOR_EXPRESSION:
             # A generator expression's frame, on any Python: the def it is written in
             # (its caller is whatever iterates it), or the lambda.
             plain_def = plain_def_of(
@@ -1890,6 +1936,9 @@ def misuse(
         del function
         call_site = CallSite(frame.f_code.co_filename, frame.f_lineno)
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
+        if not read_source:
+            frame = None  # the call alone, from here on
+    if frame is not None and call_site is not None:
         statement = _statement_of(frame, info, name)
         alias = _called_as(frame, statement, info, name)
         if alias is not None:  # `from app.db import get_db as provide`: `provide()`
@@ -1921,11 +1970,14 @@ def misuse(
     else:
         # The block the fix opens: the user's, or the lines from the one that made `db`.
         early = (
-            call_site is not None
+            read_source
+            and call_site is not None
             and kind == k.ASYNC_GEN
             and leaves_early(call_site.filename, assigned_at or call_site.lineno, name)
         )
         try:
+            if not read_source:
+                raise RecursionError  # (the same fallback)
             fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name, at)
         except RecursionError:  # an expression nested too deep to take apart
             fix, note = rewritten(kind, used, assigned, None), ""
@@ -1945,11 +1997,15 @@ def misuse(
         note = f"  # replaces line {assigned_at}: {source}" if source else ""
     async_def = async_def_note(fix, plain_def)
     if async_def:
-        note = async_def
+        # It takes the place of the note on the fix, but not of the import that needs.
+        imports = (
+            "import contextlib; " if "contextlib." in fix and "import contextlib" in note else ""
+        )
+        note = async_def.replace("  # ", f"  # {imports}", 1)
     elif by_asyncio:
         # asyncio used the object in a task of its own: the fix goes in a coroutine.
         note = "  # in an async def, whose call you pass to asyncio"
-    if call_site is not None and "contextlib.asynccontextmanager(" in fix:  # entered once
+    if read_source and call_site is not None and "contextlib.asynccontextmanager(" in fix:
         note = entered_once_note(fix, note, loop_at(call_site.filename, call_site.lineno, name))
     right = _right_protocol(kind, used)
     if injected:
