@@ -1238,6 +1238,20 @@ _NO_LOOP = "this block is no loop and runs its body once"
             "  # import contextlib",
             id="none-of-its-own",
         ),
+        pytest.param(  # after a block, the loop's 'else:' is a SyntaxError
+            "        if await process(db):\n            break\n    else:\n        print(1)\n",
+            f"  # import contextlib\n# {_NO_LOOP}: the 'break' on line 4 must go; make its "
+            "condition an if/else, the lines after it in the else\n# and the loop's 'else:' "
+            "must go: its lines (from line 6) run only where the 'break' did not happen: put "
+            "them in that else",
+            id="an-else-and-a-break",
+        ),
+        pytest.param(
+            "        await process(db)\n    else:\n        print(1)\n",
+            "  # import contextlib\n# and the loop's 'else:' must go: its lines (from line 5) "
+            "follow the block, as they followed the loop",
+            id="an-else-without-a-break",
+        ),
     ],
 )
 def test_pg201_says_what_to_do_with_the_loops_own_break(

@@ -522,6 +522,10 @@ def loop_jumps_note(loop: ast.AST) -> str:
     the loop's own ``break`` and ``continue`` (the block is no loop: pasted as they are,
     they are a SyntaxError, or they leave a loop around it), as a comment line under
     the fix; "" if it has none."""
+    return _jumps_note(loop) + _else_note(loop)
+
+
+def _jumps_note(loop: ast.AST) -> str:
     jumps = own_jumps(loop)
     if not jumps:
         return ""
@@ -538,6 +542,23 @@ def loop_jumps_note(loop: ast.AST) -> str:
     return (
         f"\n# this block is no loop and runs its body once: {named} must go; "
         "make its condition an if/else, the lines after it in the else"
+    )
+
+
+def _else_note(loop: ast.AST) -> str:
+    """What to do with the loop's own ``else:`` (after a block it is a SyntaxError)."""
+    orelse: list[ast.stmt] = getattr(loop, "orelse", None) or []
+    if not orelse:
+        return ""
+    first = orelse[0].lineno
+    if any(isinstance(jump, ast.Break) for jump in own_jumps(loop)):
+        return (
+            f"\n# and the loop's 'else:' must go: its lines (from line {first}) run only "
+            "where the 'break' did not happen: put them in that else"
+        )
+    return (
+        f"\n# and the loop's 'else:' must go: its lines (from line {first}) follow the "
+        "block, as they followed the loop"
     )
 
 
