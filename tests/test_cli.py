@@ -671,3 +671,50 @@ class TestFormats:
         )
         assert result.returncode == 1
         assert len(result.stdout.splitlines()) == 2
+
+
+class TestSessionAttribute:
+    """PG103 found by `protoguard check`: the provider's result used as the session."""
+
+    def test_found_and_fixed(self, tmp_path: Path) -> None:
+        """`get_db().execute` and `db = get_db()` then `db.execute`: one line each, with
+        the fix; the same module corrected is clean."""
+        package = tmp_path / "shop"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "deps.py").write_text(DEPS)
+        (package / "handlers.py").write_text(
+            textwrap.dedent(
+                """
+                from .deps import get_db, gen_db
+
+
+                async def handler(q):
+                    db = get_db()
+                    result = await db.execute(q)
+                    await gen_db().commit()
+                    return result
+
+
+                async def correct(q):
+                    db = get_db()
+                    async with db as session:
+                        await session.execute(q)
+                """
+            )
+        )
+        result = protoguard(tmp_path, "shop")
+        assert result.returncode == 1, result.stderr
+        handlers = os.path.join("shop", "handlers.py")
+        deps = os.path.join("shop", "deps.py")
+        assert result.stdout.splitlines() == [
+            f"{handlers}:7:20: PG103 '.execute' on the object get_db() returned, which is an "
+            f"async context manager; get_db: an @asynccontextmanager function, defined at "
+            f"{deps}:5; fix: async with get_db() as db:  # replaces line 6: db = get_db()",
+            f"{handlers}:8:11: PG103 '.commit' on the object gen_db() returned, which is an "
+            f"async generator; gen_db: an async generator function, defined at {deps}:10; "
+            "fix: async for session in gen_db(): await session.commit()",
+        ]
+        result = protoguard(tmp_path, "shop", "--format", "json")
+        found = json.loads(result.stdout)
+        assert [(f["code"], f["line"]) for f in found] == [("PG103", 7), ("PG103", 8)]

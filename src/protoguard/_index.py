@@ -16,11 +16,21 @@ regular-expression compiling.
 
 from __future__ import annotations
 
+import keyword as _keyword
 import re
-from typing import Optional
+from typing import Optional, Union
 
 from . import _kinds as k
-from ._scan import _DEPENDS_NAMES, _MAX_CHAIN, DEPENDS, DEPENDS_UNSURE, UNSURE, IndexedCall
+from ._scan import (
+    _DEPENDS_NAMES,
+    _MAX_CHAIN,
+    ATTRIBUTE,
+    DEPENDS,
+    DEPENDS_UNSURE,
+    SESSION_NAMES,
+    UNSURE,
+    IndexedCall,
+)
 
 _KEYWORD = re.compile(r"(?:await|with|in|Depends|Security)\b")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*")
@@ -35,6 +45,15 @@ _OPENING = {"(": ")", "[": "]", "{": "}"}
 # are not read: the module is parsed.
 _MAX_SCAN = 4000
 _PARSE_ALWAYS: IndexedCall = (UNSURE, (), ())
+# A session attribute taken on something (`.execute`, `. commit`): PG103 if that is
+# what a provider returned.
+_SESSION_ATTRIBUTE = re.compile(
+    # (each step of the gap starts with its own character: no backtracking to speak of)
+    r"\.(?:[ \t\f\r\n]|\\\r?\n|#[^\r\n]*\n)*(?:" + "|".join(sorted(SESSION_NAMES)) + r")(?!\w)"
+)
+# An assignment to one of some names (`db = `, `db: AsyncSession = `), perhaps.
+_ASSIGNED = r"(?<![\w.])(?:{names})(?:[ \t\f]|\\\r?\n)*(:[^\r\n]*?)?=(?!=)"
+_KEYWORDS = frozenset(_keyword.kwlist)
 
 
 def _skip(source: str, pos: int) -> int:
@@ -371,6 +390,233 @@ def _argument_chain(source: str, pos: int) -> Optional[tuple[str, ...]]:
     return found[0]
 
 
+def _code_end(source: str, start: int, end: int) -> Optional[int]:
+    """Where the code of the line ``source[start:end]`` ends: at its comment's ``#``, or
+    at ``end``; None if the line's strings leave it in doubt (a triple quote, a string
+    not closed on the line)."""
+    quote = ""
+    index = start
+    while index < end:
+        char = source[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            if source.startswith(char * 3, index):
+                return None
+            quote = char
+        elif char == "#":
+            return index
+        index += 1
+    return None if quote else end
+
+
+def _line_back(source: str, index: int, lowest: int) -> Optional[int]:
+    """For ``index`` just after a line end (its ``\n`` at ``index - 1``): where the code
+    of the line before ends (its comment and continuation backslash left out); None if
+    the text cannot tell."""
+    index -= 1
+    while index > lowest and source[index - 1] == "\r":
+        index -= 1
+    if index > lowest and source[index - 1] == "\\":
+        index -= 1
+    newline = source.rfind("\n", lowest, index)
+    if newline < 0 and lowest > 0:
+        return None  # the line starts too far back to read
+    if source.find("#", newline + 1, index) < 0:
+        return index
+    return _code_end(source, newline + 1, index)
+
+
+def _back(source: str, pos: int, lowest: int) -> Optional[int]:
+    """The position of the last character of code before ``pos`` that is not whitespace,
+    a line end, a comment or a continuation backslash; -1 if there is none; None if the
+    text cannot tell (``lowest`` reached above the text's start, a line crossed whose
+    comment cannot be told from its strings)."""
+    index: Optional[int] = pos
+    while True:
+        assert index is not None
+        if index <= lowest:
+            return -1 if lowest == 0 else None
+        char = source[index - 1]
+        if char in " \t\f\r":
+            index -= 1
+        elif char == "\n":
+            index = _line_back(source, index, lowest)
+            if index is None:
+                return None
+        else:
+            return index - 1
+
+
+def _opening_paren(source: str, closer: int, lowest: int) -> Optional[int]:
+    """The ``(`` that the ``)`` at ``closer`` closes, read back (strings skipped on their
+    line, comments of the lines before left out) and checked forward; None if the text
+    cannot tell."""
+    depth = 0
+    index = closer
+    while index >= lowest:
+        char = source[index]
+        if char in ")]}":
+            depth += 1
+        elif char in "([{":
+            depth -= 1
+            if depth == 0:
+                break
+        elif char in "'\"":
+            line_start = source.rfind("\n", lowest, index) + 1
+            index = source.rfind(char, line_start, index)
+            if index < 0:
+                return None
+        elif char == "#":
+            return None
+        elif char == "\n":
+            end = _line_back(source, index + 1, lowest)
+            if end is None:
+                return None
+            index = end - 1  # the last character of that line's code
+            continue
+        index -= 1
+    else:
+        return None
+    if source[index] != "(" or _scan_region(source, index + 1, header=False)[0] != closer:
+        return None
+    return index
+
+
+_NOTHING = "none"
+
+
+def _a_call_closes(source: str, closer: int, lowest: int) -> bool:
+    """Whether the ``)`` at ``closer`` surely ends a call of something (``f(a)``,
+    ``x[0](a)``, ``f()(a)``), not parentheses around an expression."""
+    opening = _opening_paren(source, closer, lowest)
+    if opening is None:
+        return False
+    before = _back(source, opening, lowest)
+    if before is None or before < 0:
+        return False
+    char = source[before]
+    if char in ")]":
+        return True
+    if not _is_word_char(char):
+        return False
+    match = _IDENTIFIER_BEFORE.search(source, max(lowest, before - 100), before + 1)
+    return match is not None and match.group() not in _KEYWORDS
+
+
+def _attribute_base(source: str, dot: int) -> tuple[str, Union[str, tuple[str, ...], None]]:
+    """What the attribute whose ``.`` is at ``dot`` is taken on: ("name", "db") for
+    ``db.execute``, (ATTRIBUTE, chain) for ``get_db().execute``, (UNSURE, None) if the
+    text cannot tell, (_NOTHING, None) for anything else (``self.db.execute``,
+    ``x[0].execute``)."""
+    lowest = max(0, dot - _MAX_SCAN)
+    end = _back(source, dot, lowest)
+    for _ in range(_MAX_CHAIN):  # around parentheses: `(get_db()).execute`, `(db).execute`
+        if end is None:
+            return UNSURE, None
+        if end < 0:
+            return _NOTHING, None
+        char = source[end]
+        if _is_word_char(char):
+            match = _IDENTIFIER_BEFORE.search(source, max(lowest, end - 100), end + 1)
+            if match is None or match.group() in _KEYWORDS:
+                return _NOTHING, None
+            before = _back(source, match.start(), lowest)
+            if before is not None and before >= 0 and source[before] == ".":
+                return _NOTHING, None  # an attribute of an attribute
+            return "name", match.group()  # (or perhaps one: the name is taken anyway)
+        if char != ")":
+            return _NOTHING, None
+        opening = _opening_paren(source, end, lowest)
+        if opening is None:
+            return UNSURE, None
+        called = _back(source, opening, lowest)
+        if called is None:
+            return UNSURE, None
+        if called >= 0 and source[called] == ")":
+            # `f()().execute`, `x.f(a)().execute`: no chain is called; `(get_db)()`: one is
+            return (_NOTHING, None) if _a_call_closes(source, called, lowest) else (UNSURE, None)
+        if called >= 0 and _is_word_char(source[called]):
+            match = _IDENTIFIER_BEFORE.search(source, max(lowest, called - 100), called + 1)
+            if match is not None and match.group() not in _KEYWORDS:
+                return _called_before(source, match, lowest)
+        end = _back(source, end, lowest)  # a parenthesized expression: what it ends with
+    return UNSURE, None
+
+
+def _called_before(
+    source: str, match: re.Match[str], lowest: int
+) -> tuple[str, Optional[tuple[str, ...]]]:
+    """The chain ending with the name ``match`` found, read back (``deps.get_db``)."""
+    parts = [match.group()]
+    cursor = match.start()
+    while len(parts) <= _MAX_CHAIN:
+        dot = _back(source, cursor, lowest)
+        if dot is None:
+            return UNSURE, None
+        if dot < 0 or source[dot] != ".":
+            parts.reverse()
+            return ATTRIBUTE, tuple(parts)
+        end = _back(source, dot, lowest)
+        if end is None:
+            return UNSURE, None
+        if end >= 0 and source[end] == ")":
+            # `x.f(a).get_db()`: the result of a call; `(deps).get_db()`: a chain
+            return (_NOTHING, None) if _a_call_closes(source, end, lowest) else (UNSURE, None)
+        if end < 0 or not _is_word_char(source[end]):
+            return _NOTHING, None  # `x[0].get_db()`: no chain
+        found = _IDENTIFIER_BEFORE.search(source, max(lowest, end - 100), end + 1)
+        if found is None:
+            return _NOTHING, None
+        parts.append(found.group())
+        cursor = found.start()
+    return _NOTHING, None  # longer than the parser follows
+
+
+def _attribute_calls(source: str) -> list[IndexedCall]:
+    """For PG103: the calls whose result a session attribute may be taken on, directly
+    (``get_db().execute``) or through a name it was assigned to (``db = get_db()``, then
+    ``db.execute``): a superset of what the parser finds."""
+    found: list[IndexedCall] = []
+    owners: set[str] = set()
+    for match in _SESSION_ATTRIBUTE.finditer(source):
+        what, base = _attribute_base(source, match.start())
+        if what == UNSURE:
+            return [_PARSE_ALWAYS]
+        if what == ATTRIBUTE:
+            assert isinstance(base, tuple)
+            found.append((ATTRIBUTE, base, ()))
+        elif what == "name":
+            assert isinstance(base, str)
+            owners.add(base)
+    if not owners:
+        return found
+    assigned = re.compile(_ASSIGNED.format(names="|".join(sorted(owners))))
+    for match in assigned.finditer(source):
+        ends = [match.end()]
+        if match.group(1) is not None:
+            # An annotation with a `=` in it (`Annotated[T, Field(default=1)]`): any `=`
+            # further on the line may be the assignment's.
+            line_end = source.find("\n", match.end())
+            line = source[match.end() : line_end if line_end >= 0 else len(source)]
+            ends.extend(
+                match.end() + position + 1
+                for position, char in enumerate(line)
+                if char == "="
+                and line[position + 1 : position + 2] != "="
+                and (position == 0 or line[position - 1] not in "=<>!")
+            )
+        for end in ends:
+            chain = _called_at(source, end)
+            if chain is not None:
+                found.append((ATTRIBUTE, chain, ()))
+    return found
+
+
 def index_calls(source: str) -> list[IndexedCall]:
     """Every call in ``source`` that might be a use, as the text shows it (a superset of
     what :func:`parse_uses` finds, strings and comments included)."""
@@ -405,4 +651,6 @@ def index_calls(source: str) -> list[IndexedCall]:
             continue
         protocol = k.AWAIT if word == "await" else _for_protocol(source, start)
         found[(protocol, chain, ())] = None
+    for call in _attribute_calls(source):
+        found[call] = None
     return list(found)

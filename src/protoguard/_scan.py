@@ -4,6 +4,8 @@ A *use* is a provider called in one of the places where its protocol matters::
 
     async for x in f(...)      async with f(...)      with f(...)      for x in f(...)
     await f(...)               Depends(f)  (plain, in Annotated[...], in dependencies=[...])
+    f(...).execute             db = f(...)  ...  db.execute   (PG103: a session's attribute
+                                                               on what the provider returned)
 
 ``f`` is a name or a dotted attribute chain. The source is parsed once with :mod:`ast`;
 ``f`` is then resolved against the module's real globals, so imports and aliases
@@ -23,6 +25,7 @@ When the text leaves any doubt, it parses.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -32,12 +35,14 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple, Optional
 
-from . import _decorator, _messages
+from . import _decorator, _messages, _proxies
 from . import _kinds as k
 from .exceptions import ProviderInfo
 
 #: The protocol of a ``Depends(f)`` use.
 DEPENDS = "Depends"
+#: The protocol of a use of the provider's result as the session (PG103).
+ATTRIBUTE = k.ATTRIBUTE
 
 # The protocols a use can have, as the user wrote them.
 _STATEMENT_PROTOCOLS = (k.ASYNC_FOR, k.ASYNC_WITH, k.WITH, k.FOR, k.AWAIT)
@@ -63,6 +68,12 @@ class Use(NamedTuple):
     target: Optional[_Span]
     #: For ``Depends``: the chain of the ``Depends``/``Security`` callable itself.
     via: tuple[str, ...] = ()
+    #: For :data:`ATTRIBUTE`: the session attribute taken on the provider's result
+    #: (``execute``), and where that attribute expression is (``db.execute``,
+    #: ``get_db().execute``); ``target`` is then the name the result was assigned to
+    #: (None for ``get_db().execute``).
+    attr: str = ""
+    at: Optional[_Span] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +121,15 @@ class SourceFinding:
 class _Scope:
     """The names bound in one function, class or comprehension scope."""
 
-    __slots__ = ("bound", "declared_global", "is_class", "is_comprehension", "parent")
+    __slots__ = (
+        "assigned",
+        "attr_owners",
+        "bound",
+        "declared_global",
+        "is_class",
+        "is_comprehension",
+        "parent",
+    )
 
     def __init__(
         self,
@@ -124,6 +143,10 @@ class _Scope:
         self.is_comprehension = is_comprehension
         self.bound: set[str] = set()
         self.declared_global: set[str] = set()
+        # For PG103: `name = f(...)` statements, and the names a session attribute is
+        # taken on (`name.execute`), in this scope itself.
+        self.assigned: list[tuple[ast.Name, ast.Call, ast.stmt]] = []
+        self.attr_owners: set[str] = set()
 
 
 def _chain(node: ast.AST) -> Optional[tuple[str, ...]]:
@@ -154,6 +177,112 @@ _STORE = (ast.Store, ast.Del)
 # Pattern-matching captures (3.10+): looked up by name so 3.9 works.
 _CAPTURES = tuple(getattr(ast, name) for name in ("MatchAs", "MatchStar") if hasattr(ast, name))
 _MATCH_MAPPING = getattr(ast, "MatchMapping", None)
+_TRIES = tuple(getattr(ast, name) for name in ("Try", "TryStar") if hasattr(ast, name))
+_NESTED = (*_FUNCTIONS, ast.ClassDef, ast.Lambda, *_COMPREHENSIONS)
+
+#: The attributes whose use on a provider's result is PG103, as run time decides it:
+#: a session's attributes, and (on a context manager only) ``close`` and ``aclose``.
+SESSION_NAMES = k.SESSION_ATTRIBUTES | _proxies._CLOSE_METHODS
+_CONTEXT_MANAGER_KINDS = frozenset({k.ASYNC_CM, k.SYNC_CM})
+_RESULT_TYPES: dict[str, type] = {
+    k.ASYNC_CM: contextlib._AsyncGeneratorContextManager,
+    k.SYNC_CM: contextlib._GeneratorContextManager,
+    k.ASYNC_GEN: types.AsyncGeneratorType,
+    k.SYNC_GEN: types.GeneratorType,
+    k.COROUTINE: types.CoroutineType,
+}
+
+
+def session_attributes(kind: str) -> frozenset[str]:
+    """The attributes that are PG103 on what a provider of ``kind`` returns (none for a
+    session maker, whose result is the session): those run time reports, less any the
+    result's own type has (a generator's ``close``)."""
+    result_type = _RESULT_TYPES.get(kind)
+    if result_type is None:
+        return frozenset()
+    names = SESSION_NAMES if kind in _CONTEXT_MANAGER_KINDS else k.SESSION_ATTRIBUTES
+    return frozenset(name for name in names if not hasattr(result_type, name))
+
+
+def _is_attribute_error(node: Optional[ast.AST]) -> bool:
+    """Whether an ``except`` clause's type (or ``suppress()``'s argument) names
+    AttributeError, alone or in a tuple."""
+    if isinstance(node, ast.Tuple):
+        return any(_is_attribute_error(element) for element in node.elts)
+    chain = _chain(node) if node is not None else None
+    return chain is not None and chain[-1] == "AttributeError"
+
+
+def _shielded_body(node: ast.AST) -> bool:
+    """Whether ``node``'s body runs where an AttributeError is caught on purpose (``try:
+    ... except AttributeError:``, ``with suppress(AttributeError):``): code that probes
+    for an attribute, which is no misuse to report."""
+    if isinstance(node, _TRIES):
+        return any(_is_attribute_error(handler.type) for handler in node.handlers)
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return any(
+            isinstance(item.context_expr, ast.Call)
+            and any(_is_attribute_error(arg) for arg in item.context_expr.args)
+            for item in node.items
+        )
+    return False
+
+
+class _Flow:
+    """For PG103 in one scope: each of ``names`` (each assigned a call once in the scope),
+    whether it is only ever used as ``name.attr`` there (no other read, no other binding,
+    no use from a nested scope), and where each ``name.attr`` is."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.bailed: set[str] = set()
+        self.bindings: dict[str, list[ast.AST]] = {name: [] for name in names}
+        self.accesses: dict[str, list[tuple[ast.Attribute, bool]]] = {name: [] for name in names}
+
+    def _bail(self, *names: Optional[str]) -> None:
+        self.bailed.update(name for name in names if name in self.names)
+
+    def walk(self, node: ast.AST, nested: bool, shielded: bool) -> None:
+        # Recursive as the collector's walk is (a tree too deep raises RecursionError).
+        names = self.names
+        if isinstance(node, ast.Name):
+            if node.id in names:
+                if nested or isinstance(node.ctx, ast.Load):
+                    self.bailed.add(node.id)  # read as itself: passed, returned, entered
+                else:
+                    self.bindings[node.id].append(node)
+            return
+        if isinstance(node, ast.Attribute):
+            value = node.value
+            if isinstance(value, ast.Name) and value.id in names:
+                if nested or not isinstance(node.ctx, ast.Load):
+                    self.bailed.add(value.id)
+                else:
+                    self.accesses[value.id].append((node, shielded))
+                return
+        elif isinstance(node, _NESTED):
+            if not nested and isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+                self._bail(node.name)
+            nested = True
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            self._bail(*(a.asname or a.name.partition(".")[0] for a in node.names))
+            return
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            self._bail(*node.names)
+            return
+        elif isinstance(node, ast.ExceptHandler):
+            self._bail(node.name)
+        elif _CAPTURES and isinstance(node, _CAPTURES):
+            self._bail(getattr(node, "name", None))
+        elif _MATCH_MAPPING is not None and isinstance(node, _MATCH_MAPPING):
+            self._bail(getattr(node, "rest", None))
+        if _shielded_body(node):
+            body = {id(statement) for statement in node.body}  # type: ignore[attr-defined]
+            for child in ast.iter_child_nodes(node):
+                self.walk(child, nested, shielded or id(child) in body)
+            return
+        for child in ast.iter_child_nodes(node):
+            self.walk(child, nested, shielded)
 
 
 class _Collector:
@@ -162,6 +291,8 @@ class _Collector:
     def __init__(self) -> None:
         self.found: list[tuple[Use, _Scope]] = []
         self.await_targets: dict[int, ast.AST] = {}
+        self.shielded = 0  # inside how many bodies that catch AttributeError on purpose
+        self.declared_global: set[str] = set()  # by a `global` statement anywhere
 
     # The walk is recursive; a pathological tree raises RecursionError, which the caller
     # treats as a module it cannot read.
@@ -176,6 +307,19 @@ class _Collector:
                 self.visit(node.returns, scope)
             for statement in node.body:
                 self.visit(statement, inner)
+            arguments = node.args
+            parameters = {
+                a.arg
+                for a in (
+                    *arguments.posonlyargs,
+                    *arguments.args,
+                    *arguments.kwonlyargs,
+                    arguments.vararg,
+                    arguments.kwarg,
+                )
+                if a is not None
+            }
+            self.flow(node.body, inner, parameters)
             return
         if isinstance(node, ast.Lambda):
             inner = _Scope(scope)
@@ -213,6 +357,7 @@ class _Collector:
             return
         if isinstance(node, ast.Global):
             scope.declared_global.update(node.names)
+            self.declared_global.update(node.names)
             return
         if isinstance(node, ast.Nonlocal):
             scope.bound.update(node.names)
@@ -228,8 +373,53 @@ class _Collector:
             if rest:
                 scope.bound.add(rest)
         self._uses(node, scope)
+        if _shielded_body(node):
+            body = {id(statement) for statement in node.body}  # type: ignore[attr-defined]
+            for child in ast.iter_child_nodes(node):
+                shielded = id(child) in body
+                self.shielded += shielded
+                self.visit(child, scope)
+                self.shielded -= shielded
+            return
         for child in ast.iter_child_nodes(node):
             self.visit(child, scope)
+
+    def flow(self, body: list[ast.stmt], scope: _Scope, parameters: set[str]) -> None:
+        """PG103 in one function's body (or the module's): ``name = f(...)``, the only
+        binding of ``name`` in the scope, then ``name.execute`` after it, ``name`` used
+        in no other way (not entered, iterated, awaited, passed, returned, read by a
+        nested function)."""
+        if not scope.assigned or not scope.attr_owners:
+            return
+        candidates: dict[str, tuple[ast.Name, ast.Call, ast.stmt]] = {}
+        for assigned in scope.assigned:
+            if assigned[0].id in scope.attr_owners:
+                candidates.setdefault(assigned[0].id, assigned)
+        names = set(candidates) - parameters - scope.declared_global
+        if scope.parent is None:
+            names -= self.declared_global  # a module global another function may set
+        if not names:
+            return
+        flow = _Flow(names)
+        for statement in body:
+            flow.walk(statement, False, False)
+        for name in sorted(names - flow.bailed):
+            target, call, assignment = candidates[name]
+            if flow.bindings[name] != [target]:
+                continue
+            chain = _chain(call.func)
+            assert chain is not None
+            end = (assignment.end_lineno or 0, assignment.end_col_offset or 0)
+            accesses = sorted(flow.accesses[name], key=lambda a: (a[0].lineno, a[0].col_offset))
+            for access, shielded in accesses:
+                if shielded or access.attr not in SESSION_NAMES:
+                    continue
+                if (access.lineno, access.col_offset) < end:
+                    continue  # read before the assignment (in a loop, say)
+                use = Use(
+                    ATTRIBUTE, chain, _span(call), _span(target), (), access.attr, _span(access)
+                )
+                self.found.append((use, scope))
 
     def _arguments(self, args: ast.arguments, outer: _Scope, inner: _Scope) -> None:
         for default in (*args.defaults, *args.kw_defaults):
@@ -285,10 +475,27 @@ class _Collector:
                 self._use_call(protocol, item.context_expr, item.optional_vars, scope)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             value = node.value
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if isinstance(value, ast.Await):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 if len(targets) == 1:
                     self.await_targets[id(value)] = targets[0]
+            elif (
+                isinstance(value, ast.Call)
+                and len(targets) == 1
+                and isinstance(targets[0], ast.Name)
+                and _chain(value.func) is not None
+            ):
+                scope.assigned.append((targets[0], value, node))
+        elif isinstance(node, ast.Attribute):
+            if node.attr in SESSION_NAMES and isinstance(node.ctx, ast.Load):
+                value = node.value
+                if isinstance(value, ast.Name):
+                    scope.attr_owners.add(value.id)
+                elif isinstance(value, ast.Call) and not self.shielded:
+                    chain = _chain(value.func)
+                    if chain is not None:  # `get_db().execute`
+                        use = Use(ATTRIBUTE, chain, _span(value), None, (), node.attr, _span(node))
+                        self.found.append((use, scope))
         elif isinstance(node, ast.Await):
             self._use_call(k.AWAIT, node.value, self.await_targets.pop(id(node), None), scope)
         elif isinstance(node, ast.Call):
@@ -335,6 +542,7 @@ def parse_uses(source: str, filename: str = "<unknown>") -> list[Use]:
     collector = _Collector()
     for statement in tree.body:
         collector.visit(statement, module_scope)
+    collector.flow(tree.body, module_scope, set())
     return [
         use
         for use, scope in collector.found
@@ -572,6 +780,59 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
     return fix, note
 
 
+def _attribute_finding(
+    use: Use, kind: str, guarded: Optional[ProviderInfo], obj: object, text: _Source
+) -> tuple[str, str, str, str, ProviderInfo]:
+    """(code, message, fix, note, provider) for a session attribute taken on what the
+    provider returned, as run time words them: the line of the attribute rewritten
+    (`async with get_db() as session: await session.execute(q)`) for `get_db().execute`;
+    for `db = get_db()` then `db.execute`, the assignment rewritten, and the note that it
+    replaces that line."""
+    info = _info(obj, kind, guarded)
+    name = ".".join(use.chain)
+    if info.filename is None:
+        info = info._replace(name=name)
+    called = use.chain[-1]
+    attr = use.attr
+    where = use.at or use.span
+    message = (
+        f"'.{attr}' on the object {name}() returned, which is {_messages._RESULT[kind]}; "
+        f"{_messages.definition_line(info)}"
+    )
+    fix = note = ""
+    owner = text.text(use.target) if use.target is not None else None
+    assigned = text.text(use.span) or f"{called}(...)"
+    try:
+        statement = _messages.logical_line(text.lines, where[0], called, text.statements)
+        if statement.strip():
+            at = None
+            if owner is None:
+                start = _messages.code_start(statement, text.lines[use.span[0] - 1])
+                at = use.span[1] - start if start is not None else None
+            fix, note = _messages._fix(
+                info, kind, k.ATTRIBUTE, statement, owner, assigned, attr, name=called, at=at
+            )
+    except RecursionError:  # an expression nested too deep to take apart
+        fix = ""
+    if not fix or (owner is None and f"{called}(...)" in fix):
+        fix, note = _messages.rewritten(kind, k.ATTRIBUTE, assigned, owner), ""
+    if owner is not None and use.target is not None:
+        assigned_at = use.target[0]
+        if assigned_at != where[0] and (
+            fix.endswith(f" as {owner}:")
+            or fix.startswith((f"for {owner} in ", f"async for {owner} in "))
+        ):
+            # As run time says it: the fix is for the line that made the name.
+            source = text.lines[assigned_at - 1].strip() if assigned_at <= len(text.lines) else ""
+            note = f"  # replaces line {assigned_at}: {source}" if source else ""
+    statements = text.statements
+    plain_def = statements.plain_def(where[0]) if statements is not None else None
+    if text.in_lambda(where):
+        plain_def = _messages.LAMBDA
+    note = _messages.async_def_note(fix, plain_def) or note
+    return k.misuse_code(kind, k.ATTRIBUTE), message, fix, note, info
+
+
 def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
     if guarded is not None:
         return guarded
@@ -614,11 +875,25 @@ def findings(
             return _Source(source)
         return _Source((read_source() if read_source is not None else None) or "")
 
+    reported: set[_Span] = set()  # the assignments a PG103 was reported for
+
     for use in uses:
         obj = resolve(use.chain, namespace)
         if obj is None:
             continue
-        if use.protocol == DEPENDS:
+        line, col = (use.at or use.span)[:2]
+        if use.protocol == ATTRIBUTE:
+            classified = provider_kind(obj)
+            if classified is None or use.attr not in session_attributes(classified[0]):
+                continue
+            if use.target is not None:
+                if use.span in reported:
+                    continue  # the first use of the name is the misuse; the fix is one
+                reported.add(use.span)
+            kind, guarded = classified
+            text = text or load()
+            code, message, fix, note, info = _attribute_finding(use, kind, guarded, obj, text)
+        elif use.protocol == DEPENDS:
             if not _is_fastapi_depends(resolve(use.via, namespace)):
                 continue
             diagnosed = _diagnose_depends(obj)
@@ -672,7 +947,6 @@ def findings(
                 loop = node if isinstance(node, (ast.For, ast.AsyncFor)) else None
                 note = _messages.entered_once_note(fix, note, loop)
         text = text or load()
-        line, col = use.span[0], use.span[1]
         found.append(
             SourceFinding(
                 path,
@@ -683,7 +957,7 @@ def findings(
                 fix,
                 info,
                 module,
-                use.protocol,
+                f".{use.attr}" if use.protocol == ATTRIBUTE else use.protocol,
                 # Run time writes it after the fix: "  # import contextlib".
                 note.strip().removeprefix("#").strip(),
             )
@@ -726,6 +1000,10 @@ def needs_parse(calls: Iterable[IndexedCall], namespace: Mapping[str, Any]) -> b
             continue
         classified = provider_kind(obj)
         if classified is None:
+            continue
+        if protocol == ATTRIBUTE:
+            if session_attributes(classified[0]):
+                return True  # a context manager, a generator or a coroutine: the parser tells
             continue
         if protocol == UNSURE or protocol not in k.SUPPORTED[classified[0]]:
             return True
