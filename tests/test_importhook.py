@@ -460,6 +460,8 @@ class TestSessionAttribute:
         ("db = get_db()", "await db.aclose()", "async with get_db() as db:"),
         ("db = make_session()", "await db.execute(q)", "async with await make_session() as db:"),
         ("db: object = deps.get_db()", "db.query(x)", "async with deps.get_db() as db:"),
+        ("db = Repo.session()", "await db.commit()", "async with Repo.session() as db:"),
+        ("db = manager.session()", "db.add(x)", "async with manager.session() as db:"),
     ]
 
     @pytest.mark.parametrize(("assignment", "statement", "fix"), FLOW)
