@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
 import copy
 import functools
 import inspect
@@ -1996,12 +1997,12 @@ def _misuse(
             and kind == k.ASYNC_GEN
             and leaves_early(call_site.filename, assigned_at or call_site.lineno, name)
         )
-        try:
-            if not read_source:
-                raise RecursionError  # (the same fallback)
-            fix, note = _fix(info, kind, used, statement, owner, assigned, attr, early, name, at)
-        except RecursionError:  # an expression nested too deep to take apart
-            fix, note = rewritten(kind, used, assigned, None), ""
+        fix, note = rewritten(kind, used, assigned, None), ""  # the call alone
+        if read_source:
+            with contextlib.suppress(RecursionError):  # an expression nested too deep
+                fix, note = _fix(
+                    info, kind, used, statement, owner, assigned, attr, early, name, at
+                )
     # The note is said in the message, not part of .fix (the line itself).
     if (
         used == k.ATTRIBUTE
