@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import protoguard
 
-from .conftest import COUNT, FASTAPI_UNWRAPS, line_of
+from .conftest import COUNT, FASTAPI_UNWRAPS, line_of, traced
 
 
 class _Auth:
@@ -932,16 +932,6 @@ class TestStrictAfterTheDependency:
             assert client.get("/stream").text == "2"
         assert protoguard.findings() == []
         assert closed == [True]
-
-
-def traced(func: Any) -> Any:
-    """A transparent wrapper, as tracing and metrics libraries write them."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
 
 
 @pytest.mark.skipif(not FASTAPI_UNWRAPS, reason="this FastAPI injects what a wrapper returns")

@@ -34,7 +34,7 @@ import protoguard.fastapi
 from protoguard import ProviderInfo, _decorator
 from protoguard.fastapi import DependencyProblem, check_app
 
-from .conftest import COUNT, FASTAPI_UNWRAPS
+from .conftest import COUNT, FASTAPI_UNWRAPS, traced
 
 HERE = str(Path(__file__))
 SOURCE = Path(__file__).read_text().splitlines()
@@ -951,16 +951,6 @@ class TestClean:
     def test_empty_app(self) -> None:
         """An app without routes of its own has nothing to report."""
         assert check_app(FastAPI()) == []
-
-
-def traced(func: Any) -> Any:
-    """A transparent wrapper, as tracing and metrics libraries write them."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
 
 
 def traced_async(func: Any) -> Any:
