@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 
 import protoguard
 import protoguard.exceptions
@@ -33,6 +34,13 @@ def test_exports_are_documented() -> None:
         value = getattr(protoguard, name)
         if inspect.isclass(value) or inspect.isfunction(value):
             assert inspect.getdoc(value), name
+
+
+def test_literal_aliases_match_the_accepted_values() -> None:
+    """protoguard.Mode and protoguard.Action, the types of mode= and action=, allow
+    exactly the values MODES and ACTIONS list, the ones the run-time check accepts."""
+    assert typing.get_args(protoguard.Mode) == protoguard.MODES == ("off", "on", "strict")
+    assert typing.get_args(protoguard.Action) == protoguard.ACTIONS == ("raise", "warn", "log")
 
 
 def test_exceptions_module_matches() -> None:

@@ -22,14 +22,21 @@ from contextlib import (
     asynccontextmanager,
     contextmanager,
 )
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import assert_type
 
 import protoguard
-from protoguard import CallSite, Finding, ProtocolAttributeError, ProtocolError, ProviderInfo
+from protoguard import (
+    CallSite,
+    Finding,
+    ImportHook,
+    ProtocolAttributeError,
+    ProtocolError,
+    ProviderInfo,
+)
 
 engine = create_async_engine("sqlite+aiosqlite://")
 maker = async_sessionmaker(engine)
@@ -350,12 +357,56 @@ def findings(finding: Finding) -> None:
     assert_type(protoguard.findings(), "list[Finding]")
 
 
+# --- modes and actions -----------------------------------------------------------------
+# Typed as Literal aliases, protoguard.Mode and protoguard.Action, so a misspelt value is
+# an error to the checker as it is at run time.
+
+
 def modes() -> None:
     protoguard.configure(mode="on", action="log")
     protoguard.configure(mode="strict", sample_rate=0.1)
+    protoguard.configure(mode="off", action="warn")
+    protoguard.configure(action="raise")
     protoguard.configure(sample_rate=1)
     protoguard.configure(sample_rate="0.1")  # type: ignore[arg-type]
     with protoguard.override(mode="off"):
-        assert_type(protoguard.current_mode(), str)
-    assert_type(protoguard.current_action(), str)
+        assert_type(protoguard.current_mode(), protoguard.Mode)
+    assert_type(protoguard.current_action(), protoguard.Action)
     assert_type(protoguard.current_sample_rate(), float)
+    assert_type(protoguard.MODES, "tuple[protoguard.Mode, ...]")
+    assert_type(protoguard.ACTIONS, "tuple[protoguard.Action, ...]")
+
+
+def misspelt_modes() -> None:
+    protoguard.configure(mode="strcit")  # type: ignore[arg-type]
+    protoguard.configure(mode="STRICT")  # type: ignore[arg-type]  # lower case, as documented
+    protoguard.configure(action="rasie")  # type: ignore[arg-type]
+    protoguard.configure(mode="raise")  # type: ignore[arg-type]  # an action, not a mode
+    protoguard.configure(action="strict")  # type: ignore[arg-type]  # a mode, not an action
+    with protoguard.override(mode="loud"):  # type: ignore[arg-type]
+        pass
+    protoguard.provider(mode="strcit")  # type: ignore[call-overload]
+    protoguard.install_import_hook("myapp", mode="strcit")  # type: ignore[arg-type]
+    protoguard.guard_this_package(mode="strcit")  # type: ignore[arg-type]
+
+
+def modes_held_in_variables(raw: str, hook: ImportHook) -> None:
+    mode: protoguard.Mode = "strict"
+    action: protoguard.Action = "log"
+    protoguard.configure(mode=mode, action=action)
+    with protoguard.override(mode=protoguard.current_mode()):
+        pass
+    assert_type(hook.current_mode(), protoguard.Mode)
+    assert_type(hook.mode, Optional[protoguard.Mode])
+    # A str read from a configuration file or the environment is not a Mode to the checker:
+    protoguard.configure(mode=raw)  # type: ignore[arg-type]
+    protoguard.configure(action=raw)  # type: ignore[arg-type]
+    # cast() it (protoguard still checks the value at run time)...
+    protoguard.configure(mode=cast(protoguard.Mode, raw))
+    protoguard.configure(action=cast(protoguard.Action, raw))
+    # ... or test it against MODES / ACTIONS, which narrows it.
+    if raw in protoguard.MODES:
+        assert_type(raw, Literal["off", "on", "strict"])
+        protoguard.configure(mode=raw)
+    if raw in protoguard.ACTIONS:
+        protoguard.configure(action=raw)

@@ -8,6 +8,7 @@ the corrected line in the message.
 from contextlib import suppress as _suppress
 
 from ._config import MODES as MODES
+from ._config import Mode as Mode
 from ._config import configure as configure
 from ._config import current_action as current_action
 from ._config import current_mode as current_mode
@@ -15,6 +16,7 @@ from ._config import current_sample_rate as current_sample_rate
 from ._config import override as override
 from ._decorator import provider as provider
 from ._findings import ACTIONS as ACTIONS
+from ._findings import Action as Action
 from ._findings import Finding as Finding
 from ._findings import clear_findings as clear_findings
 from ._findings import findings as findings
@@ -36,10 +38,12 @@ __all__ = [
     "ACTIONS",
     "KINDS",
     "MODES",
+    "Action",
     "CallSite",
     "ConfigurationError",
     "Finding",
     "ImportHook",
+    "Mode",
     "ProtocolAttributeError",
     "ProtocolError",
     "ProtocolWarning",

@@ -13,22 +13,30 @@ import os
 import random
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
-from typing import Optional
+from typing import Literal, Optional
 
 from . import _environment, _findings
+from ._findings import Action
 from .exceptions import ConfigurationError
 
-OFF = "off"
-ON = "on"
-STRICT = "strict"
-MODES = (OFF, ON, STRICT)
+#: A mode, as type checkers see it: ``configure(mode="strcit")`` is an error there, as
+#: it is at run time.
+Mode = Literal["off", "on", "strict"]
+
+OFF: Mode = "off"
+ON: Mode = "on"
+STRICT: Mode = "strict"
+MODES: tuple[Mode, ...] = (OFF, ON, STRICT)
 
 ENV_MODE = "PROTOGUARD_MODE"
 ENV_SAMPLE_RATE = "PROTOGUARD_SAMPLE_RATE"
 
 
-def check_mode(value: object, where: str) -> str:
-    """Return ``value`` as a mode, or raise one clear error naming the accepted values."""
+def check_mode(value: object, where: str) -> Mode:
+    """Return ``value`` as a mode, or raise one clear error naming the accepted values.
+
+    Typed callers can pass only a ``Mode``; the check is for the others (untyped code,
+    a ``cast`` of a configuration value, the environment)."""
     if isinstance(value, str):
         normalised = value.strip().lower()
         if normalised in MODES:
@@ -65,7 +73,7 @@ class _Settings:
     __slots__ = ("_random", "left", "mode", "overridden", "sample_rate", "sampling")
 
     def __init__(self) -> None:
-        self.mode = _environment.read(ENV_MODE, check_mode, ON)
+        self.mode: Mode = _environment.read(ENV_MODE, check_mode, ON)
         # True once any override() has been set anywhere: until then a guarded call
         # need not read the ContextVar (a service that never overrides pays nothing).
         self.overridden = False
@@ -125,16 +133,16 @@ def unwatched() -> bool:
 
 
 # The context-local override. ``None`` means "no override in this context".
-override_mode: ContextVar[Optional[str]] = ContextVar("protoguard_override_mode", default=None)
+override_mode: ContextVar[Optional[Mode]] = ContextVar("protoguard_override_mode", default=None)
 
 
-def set_override(mode: str) -> Token[Optional[str]]:
+def set_override(mode: Mode) -> Token[Optional[Mode]]:
     """Set the context-local override (reset it with ``override_mode.reset(token)``)."""
     settings.overridden = True
     return override_mode.set(mode)
 
 
-def mode_for(mode: Optional[str]) -> str:
+def mode_for(mode: Optional[Mode]) -> Mode:
     """The mode in force for a provider whose own mode is ``mode`` (None: none)."""
     if settings.overridden:
         return override_mode.get() or mode or settings.mode
@@ -143,8 +151,8 @@ def mode_for(mode: Optional[str]) -> str:
 
 def configure(
     *,
-    mode: Optional[str] = None,
-    action: Optional[str] = None,
+    mode: Optional[Mode] = None,
+    action: Optional[Action] = None,
     sample_rate: Optional[float] = None,
 ) -> None:
     """Change protoguard's process-wide settings.
@@ -188,12 +196,12 @@ def configure(
         settings.set_sample_rate(new_rate)
 
 
-def current_mode() -> str:
+def current_mode() -> Mode:
     """The mode in force here: the innermost ``override()``, else the global mode."""
     return override_mode.get() or settings.mode
 
 
-def current_action() -> str:
+def current_action() -> Action:
     """What a strict-mode finding does: ``"raise"``, ``"warn"`` or ``"log"``
     (``configure(action=...)``, else ``PROTOGUARD_ACTION``, else ``"raise"``)."""
     return _findings.table.action
@@ -213,7 +221,7 @@ def current_sample_rate() -> float:
 
 
 @contextlib.contextmanager
-def override(*, mode: str) -> Iterator[None]:
+def override(*, mode: Mode) -> Iterator[None]:
     """Use ``mode`` for every guarded provider called inside this block.
 
     Context-local (a ``ContextVar``), so concurrent tasks and threads each keep their

@@ -16,6 +16,7 @@ import wrapt
 
 from . import _config, _lifecycle
 from . import _kinds as k
+from ._config import Mode
 from ._messages import rewritten, short_name, user_frame
 from ._proxies import (
     _FAST_GETATTRIBUTE,
@@ -166,16 +167,16 @@ class GuardedSessionMaker(wrapt.CallableObjectProxy):  # type: ignore[type-arg]
     """A guarded ``async_sessionmaker``/``sessionmaker``: every attribute is forwarded,
     and each session it makes is guarded."""
 
-    _self_guards: tuple[Any, Optional[str], Optional[type]]  # see _guarded_with
+    _self_guards: tuple[Any, Optional[Mode], Optional[type]]  # see _guarded_with
     __repr__ = _wrapped_repr  # the maker's own, as GuardedFunction's
 
     def __init__(
-        self, maker: Any, result_class: type, strict_class: type, mode: Optional[str]
+        self, maker: Any, result_class: type, strict_class: type, mode: Optional[Mode]
     ) -> None:
         super().__init__(maker)
         self._self_result_class = result_class
         self._self_strict_class = strict_class
-        self._self_mode = mode
+        self._self_mode: Optional[Mode] = mode
 
     @property
     def __protoguard_provider__(self) -> ProviderInfo:
@@ -243,7 +244,7 @@ for _guarded in (GuardedFunction, GuardedSessionMaker):
         setattr(_guarded, _name, _not_the_provider(_protocol, _name))
 
 
-def _guard_again(obj: Any, name: str, mode: Optional[str], yields: Optional[type]) -> Any:
+def _guard_again(obj: Any, name: str, mode: Optional[Mode], yields: Optional[type]) -> Any:
     """A guarded session maker, loaded by pickle."""
     return _decorate(obj, name, mode, yields)
 
@@ -278,7 +279,7 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
 _GUARDS = "__protoguard_guards__"
 
 
-def _guarded_with(obj: Any) -> tuple[Any, Optional[str], Optional[type]]:
+def _guarded_with(obj: Any) -> tuple[Any, Optional[Mode], Optional[type]]:
     """The provider a guarded one guards (bound again, for a bound method), with the
     mode and type it was guarded with. (Not ``__wrapped__``: a guarded partial's is the
     generator function beneath, for FastAPI.)"""
@@ -291,7 +292,7 @@ def _guarded_with(obj: Any) -> tuple[Any, Optional[str], Optional[type]]:
         # wrapt's bound form of a GuardedFunction: the original, bound the same way.
         _, mode, yields = obj._self_parent._self_guards
         return obj.__wrapped__, mode, yields
-    guards: tuple[Any, Optional[str], Optional[type]] = obj.__dict__[_GUARDS]
+    guards: tuple[Any, Optional[Mode], Optional[type]] = obj.__dict__[_GUARDS]
     return guards
 
 
@@ -312,7 +313,7 @@ def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
 
 
 def _guard_contextmanager(
-    func: Any, result_class: type, strict_class: type, mode: Optional[str]
+    func: Any, result_class: type, strict_class: type, mode: Optional[Mode]
 ) -> Any:
     """The guarded form of an @asynccontextmanager/@contextmanager function."""
     settings = _config.settings
@@ -387,7 +388,7 @@ def _guard_contextmanager(
 
 
 def _guard_function(
-    func: Any, result_class: type, strict_class: type, mode: Optional[str], info: Any
+    func: Any, result_class: type, strict_class: type, mode: Optional[Mode], info: Any
 ) -> Any:
     """The guarded form of a generator, async generator, coroutine or plain function."""
     settings = _config.settings
@@ -477,7 +478,7 @@ def _guard_function(
     return guarded_class(func, wrapper, info)
 
 
-def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
+def _decorate(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optional[type]) -> Any:
     if isinstance(obj, (classmethod, staticmethod)):
         return type(obj)(_decorate(obj.__func__, name, mode, yields))
     guarded_as = _guarded_info(obj)
@@ -522,7 +523,7 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[str], yields: Option
     return guarded
 
 
-def _guard(obj: Any, name: Optional[str], mode: Optional[str], yields: Optional[type]) -> Any:
+def _guard(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optional[type]) -> Any:
     """provider(obj, ...), its options checked."""
     # The provider's own mode, else the global one: not an override() block's, which is
     # for the code running inside it, and would otherwise leave a provider imported there
@@ -559,7 +560,7 @@ def provider(func: F, /) -> F: ...  # type: ignore[overload-overlap]
 def provider(func: D, /) -> D: ...
 @overload
 def provider(
-    *, name: Optional[str] = None, mode: Optional[str] = None, yields: Optional[type] = None
+    *, name: Optional[str] = None, mode: Optional[Mode] = None, yields: Optional[type] = None
 ) -> Callable[[F], F]: ...
 
 
@@ -568,7 +569,7 @@ def provider(
     /,
     *,
     name: Optional[str] = None,
-    mode: Optional[str] = None,
+    mode: Optional[Mode] = None,
     yields: Optional[type] = None,
 ) -> Any:
     """Guard a session provider: every wrong protocol becomes a ProtocolError at the use.

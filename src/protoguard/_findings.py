@@ -15,15 +15,18 @@ import logging
 import sys
 import threading
 import warnings
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from . import _environment
 from .exceptions import CallSite, ConfigurationError, ProtocolError, ProtocolWarning
 
-RAISE = "raise"
-WARN = "warn"
-LOG = "log"
-ACTIONS = (RAISE, WARN, LOG)
+#: What a strict-mode finding does, as type checkers see it.
+Action = Literal["raise", "warn", "log"]
+
+RAISE: Action = "raise"
+WARN: Action = "warn"
+LOG: Action = "log"
+ACTIONS: tuple[Action, ...] = (RAISE, WARN, LOG)
 ENV_ACTION = "PROTOGUARD_ACTION"
 
 logger = logging.getLogger("protoguard")
@@ -43,10 +46,12 @@ class Finding:
     message: str
 
 
-def check_action(value: object, where: str) -> str:
+def check_action(value: object, where: str) -> Action:
     """Return ``value`` as an action, or raise one clear error naming the accepted ones."""
-    if isinstance(value, str) and value.strip().lower() in ACTIONS:
-        return value.strip().lower()
+    if isinstance(value, str):
+        normalised = value.strip().lower()
+        if normalised in ACTIONS:
+            return normalised
     raise ConfigurationError(
         f"{where}: {_environment.shown(value)} is not a protoguard action; "
         f"use one of: {', '.join(ACTIONS)}."
@@ -66,7 +71,7 @@ class _Table:
     """
 
     def __init__(self) -> None:
-        self.action = _environment.read(ENV_ACTION, check_action, RAISE)
+        self.action: Action = _environment.read(ENV_ACTION, check_action, RAISE)
         self.lock = threading.Lock()
         self.holder: Optional[int] = None  # the thread holding the lock
         self.pending: collections.deque[ProtocolError] = collections.deque()

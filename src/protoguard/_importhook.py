@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _config
 from . import _kinds as k
+from ._config import Mode
 from ._importlib_bootstrap import Loader
 from ._messages import DOCS_URL
 from .exceptions import CallSite, ProtocolError, ProtocolWarning
@@ -404,14 +405,14 @@ class ImportHook:
     def __init__(
         self,
         packages: Sequence[str],
-        mode: Optional[str],
+        mode: Optional[Mode],
         *,
         report: bool = True,
         thorough: bool = False,
         cache: Optional[ScanCache] = None,
     ) -> None:
         self.packages = tuple(packages)
-        self.mode = mode
+        self.mode: Optional[Mode] = mode
         self.findings: list[SourceFinding] = []
         self.not_checked: list[str] = []
         self.report = report
@@ -436,7 +437,7 @@ class ImportHook:
         """Whether the module ``name`` is in one of the hook's packages."""
         return any(name == p or name.startswith(p + ".") for p in self.packages)
 
-    def current_mode(self) -> str:
+    def current_mode(self) -> Mode:
         """The mode in force: an ``override()`` block, else the hook's, else the global."""
         return _config.override_mode.get() or self.mode or _config.settings.mode
 
@@ -671,7 +672,7 @@ def _check_packages(packages: Iterable[object]) -> tuple[str, ...]:
     return names  # type: ignore[return-value]
 
 
-def install_import_hook(*packages: str, mode: Optional[str] = None) -> ImportHook:
+def install_import_hook(*packages: str, mode: Optional[Mode] = None) -> ImportHook:
     """Check every module of ``packages`` for wrong protocols as it is imported.
 
     Each module is checked once it has executed, by reading its source: ``async for``,
@@ -692,7 +693,7 @@ def install_import_hook(*packages: str, mode: Optional[str] = None) -> ImportHoo
     return ImportHook(names, mode).install()
 
 
-def guard_this_package(mode: Optional[str] = None) -> ImportHook:
+def guard_this_package(mode: Optional[Mode] = None) -> ImportHook:
     """Check the calling package: put ``protoguard.guard_this_package()`` in its
     ``__init__.py``, before it imports its submodules.
 

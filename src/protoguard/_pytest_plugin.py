@@ -27,7 +27,7 @@ from ._importhook import ImportHook
 from .exceptions import ConfigurationError
 
 _HOOK = pytest.StashKey[Optional[ImportHook]]()
-_SAVED_MODE = pytest.StashKey[Optional[str]]()
+_SAVED_MODE = pytest.StashKey[Optional[_config.Mode]]()
 _SAVED_SAMPLE_RATE = pytest.StashKey[float]()
 # Under pytest-xdist: the findings' summary lines the workers sent the controller.
 _FROM_WORKERS = pytest.StashKey[list[str]]()
@@ -224,7 +224,7 @@ def _protoguard_marker(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
-def protoguard_mode() -> Iterator[Callable[[str], None]]:
+def protoguard_mode() -> Iterator[Callable[[_config.Mode], None]]:
     """Call it with a mode to run the rest of the test in that mode::
 
     def test_strict(protoguard_mode):
@@ -232,7 +232,7 @@ def protoguard_mode() -> Iterator[Callable[[str], None]]:
     """
     tokens: list[Any] = []
 
-    def set_mode(mode: str) -> None:
+    def set_mode(mode: _config.Mode) -> None:
         checked = _config.check_mode(mode, "protoguard_mode(...)")
         tokens.append(_config.set_override(checked))
 
