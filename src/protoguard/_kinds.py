@@ -11,6 +11,7 @@ import functools
 import inspect
 import sys
 import types
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Optional
 
 # Provider kinds. Strings, not an enum: they appear in messages and in ProviderInfo.
@@ -103,11 +104,11 @@ def misuse_code(kind: str, used: str) -> str:
 # --- classification --------------------------------------------------------------------
 
 
-async def _agen() -> Any:  # pragma: no cover - never run, only its helper's code is read
+async def _agen() -> AsyncIterator[None]:  # pragma: no cover - never run: its helper's code is read
     yield
 
 
-def _gen() -> Any:  # pragma: no cover - never run, only its helper's code is read
+def _gen() -> Iterator[None]:  # pragma: no cover - never run: its helper's code is read
     yield
 
 
