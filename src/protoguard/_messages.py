@@ -714,7 +714,7 @@ def _fix_statement(
     if inner is None:
         if isinstance(stmt, (ast.With, ast.AsyncWith)) and used in (k.WITH, k.ASYNC_WITH):
             source = _PARSED + _code_of(line) + " pass"
-            items = [
+            items: list[tuple[str, Optional[str]]] = [
                 (
                     _segment(source, item.context_expr),
                     _segment(source, item.optional_vars) if item.optional_vars else None,
