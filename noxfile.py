@@ -69,10 +69,16 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typing(session: nox.Session) -> None:
-    """mypy --strict on the package and on typing_tests/ (checked, never run)."""
-    # pytest too: the plugin module is typed against it.
-    session.install("-e", ".[all]", "pytest", "mypy>=1.10")
+    """mypy --strict on the package and on typing_tests/ (checked, never run), and
+    pyright on typing_tests/: the types users see must hold in both checkers."""
+    # pytest too: the plugin module is typed against it. pyright's PyPI package fetches
+    # pyright itself from the npm registry on its first run.
+    session.install("-e", ".[all]", "pytest", "mypy>=1.10", "pyright==1.1.414")
     session.run("mypy", "--strict", "src/protoguard", "typing_tests")
+    # typing_tests/pyrightconfig.json: strict, and an ignore that is not needed is an
+    # error, so each negative check is one for pyright too.
+    python = os.path.join(session.bin, "python")  # the session's packages, not PATH's
+    session.run("pyright", "-p", "typing_tests", "--pythonpath", python)
 
 
 @nox.session(python="3.11")

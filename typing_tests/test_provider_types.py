@@ -1,4 +1,4 @@
-"""Checked by type checkers (``nox -s typing``: mypy --strict), never run.
+"""Checked by type checkers (``nox -s typing``: mypy --strict and pyright), never run.
 
 ``@provider`` must leave every provider's type exactly as it was. Each case below
 spells the type once, as an alias, and asserts it of the unguarded provider *and* of
@@ -9,7 +9,9 @@ are positional-only; that is why the providers here take them so (``/``). Keywor
 parameters are checked by calls instead, including one that must be rejected.
 
 The ``# type: ignore[code]`` lines are the negative checks: mypy --strict warns about an
-ignore that is not needed, so each one proves that the line is an error.
+ignore that is not needed, and so does pyright with ``pyrightconfig.json`` here
+(``reportUnnecessaryTypeIgnoreComment``), so each one proves that the line is an error
+for both.
 """
 
 from __future__ import annotations
