@@ -7,9 +7,11 @@ import contextlib
 import functools
 import inspect
 import sys
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 import protoguard
 from protoguard import ProtocolError
@@ -222,6 +224,51 @@ class TestRefuses:
         cm = get_db("sqlite://")
         with pytest.raises(TypeError, match="decorate the provider itself"):
             protoguard.provider(cm)  # type: ignore[call-overload]
+
+    @pytest.mark.parametrize("maker_class", [async_sessionmaker, sessionmaker])
+    def test_sessionmaker_class(self, maker_class: type, async_engine) -> None:
+        """The maker's class instead of a maker: the message says to guard a maker made
+        from it, and the line it writes works."""
+        with pytest.raises(TypeError) as info:
+            protoguard.provider(maker_class)  # type: ignore[call-overload]
+        name = maker_class.__name__
+        assert str(info.value).endswith(
+            f" That is the class; guard the maker made from it: "
+            f"protoguard.provider({name}(engine))."
+        )
+        engine = async_engine if maker_class is async_sessionmaker else None
+        assert protoguard.provider(maker_class(engine)) is not None
+
+    def test_class_dependency_instance(self) -> None:
+        """An instance whose class's __call__ is a provider (a FastAPI class
+        dependency): the message says to decorate that method, and done so, every
+        instance's call is guarded."""
+
+        class Database:
+            async def __call__(self) -> Any:
+                yield "session"
+
+        with pytest.raises(TypeError) as info:
+            protoguard.provider(Database())  # type: ignore[call-overload]
+        assert str(info.value).endswith(
+            " Its class's __call__ is a provider: decorate that method with "
+            "@protoguard.provider, in the body of class "
+            "TestRefuses.test_class_dependency_instance.<locals>.Database, and every "
+            "instance is guarded."
+        )
+        Database.__call__ = protoguard.provider(Database.__call__)  # type: ignore[method-assign]
+
+        async def right() -> list[Any]:
+            return [s async for s in Database()()]
+
+        async def wrong() -> None:
+            async with Database()():  # type: ignore[attr-defined]
+                pass
+
+        assert asyncio.run(right()) == ["session"]
+        with pytest.raises(ProtocolError) as misuse:
+            asyncio.run(wrong())
+        assert misuse.value.code == "PG102"
 
     def test_bad_name(self) -> None:
         """name= must be a string."""

@@ -503,6 +503,34 @@ def test_dependency_that_never_yields_is_pg205_in_strict_mode() -> None:
     assert protoguard.findings()[0].code == "PG205"
 
 
+@pytest.mark.parametrize("mode", ["on", "strict"])
+def test_a_class_dependency_with_a_guarded_call(async_maker, mode: str) -> None:
+    """Depends(Database()), a FastAPI class dependency whose __call__ is the guarded
+    provider (what protoguard.provider() on the instance says to do): the endpoint gets
+    a real session, the provider's cleanup runs, and there is no finding."""
+    closed = []
+
+    class Database:
+        @protoguard.provider(mode=mode)
+        async def __call__(self):
+            async with async_maker() as session:
+                try:
+                    yield session
+                finally:
+                    closed.append(True)
+
+    app = FastAPI()
+
+    @app.get("/")
+    async def route(db: AsyncSession = Depends(Database())) -> int:  # noqa: B008
+        return (await db.execute(COUNT)).scalar_one()
+
+    with TestClient(app) as client:
+        assert client.get("/").json() == 2  # the two users conftest's database holds
+    assert closed == [True]
+    assert protoguard.findings() == []
+
+
 class TestStrictPG206:
     """PG206 through a real app: a session that escapes the request that opened it."""
 

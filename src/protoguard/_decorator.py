@@ -499,12 +499,7 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optio
     if kind is None:
         raise TypeError(
             f"protoguard.provider() cannot guard {k.describe(obj)}: it is not a session "
-            f"provider. It accepts {_ACCEPTED}."
-            + (
-                " To guard the object a provider returns, decorate the provider itself."
-                if k.object_kind(obj) is not None
-                else ""
-            )
+            f"provider. It accepts {_ACCEPTED}.{_not_a_provider_hint(obj)}"
         )
     info = _info(obj, kind, name)
     result_class = specialise(info)
@@ -537,6 +532,36 @@ def _guard(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optional
         # on): it is there for Depends() only.
         mode = _config.OFF
     return _decorate(obj, name, mode, yields)
+
+
+def _not_a_provider_hint(obj: Any) -> str:
+    """What to guard instead of ``obj``, for the three near misses: the object a
+    provider returns, a session-maker class, an instance whose class's ``__call__`` is a
+    provider (a FastAPI class dependency). Never fails: an empty string otherwise."""
+    try:
+        if isinstance(obj, type):
+            for kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+                module = sys.modules.get(
+                    "sqlalchemy.ext.asyncio" if kind == k.ASYNC_SESSIONMAKER else "sqlalchemy.orm"
+                )
+                if module is not None and issubclass(obj, getattr(module, kind)):
+                    return (
+                        f" That is the class; guard the maker made from it: "
+                        f"protoguard.provider({obj.__name__}(engine))."
+                    )
+            return ""
+        if k.object_kind(obj) is not None:
+            return " To guard the object a provider returns, decorate the provider itself."
+        call = inspect.getattr_static(type(obj), "__call__", None)
+        if isinstance(call, types.FunctionType) and k.classify(call) is not None:
+            return (
+                f" Its class's __call__ is a provider: decorate that method with "
+                f"@protoguard.provider, in the body of class {type(obj).__qualname__}, and "
+                f"every instance is guarded."
+            )
+    except Exception:  # an object that breaks issubclass() or getattr_static()
+        pass
+    return ""
 
 
 def _guarded_when_off(obj: Any) -> bool:
