@@ -1415,3 +1415,58 @@ def test_a_plain_def_keeps_the_import_the_fix_needs(tmp_path: Path) -> None:
     assert error.code == "PG103"
     assert error.fix.startswith("async with contextlib.AsyncExitStack() as stack:")
     assert "# import contextlib; needs an async def; f() is a plain def" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "why"),
+    [
+        pytest.param(
+            "async def f():\n    db = await get_agen()\n    return db\n",
+            "PG104",
+            "  Only a coroutine can be awaited; get_agen() must be used with 'async with "
+            "contextlib.asynccontextmanager(get_agen)(...)'.",
+            id="pg104",
+        ),
+        pytest.param(
+            "async def f():\n    for db in get_agen():\n        return db\n",
+            "PG105",
+            "  get_agen() is an async provider, so it needs 'async with "
+            "contextlib.asynccontextmanager(get_agen)(...)'.",
+            id="pg105",
+        ),
+        pytest.param(
+            "async def f():\n    db = get_agen()\n    return await db.execute(1)\n",
+            "PG103",
+            "  This is the object the provider returned, not the session: enter get_agen() with "
+            "'async with contextlib.asynccontextmanager(get_agen)(...)' first and use the "
+            "session it gives you.",
+            id="pg103",
+        ),
+        pytest.param(
+            "async def f():\n    async with get_agen() as db:\n        return db\n",
+            "PG102",
+            "  It is a generator, not a context manager: make it one with 'async with "
+            "contextlib.asynccontextmanager(get_agen)(...)', or let FastAPI's Depends() drive "
+            "it.",
+            id="pg102",
+        ),
+    ],
+)
+def test_the_why_of_a_provider_entered_once_names_what_the_fix_does(
+    tmp_path: Path, source: str, code: str, why: str
+) -> None:
+    """Where the fix enters an async generator provider once (its block is left early),
+    the line that says why names that, and why not 'async for' (it said "needs 'async
+    for'" above a fix with no 'async for' in it)."""
+    error = _error(tmp_path, source)
+    assert error.code == code
+    assert error.fix == "async with contextlib.asynccontextmanager(get_agen)() as db:"
+    lines = str(error).splitlines()
+    i = lines.index(why)
+    assert lines[i + 1] == (
+        "  Its block is left early (a return, break or continue), where an 'async for' would "
+        "run the provider's cleanup late (PG201); entered once, as Depends() does, the cleanup "
+        "runs however the block is left."
+    )
+    assert "'async for'." not in str(error)
+    assert "'async for', or" not in str(error)

@@ -1881,6 +1881,19 @@ _GENERATOR_EXPRESSION = "<genexpr>"
 
 _WITH_RAISES_ATTRIBUTE_ERROR = sys.version_info < (3, 11)
 
+# An async generator provider entered once by a fix (`contextlib.asynccontextmanager(
+# get_db)`), and why, said under the why of the misuse.
+_ENTERED_ONCE = re.compile(r"\bcontextlib\.asynccontextmanager\([^()]*\)")
+_WHY_ENTERED = {
+    "PG102": "It is a generator, not a context manager: make it one with '{right}', or let "
+    "FastAPI's Depends() drive it.",
+}
+_LEFT_EARLY = (
+    "Its block is left early (a return, break or continue), where an 'async for' would run the "
+    "provider's cleanup late (PG201); entered once, as Depends() does, the cleanup runs "
+    "however the block is left."
+)
+
 
 def misuse(
     info: ProviderInfo,
@@ -1985,6 +1998,7 @@ def _misuse(
             if alias is not None:  # `db = provide()`, then `db.execute(q)`
                 name, call = alias, f"{alias}()"
         del frame
+    early = False  # whether the block the fix opens may be left before its end
     if used == k.REENTER:
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
         what = f"'{used}' a second time on the context manager {call} returned; it runs once"
@@ -2030,6 +2044,10 @@ def _misuse(
     if read_source and call_site is not None and "contextlib.asynccontextmanager(" in fix:
         note = entered_once_note(fix, note, loop_at(call_site.filename, call_site.lineno, name))
     right = _right_protocol(kind, used)
+    entered = _ENTERED_ONCE.search(fix) if kind == k.ASYNC_GEN and early else None
+    if entered is not None:
+        # The fix enters the generator once, not by 'async for': the why says so.
+        right = f"async with {entered.group(0)}(...)"
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
         # returns. The endpoint's line cannot be rewritten; the dependency can. It is
@@ -2070,11 +2088,18 @@ def _misuse(
             what = f"'.{attr}' on the object {call} returned, which is {_RESULT[kind]}"
         elif code != "PG107":
             what = misused(used, call, kind)
-        why = _WHY[code].format(
-            right=right if used != k.ATTRIBUTE else f"use '{right}' on {call}",
-            call=call,
-            side="an async" if k.is_async(kind) else "a sync",
+        if used != k.ATTRIBUTE:
+            said = right
+        elif entered is not None:
+            said = f"enter {call} with '{right}'"
+        else:
+            said = f"use '{right}' on {call}"
+        template = _WHY[code] if entered is None else _WHY_ENTERED.get(code, _WHY[code])
+        why = template.format(
+            right=said, call=call, side="an async" if k.is_async(kind) else "a sync"
         )
+        if entered is not None:
+            why += f"\n  {_LEFT_EARLY}"
     parts = [f"[{code}] {what}"]
     if call_site is not None:
         parts.append(f"  at {call_site}")
