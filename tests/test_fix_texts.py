@@ -1470,3 +1470,113 @@ def test_the_why_of_a_provider_entered_once_names_what_the_fix_does(
     )
     assert "'async for'." not in str(error)
     assert "'async for', or" not in str(error)
+
+
+_LEFT_OUT = "# its 'break' is left out: this block is no loop and runs its body once"
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "fix", "note", "expected"),
+    [
+        pytest.param(
+            "async for db in get_db(): values.append((await db.execute(COUNT)).scalar_one()); "
+            "break",
+            "PG201",
+            "async with contextlib.asynccontextmanager(get_db)() as db: "
+            "values.append((await db.execute(COUNT)).scalar_one())",
+            f"  # import contextlib\n{_LEFT_OUT}",
+            "[count]",
+            id="pg201",
+        ),
+        pytest.param(
+            "async for db in get_db(): break",
+            "PG201",
+            "async with contextlib.asynccontextmanager(get_db)() as db: pass",
+            f"  # import contextlib\n{_LEFT_OUT}",
+            "[]",
+            id="pg201-break-only",
+        ),
+        pytest.param(
+            "for db in get_db(): values.append((await db.execute(COUNT)).scalar_one()); break",
+            "PG105",
+            "async with contextlib.asynccontextmanager(get_db)() as db: "
+            "values.append((await db.execute(COUNT)).scalar_one())",
+            f"  # import contextlib\n{_LEFT_OUT}",
+            "[count]",
+            id="pg105",
+        ),
+    ],
+)
+def test_a_loop_on_one_line_left_by_its_break(
+    tmp_path: Path, async_maker: Any, line: str, code: str, fix: str, note: str, expected: str
+) -> None:
+    """A loop written on one line with its body and its `break`: the fix keeps the body
+    without the `break` (the header alone, pasted over the line, left a block with no
+    body, a SyntaxError, and lost the body; the body with its `break` is one too), and
+    the note says the `break` is left out. Pasted over the line, it runs to the result
+    the loop meant, with no finding."""
+
+    @protoguard.provider
+    async def get_db() -> Any:
+        async with async_maker() as session:
+            yield session
+
+    async def run_f(code_text: str) -> Any:
+        namespace: dict[str, Any] = {"COUNT": COUNT, "contextlib": contextlib}
+        exec(compile(code_text, str(path), "exec"), namespace)
+        try:  # in a task of its own, as a server runs a request
+            result = await asyncio.create_task(namespace["f"](get_db))
+        except ProtocolError as error:
+            return error
+        await asyncio.sleep(0.05)  # the task ended: its callbacks ran
+        return result
+
+    async def count_rows() -> Any:
+        async with async_maker() as session:
+            return (await session.execute(COUNT)).scalar_one()
+
+    count = asyncio.run(count_rows())
+    source = "async def f(get_db):\n    values = []\n    {}\n    return values\n"
+    path = tmp_path / f"handler_{next(_FILES)}.py"
+    path.write_text(source.format(line), encoding="utf-8")
+    protoguard.configure(mode="strict", action="log")
+    outcome = asyncio.run(run_f(path.read_text(encoding="utf-8")))
+    if code == "PG201":
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG201"
+        message = finding.message
+    else:
+        assert isinstance(outcome, ProtocolError)
+        assert outcome.code == code
+        assert outcome.fix == fix
+        message = str(outcome)
+        # `check`, with the provider a global (the parameter is a name of f's own).
+        text = source.format(line).replace("f(get_db)", "f()")
+        found = _scan.findings(_scan.parse_uses(text, str(path)), {"get_db": get_db}, "", text)
+        assert [(f.fix, f.note) for f in found] == [(fix, note.strip().removeprefix("#").strip())]
+    assert _fix_and_note(message) == (fix, note)
+    protoguard.clear_findings()
+    assert asyncio.run(run_f(source.format(fix))) == eval(expected, {"count": count})
+    assert protoguard.findings() == []
+
+
+def test_a_loop_on_one_line_of_a_context_manager(tmp_path: Path) -> None:
+    """The same for a context-manager provider: the body kept, its `break` left out."""
+    error = _error(tmp_path, "async def f():\n    for db in get_db(): x = db; break\n")
+    assert error.code == "PG105"
+    assert error.fix == "async with get_db() as db: x = db"
+    assert _found(error).fix == error.fix
+
+
+def test_a_block_on_one_line_keeps_a_break_of_the_loop_around(tmp_path: Path) -> None:
+    """A `break` in a one-line block's body is the loop's around it: kept, at run time and
+    in `check` (the body was dropped, the fix compiled with no loop around it)."""
+    error = _error(
+        tmp_path,
+        "async def f():\n    for i in [1]:\n        async with get_agen() as db: x = db; break\n",
+    )
+    assert error.code == "PG102"
+    assert error.fix == (
+        "async with contextlib.asynccontextmanager(get_agen)() as db: x = db; break"
+    )
+    assert _found(error).fix == error.fix

@@ -531,6 +531,14 @@ def _jumps_note(loop: ast.AST) -> str:
     if not jumps:
         return ""
     body = getattr(loop, "body", [])
+    if body[0].lineno == getattr(loop, "lineno", None):
+        # A loop on one line: the fix keeps its body without them (_body_on_the_line).
+        words = sorted({"break" if isinstance(jump, ast.Break) else "continue" for jump in jumps})
+        named = " and ".join(f"'{word}'" for word in words)
+        return (
+            f"\n# its {named} {'is' if len(words) == 1 else 'are'} left out: this block is no "
+            "loop and runs its body once"
+        )
     if len(jumps) == 1 and body and jumps[0] is body[-1] and isinstance(jumps[0], ast.Break):
         return (
             f"\n# and delete the 'break' on line {jumps[0].lineno}: this block is no loop "
@@ -646,10 +654,21 @@ def _fix(
     fixed, note = _fix_statement(
         info, kind, used, line, owner, assigned, attr, leaves_early, name, at
     )
-    body = _body_on_the_line(line, name) if fixed.endswith(":") else None
-    if body is not None and _is_code(f"{fixed} {body}"):
-        return f"{fixed} {body}", note
-    return fixed, note
+    return _with_the_body(fixed, line, name), note
+
+
+def _with_the_body(fixed: str, line: str, name: str) -> str:
+    """``fixed``, a block's header, with the body the user's block has on its line (see
+    :func:`_body_on_the_line`), if it has one; ``fixed`` as it is otherwise."""
+    return with_body(fixed, _body_on_the_line(line, name, fixed) if fixed.endswith(":") else None)
+
+
+def with_body(fixed: str, body: Optional[str]) -> str:
+    """``fixed``, a block's header, followed by ``body`` on its line, if that is code."""
+    # In a loop: a 'break' in a block's body (`with x() as y: break`) is a loop's around it.
+    if body and _is_code(f"while True:\n{' ' * _INDENT}{fixed} {body}"):
+        return f"{fixed} {body}"
+    return fixed
 
 
 def _checked_at(line: str, name: str, at: Optional[int]) -> Optional[int]:
@@ -663,9 +682,15 @@ def _checked_at(line: str, name: str, at: Optional[int]) -> Optional[int]:
     return None
 
 
-def _body_on_the_line(line: str, name: str) -> Optional[str]:
+def _body_on_the_line(line: str, name: str, fixed: str) -> Optional[str]:
     """The body of a `for`/`with` statement written on its header's line, when the header
-    calls ``name`` (`async for db in get_db(): await db.commit()`); None otherwise."""
+    calls ``name`` (`async for db in get_db(): await db.commit()`); None otherwise.
+
+    A loop rewritten as ``fixed``, a block that is no loop, loses the loop's own 'break'
+    and 'continue' (in a block they are a SyntaxError, or a loop's around it), and what
+    follows them, which never ran: `for db in get_db(): x = db; break` keeps `x = db`,
+    `async for db in get_db(): break` keeps `pass`. The note says so (see
+    :func:`_jumps_note`)."""
     parsed = _parse_code(line)
     if parsed is None:
         return None
@@ -681,8 +706,19 @@ def _body_on_the_line(line: str, name: str) -> Optional[str]:
     first = stmt.body[0]
     if first.lineno != stmt.lineno:  # pragma: no cover - one line: the same line
         return None
-    start = len(code.encode("utf-8")[: first.col_offset - _INDENT].decode("utf-8", "replace"))
+    encoded = code.encode("utf-8")
+    start = len(encoded[: first.col_offset - _INDENT].decode("utf-8", "replace"))
+    if isinstance(stmt, (ast.For, ast.AsyncFor)) and not fixed.startswith(("for ", "async for ")):
+        kept = list(itertools.takewhile(lambda s: not isinstance(s, _JUMPS), stmt.body))
+        if not kept:
+            return "pass"
+        end_col = kept[-1].end_col_offset or kept[-1].col_offset
+        end = len(encoded[: end_col - _INDENT].decode("utf-8", "replace"))
+        return code[start:end].strip() or None
     return code[start:].strip() or None
+
+
+_JUMPS = (ast.Break, ast.Continue)
 
 
 def _fix_statement(
@@ -1564,9 +1600,11 @@ def enter_once(info: ProviderInfo, site: Optional[CallSite]) -> str:
     line = _logical_line(site.filename, site.lineno, name) if site is not None else ""
     expr, target = _pieces(line, name)
     entered = entered_once(expr)
-    if entered is not None:
-        return render(k.ASYNC_WITH, entered, target)
-    return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
+    if entered is None:
+        return render(k.ASYNC_WITH, f"contextlib.asynccontextmanager({name})(...)", target)
+    # A loop on one line with its body (`async for db in get_db(): x = db; break`): the
+    # header alone, pasted over the line, would leave a block with no body.
+    return _with_the_body(render(k.ASYNC_WITH, entered, target), line, name)
 
 
 def enter_once_note(info: ProviderInfo, site: Optional[CallSite], fix: str) -> str:

@@ -732,8 +732,7 @@ def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
         text_of_body = text.text(
             (first.lineno, first.col_offset, last.lineno, last.end_col_offset or last.col_offset)
         )
-        if text_of_body and _messages._is_code(f"{fixed} {text_of_body}"):
-            return f"{fixed} {text_of_body}"
+        return _messages.with_body(fixed, text_of_body)
     return fixed
 
 
