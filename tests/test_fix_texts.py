@@ -750,6 +750,17 @@ _ASYNC_STACK = "async with contextlib.AsyncExitStack() as stack:"
             " for t in tenants]",
             _SESSIONS_WORK,
         ),
+        (  # its 'async for' made plain: it iterates a list
+            "dbs = [s for t in tenants async for s in get_db(t)]",
+            "dbs = [s for t in tenants for s in [await stack.enter_async_context(get_db(t))]]",
+            _SESSIONS_WORK,
+        ),
+        (  # an asynchronous generator expression already: it stays one
+            "dbs = [s async for s in (s for t in tenants async for s in get_db(t))]",
+            "dbs = [s async for s in (s for t in tenants"
+            " for s in [await stack.enter_async_context(get_db(t))])]",
+            _SESSIONS_WORK,
+        ),
         (  # in a plain def: a sync exit stack
             "rs = [get_sdb(t).execute(q) for t in tenants]",
             "rs = [stack.enter_context(get_sdb(t)).execute(q) for t in tenants]",
@@ -758,7 +769,8 @@ _ASYNC_STACK = "async with contextlib.AsyncExitStack() as stack:"
     ],
     ids=[
         "list", "set", "dict", "async-comprehension", "generator-expression", "attribute",
-        "awaited-attribute", "iterated", "async-generator", "sync",
+        "awaited-attribute", "iterated", "async-generator", "async-iterated",
+        "async-generator-expression", "sync",
     ],
 )  # fmt: skip
 def test_a_provider_called_per_item_of_a_comprehension(
@@ -768,7 +780,8 @@ def test_a_provider_called_per_item_of_a_comprehension(
     on an exit stack whose block holds them all, at run time and in `check` (it was
     `async with get_db(t) as session:`, `t` unbound there, and one session for all). The
     fix pasted over the line, with the lines that use the sessions in its block, runs
-    on the database; the sessions are closed at the block's end."""
+    on the database; the sessions are closed at the block's end. (`[s for t in ts async
+    for s in get_db(t)]` got that old fix.)"""
     closed: list[Any] = []
     namespace: dict[str, Any] = {
         **globals(),

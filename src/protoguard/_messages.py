@@ -1136,31 +1136,50 @@ def _per_item(
         around = path
     elif isinstance(parent, ast.Await):  # `await get_db(t)`: the session instead
         replaced, around = parent, path[:-1]
-    elif isinstance(parent, ast.comprehension) and parent.iter is node and not parent.is_async:
-        # `for db in get_db(t)` in the comprehension: its one item, the session.
+    elif isinstance(parent, ast.comprehension) and parent.iter is node:
+        # `for db in get_db(t)` in the comprehension: its one item, the session (`async
+        # for db in get_db(t)`: its 'for', over a list, made a plain one).
         replaced, around = node, path
     else:
         return None
     generators = [part for part in path if isinstance(part, ast.GeneratorExp)]
     outer = generators[0] if generators else None
+    line, shift, after_it = code, 0, len(code)
+    if isinstance(parent, ast.comprehension) and parent.is_async and replaced is node:
+        keyword = _async_for(code, path[-2], parent)
+        if keyword is None:
+            return None
+        line = code[: keyword[0]] + "for" + code[keyword[1] :]
+        shift, after_it = len("for") - (keyword[1] - keyword[0]), keyword[1]
+
+    def span(part: ast.expr) -> tuple[int, int]:
+        """Where ``part`` is in ``line``: the 'async' dropped, those after it moved."""
+        start, end = _span(code, part)
+        return (
+            start + (shift if start >= after_it else 0),
+            end + (shift if end >= after_it else 0),
+        )
 
     def each(entered: str) -> Optional[str]:
+        code = line
         if replaced is node and not attr:
             text = f"[{entered}]"
         elif entered.startswith("await ") and _is_primary(replaced, around):
             text = f"({entered})"
         else:
             text = entered
-        start, end = _span(code, replaced)
+        start, end = span(replaced)
         if _is_primary(replaced, around):
             # Parentheses that only grouped it (`(await get_db(t)).execute`) go.
             before, after = code[:start].rstrip(), code[end:].lstrip()
             if before.endswith("(") and after.startswith(")"):
                 start, end = len(before) - 1, len(code) - len(after) + 1
-        if outer is None or not entered.startswith("await "):
+        if outer is None or not entered.startswith("await ") or shift:
+            # (A generator expression with the 'async for' made plain was asynchronous
+            # already: awaiting, it still is.)
             return code[:start] + text + code[end:]
         # The generator expression, awaiting now, as a list comprehension.
-        g_start, g_end = _span(code, outer)
+        g_start, g_end = span(outer)
         if not (g_start <= start and end <= g_end and code[g_start] == "("):
             return None  # pragma: no cover - a generator expression is in parentheses
         inside = code[g_start + 1 : start] + text + code[end : g_end - 1]
@@ -1169,12 +1188,29 @@ def _per_item(
             isinstance(call, ast.Call)
             and call.args == [outer]
             and not call.keywords
-            and _span(code, call.func)[1] == g_start
+            and span(call.func)[1] == g_start
         )  # `list(x for x in y)`: the call's parentheses are the generator's
         listed = f"([{inside}])" if shares else f"[{inside}]"
         return code[:g_start] + listed + code[g_end:]
 
     return each
+
+
+def _async_for(code: str, comp: ast.AST, generator: ast.comprehension) -> Optional[tuple[int, int]]:
+    """Where the 'async for' of ``generator``, one of the comprehension ``comp``'s, is in
+    ``code`` (ast has no place for it): between what comes before it and its target."""
+    assert isinstance(comp, _COMPREHENSIONS)
+    generators = comp.generators
+    i = next((i for i, g in enumerate(generators) if g is generator), None)
+    if i is None:  # pragma: no cover - the comprehension's own
+        return None
+    if i > 0:
+        before: ast.expr = (generators[i - 1].ifs or [generators[i - 1].iter])[-1]
+    else:
+        before = comp.value if isinstance(comp, ast.DictComp) else comp.elt
+    end, target = _span(code, before)[1], _span(code, generator.target)[0]
+    found = list(re.finditer(r"\basync\s+for\b", code[end:target]))
+    return (end + found[-1].start(), end + found[-1].end()) if found else None
 
 
 def _iterated_by_comprehension(node: ast.AST, path: tuple[ast.AST, ...]) -> bool:
