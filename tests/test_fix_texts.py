@@ -1593,3 +1593,30 @@ def test_a_block_on_one_line_keeps_a_break_of_the_loop_around(tmp_path: Path) ->
         "async with contextlib.asynccontextmanager(get_agen)() as db: x = db; break"
     )
     assert _found(error).fix == error.fix
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="columns from Python 3.11")
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        (
+            "async with cache.session() as a: b = await repo.session()",
+            "async with repo.session() as b:",
+        ),
+        (
+            "async with cache.session() as a: x = 1; b = await repo.session()",
+            "async with repo.session() as b:",
+        ),
+        (  # the header's call misused, the body's another's: the header rewritten
+            "async for a in repo.session(): b = cache.session()",
+            "async with repo.session() as a: b = cache.session()",
+        ),
+    ],
+)
+def test_a_header_and_its_body_calling_one_name(tmp_path: Path, line: str, fix: str) -> None:
+    """A block on one line whose header and body both call a name: the statement
+    rewritten is the one where the misused call is, told by its column (the fix was the
+    line as it was, the header "rewritten"), at run time and in `check`."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    assert error.fix == fix
+    assert _found(error).fix == fix

@@ -1320,25 +1320,35 @@ def _logical_line(
     """
     line = linecache.getline(filename, lineno)
     if _is_whole(line, linecache.getline(filename, lineno - 1) if lineno > 1 else ""):
-        return _in_the_body(line, name) or line
+        return _in_the_body(line, name, col) or line
     return _statement_around(filename, lineno, line, name, col)
 
 
-def _in_the_body(line: str, name: Optional[str]) -> Optional[str]:
+def _in_the_body(line: str, name: Optional[str], col: Optional[int] = None) -> Optional[str]:
     """The statement of a block written on one line that calls ``name``, when the
-    block's header does not (`for i in ids: db = await get_db(i)`): the statement to
+    block's header does not (`for i in ids: db = await get_db(i)`), or when ``col``
+    (where the call is on the line, a UTF-8 byte column), if known, is in that statement
+    (`async with cache.session() as c: db = await repo.session()`): the statement to
     rewrite is that one, not the block. None otherwise."""
     parsed = _parse_code(line) if name is not None else None
     if parsed is None or name is None:
         return None
     code, stmt = parsed
     header = _header_of(stmt)
-    if header is None or any(_calls_anywhere(part, name) for part in header):
+    if header is None:
         return None
+    base = code_start(code, line) if col is not None else None
     for inner in stmt.body:  # type: ignore[attr-defined]
-        if _calls_anywhere(inner, name):
-            start, end = _span(code, inner)
+        if not _calls_anywhere(inner, name):
+            continue
+        start, end = _span(code, inner)
+        if not any(_calls_anywhere(part, name) for part in header):
             return code[start:end]
+        if col is not None and base is not None:
+            # The header calls it too: the statement where the call is, if it is here.
+            first, last = (base + len(code[:at].encode("utf-8")) for at in (start, end))
+            if first <= col < last:
+                return code[start:end]
     return None
 
 
@@ -1372,7 +1382,7 @@ def logical_line(
     ``statements`` those of the module parsed (None if it does not parse)."""
     line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
     if _is_whole(line, lines[lineno - 2] if 1 < lineno <= len(lines) else ""):
-        return _in_the_body(line, name) or line
+        return _in_the_body(line, name, col) or line
     node = statements.at(lineno, name, col) if statements is not None else None
     return _on_one_line(node, lines, line)
 
