@@ -536,7 +536,8 @@ class TestFormats:
         """A loop over an async generator that its return or break leaves: the provider
         entered once (an 'async for' would leave its cleanup for later, PG201), as run
         time's fix says, and the loop's own break to delete said on a line under it (the
-        block is no loop). A session's lines that return: the same fix."""
+        block is no loop); in JSON, the note is one line (it held the line's newline). A
+        session's lines that return: the same fix."""
         (project / "shop" / "early.py").write_text(
             textwrap.dedent(
                 """
@@ -561,7 +562,7 @@ class TestFormats:
         delete = "# and delete the 'break' on line 9: this block is no loop and runs its body once"
         found = json.loads(protoguard(project, target, "--format", "json").stdout)
         assert [(f["code"], f["fix"], f["note"]) for f in found] == [
-            ("PG105", fix, f"import contextlib\n{delete}"),
+            ("PG105", fix, f"import contextlib; {delete.removeprefix('# ')}"),
             ("PG104", fix, "import contextlib"),
         ]
         text = protoguard(project, target).stdout.splitlines()

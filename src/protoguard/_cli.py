@@ -507,6 +507,14 @@ def _escape(text: str, *, property_value: bool = False) -> str:
     return text
 
 
+def _one_line(note: str) -> str:
+    """A note as one line, for JSON: the comment lines it has under the fix in text
+    (`import contextlib` / `# and delete the 'break' on line 9: ...`) joined by "; ",
+    as a note of several parts on one line is."""
+    parts = (part.strip().removeprefix("#").strip() for part in note.split("\n"))
+    return "; ".join(part for part in parts if part)
+
+
 def render(found: Sequence[SourceFinding], fmt: str) -> str:
     """The findings as text, json or GitHub annotations."""
     if fmt == "json":
@@ -519,7 +527,7 @@ def render(found: Sequence[SourceFinding], fmt: str) -> str:
                     "code": f.code,
                     "message": _message(f),
                     "fix": f.fix,
-                    "note": f.note,
+                    "note": _one_line(f.note),
                     "module": f.module,
                     "provider": {
                         "name": f.provider.name,
