@@ -13,7 +13,7 @@ import itertools
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import sqlalchemy
@@ -453,12 +453,10 @@ def test_of_two_calls_of_one_name_the_one_misused(tmp_path: Path, source: str, f
     _compiles(fix)
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="before 3.11 a frame has no column to tell the calls by"
-)
 def test_of_two_calls_of_the_provider_the_one_misused(tmp_path: Path) -> None:
     """Both calls are the provider's; the misused one is the one awaited, which the
-    instruction's position tells at run time (and `check` knows where its use is)."""
+    instruction's position tells at run time (before Python 3.11, the one written with
+    'await'; and `check` knows where its use is)."""
     error = _error(
         tmp_path,
         "async def f():\n    await process_both(repo.session(), await repo.session())\n",
@@ -473,13 +471,8 @@ def test_of_two_calls_of_the_provider_the_one_misused(tmp_path: Path) -> None:
     [
         "a = await repo.session(); b = cache.session()",
         "b = cache.session(); a = await repo.session()",
-        pytest.param(
-            "a = await repo.session(); b = repo.session()",
-            marks=pytest.mark.skipif(
-                sys.version_info < (3, 11),
-                reason="before 3.11 a frame has no column to tell the statements by",
-            ),
-        ),
+        "a = await repo.session(); b = repo.session()",
+        "b = repo.session(); a = await repo.session()",
     ],
 )
 def test_of_statements_sharing_a_line_the_one_misused(tmp_path: Path, line: str) -> None:
@@ -1595,7 +1588,6 @@ def test_a_block_on_one_line_keeps_a_break_of_the_loop_around(tmp_path: Path) ->
     assert _found(error).fix == error.fix
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="columns from Python 3.11")
 @pytest.mark.parametrize(
     ("line", "fix"),
     [
@@ -1615,8 +1607,58 @@ def test_a_block_on_one_line_keeps_a_break_of_the_loop_around(tmp_path: Path) ->
 )
 def test_a_header_and_its_body_calling_one_name(tmp_path: Path, line: str, fix: str) -> None:
     """A block on one line whose header and body both call a name: the statement
-    rewritten is the one where the misused call is, told by its column (the fix was the
-    line as it was, the header "rewritten"), at run time and in `check`."""
+    rewritten is the one where the misused call is, told by its column (before Python
+    3.11, by how the line uses each call; the fix was the line as it was, the header
+    "rewritten"), at run time and in `check`."""
     error = _error(tmp_path, f"async def f():\n    {line}\n")
     assert error.fix == fix
     assert _found(error).fix == fix
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        ("a = await get_agen(); b = [x async for x in get_agen()]", "async for a in get_agen():"),
+        ("b = [x async for x in get_agen()]; a = await get_agen()", "async for a in get_agen():"),
+        ("b = [x async for x in get_agen()]; a = get_agen().bind", None),
+    ],
+)
+def test_of_the_providers_calls_on_a_line_the_one_used_so(
+    tmp_path: Path, line: str, fix: Optional[str]
+) -> None:
+    """Two calls of the provider on one line, one of them used rightly: the fix rewrites
+    the misused one, told by its column from Python 3.11, before it by how the line uses
+    each call (it rewrote the right `async for` on Python 3.9 and 3.10)."""
+    error = _error(tmp_path, f"async def f():\n    {line}\n")
+    found = _found(error)
+    if fix is None:  # PG103: `check` and run time rewrite the attribute's line
+        assert error.code == "PG103"
+        assert error.fix == found.fix
+        assert "[x for x in" not in error.fix
+        assert error.fix.startswith("async for session in get_agen():")
+        return
+    assert error.fix == fix
+    assert found.fix == fix
+
+
+def test_two_calls_of_the_provider_used_alike_on_a_line(tmp_path: Path) -> None:
+    """Both calls awaited: from Python 3.11 the column tells the one that failed; before,
+    nothing does, and the message says so, with the fix for the call alone, rather than
+    rewrite one of the statements on a guess."""
+    error = _error(tmp_path, "async def f():\n    a = await get_agen(); b = await get_agen()\n")
+    assert error.code == "PG104"
+    path = error.call_site.filename
+    text = Path(path).read_text(encoding="utf-8")
+    found = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
+    assert [f.fix for f in found] == ["async for a in get_agen():", "async for b in get_agen():"]
+    fix_line = next(line for line in str(error).splitlines() if line.startswith("  fix: "))
+    if sys.version_info >= (3, 11):
+        assert error.fix == "async for a in get_agen():"
+        assert fix_line == "  fix: async for a in get_agen():"
+    else:
+        assert error.fix == "async for session in get_agen(...):"
+        assert fix_line == (
+            "  fix: async for session in get_agen(...):  # get_agen() is used with 'await' 2 "
+            "times on this line; before Python 3.11 protoguard cannot tell which one failed: "
+            "rewrite that one like this"
+        )

@@ -1861,16 +1861,20 @@ def _instruction_span(frame: FrameType) -> Optional[tuple[int, int]]:
     return position[2], end
 
 
-def _statement_of(frame: FrameType, info: ProviderInfo, name: str) -> str:
+def _statement_of(
+    frame: FrameType, info: ProviderInfo, name: str, told: Optional[int] = None
+) -> str:
     """The statement of the frame's line that made the misuse (see :func:`_logical_line`):
     of statements sharing the line that call ``name`` (`a = await repo.session(); b =
     cache.session()`), the one where the running instruction is (Python 3.11 and later),
-    or before, the one whose call is the guarded provider in the frame's names."""
+    or before, the one with the call at column ``told`` (see :func:`_told_by_its_use`),
+    or else the one whose call is the guarded provider in the frame's names."""
     filename, lineno = frame.f_code.co_filename, frame.f_lineno
     span = _instruction_span(frame)
-    statement = _logical_line(filename, lineno, name, span[0] if span is not None else None)
+    col = span[0] if span is not None else told
+    statement = _logical_line(filename, lineno, name, col)
     line = linecache.getline(filename, lineno)
-    if span is not None or _is_whole(line, linecache.getline(filename, lineno - 1)):
+    if col is not None or _is_whole(line, linecache.getline(filename, lineno - 1)):
         return statement
     tree = _parsed("".join(linecache.getlines(filename)))
     if tree is None:  # pragma: no cover - the line ran, so its file parses
@@ -1882,14 +1886,17 @@ def _statement_of(frame: FrameType, info: ProviderInfo, name: str) -> str:
     return _on_one_line(node, linecache.getlines(filename), line) if node is not None else statement
 
 
-def _misused_at(frame: FrameType, statement: str, info: ProviderInfo, name: str) -> Optional[int]:
+def _misused_at(
+    frame: FrameType, statement: str, info: ProviderInfo, name: str, told: Optional[int] = None
+) -> Optional[int]:
     """Where the call that was misused starts in ``statement`` (see :func:`_is_call_of`),
     when the statement calls ``name`` more than once; None otherwise.
 
     The call is the one within the span of the instruction that misused its result
     (``co_positions()``, Python 3.11 and later: `await repo.session()`, not the
-    `cache.session()` before it); if that leaves more than one, or before 3.11, the
-    first whose callee is the guarded provider in the frame's names."""
+    `cache.session()` before it); before 3.11, the one at column ``told`` (see
+    :func:`_told_by_its_use`); if that leaves more than one, the first whose callee is
+    the guarded provider in the frame's names."""
     stmt = _parse_line(statement)
     if stmt is None:
         return None
@@ -1908,10 +1915,71 @@ def _misused_at(frame: FrameType, statement: str, info: ProviderInfo, name: str)
             and (end < 0 or base + (call.end_col_offset or 0) - _INDENT <= end)
         ]
         calls = within or calls
+    elif base is not None and told is not None:
+        calls = [call for call in calls if base + call.col_offset - _INDENT == told] or calls
     if len(calls) > 1:
         namespace = _namespace(frame)
         calls = [call for call in calls if _calls_the_provider(call, namespace, info)] or calls
     return calls[0].col_offset - _INDENT
+
+
+# How each protocol is written around a call, to tell calls apart by it.
+_WRITTEN = {
+    ast.With: k.WITH,
+    ast.AsyncWith: k.ASYNC_WITH,
+    ast.For: k.FOR,
+    ast.AsyncFor: k.ASYNC_FOR,
+    ast.Await: k.AWAIT,
+}
+
+
+def _told_by_its_use(
+    frame: FrameType, info: ProviderInfo, name: str, used: str, attr: Optional[str]
+) -> tuple[Optional[int], int]:
+    """Before Python 3.11, which gives no column for the instruction that misused the
+    provider's result: of the provider's calls on the frame's line (`a = await
+    gen_db(); b = [x async for x in gen_db()]`), the one whose use, as written, is the
+    protocol ``used`` (the ``.attr`` taken, for an attribute), or else the one handed
+    on to other code (`list(gen_db())`): (its UTF-8 byte column, 1). (None, n) when
+    there is no telling: n such calls (`a = await gen_db(); b = await gen_db()`), or
+    none (n 0), or one call only of that name on the line, or the column is known."""
+    if _instruction_span(frame) is not None or used not in (*_WRITTEN.values(), k.ATTRIBUTE):
+        return None, 0
+    lineno = frame.f_lineno
+    tree = _parsed("".join(linecache.getlines(frame.f_code.co_filename)))
+    calls: dict[int, ast.Call] = {}
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call) and node.lineno == lineno and _is_call_of(node, name):
+            calls[id(node)] = node
+    if len(calls) < 2:
+        return None, 0
+    namespace = _namespace(frame)
+    mine = {i: c for i, c in calls.items() if _calls_the_provider(c, namespace, info)}
+    calls = mine or calls
+    # Each call's protocol as written: what is around it (None: handed on to other code).
+    protocol: dict[int, Optional[str]] = dict.fromkeys(calls)
+    for node in ast.walk(tree) if tree is not None else ():
+        around: list[tuple[ast.AST, Optional[str]]] = []
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            around = [(item.context_expr, _WRITTEN[type(node)]) for item in node.items]
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            around = [(node.iter, _WRITTEN[type(node)])]
+        elif isinstance(node, ast.comprehension):
+            around = [(node.iter, k.ASYNC_FOR if node.is_async else k.FOR)]
+        elif isinstance(node, ast.Await):
+            around = [(node.value, k.AWAIT)]
+        elif isinstance(node, ast.Attribute):
+            around = [(node.value, k.ATTRIBUTE if node.attr == attr else "")]
+        for inner, written in around:
+            if id(inner) in protocol:
+                protocol[id(inner)] = written
+    for wanted in (used, None):  # the protocol as written, or handed on
+        found = [calls[i] for i, written in protocol.items() if written == wanted]
+        if len(found) == 1:
+            return found[0].col_offset, 1
+        if found:
+            return None, len(found)
+    return None, 0
 
 
 def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str, int]]:
@@ -2057,13 +2125,17 @@ def _misuse(
         line = linecache.getline(call_site.filename, call_site.lineno, frame.f_globals).rstrip()
         if not read_source:
             frame = None  # the call alone, from here on
+    untold = 0  # calls on the line that cannot be told apart (before Python 3.11)
     if frame is not None and call_site is not None:
         statement = _statement_of(frame, info, name)
         alias = _called_as(frame, statement, info, name)
         if alias is not None:  # `from app.db import get_db as provide`: `provide()`
             name, call, assigned = alias, f"{alias}()", f"{alias}(...)"
             statement = _statement_of(frame, info, name)
-        at = _misused_at(frame, statement, info, name)
+        told, untold = _told_by_its_use(frame, info, name, used, attr)
+        if told is not None:
+            statement = _statement_of(frame, info, name, told)
+        at = _misused_at(frame, statement, info, name, told)
         spelled = _spelled(statement, name, at)
         if spelled is not None:  # `repo.session()`, not `Repository.session()`
             call = f"{spelled}()"
@@ -2096,7 +2168,7 @@ def _misuse(
             and leaves_early(call_site.filename, assigned_at or call_site.lineno, name)
         )
         fix, note = rewritten(kind, used, assigned, None), ""  # the call alone
-        if read_source:
+        if read_source and untold < 2:  # (more: rewriting one would be a guess)
             with contextlib.suppress(RecursionError):  # an expression nested too deep
                 fix, note = _fix(
                     info, kind, used, statement, owner, assigned, attr, early, name, at
@@ -2127,6 +2199,12 @@ def _misuse(
         note = "  # in an async def, whose call you pass to asyncio"
     if read_source and call_site is not None and "contextlib.asynccontextmanager(" in fix:
         note = entered_once_note(fix, note, loop_at(call_site.filename, call_site.lineno, name))
+    if untold > 1:
+        shown = f".{attr}" if used == k.ATTRIBUTE else used
+        note += (
+            f"  # {call} is used with '{shown}' {untold} times on this line; before Python "
+            "3.11 protoguard cannot tell which one failed: rewrite that one like this"
+        )
     right = _right_protocol(kind, used)
     entered = _ENTERED_ONCE.search(fix) if kind == k.ASYNC_GEN and early else None
     if entered is not None:
