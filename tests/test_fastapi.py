@@ -5,10 +5,12 @@ run time, and the providers are local to a fixture.
 """
 
 import ast
+import asyncio
 import contextlib
 import functools
 import inspect
 import linecache
+import textwrap
 from typing import Annotated, Any
 
 import pytest
@@ -933,6 +935,94 @@ class TestStrictAfterTheDependency:
         assert response.status_code == 200
         if path != "/background":
             assert response.text == "2"
+        assert protoguard.findings() == []
+
+    @pytest.mark.parametrize(
+        ("decorator", "fix"),
+        [
+            (
+                "",
+                "async with contextlib.asynccontextmanager(tenant_repository.session)() as db:"
+                "  # tenant_repository: the TenantRepository instance whose .session Depends()"
+                " was given",
+            ),
+            (
+                "@classmethod",
+                "async with contextlib.asynccontextmanager(TenantRepository.session)() as db:",
+            ),
+        ],
+        ids=["method", "classmethod"],
+    )
+    def test_a_method_no_depends_of_the_module_spells(
+        self, async_maker, tmp_path, decorator: str, fix: str
+    ) -> None:
+        """A method provider given to Depends() by an expression that is no dotted name
+        (`Depends(repos[0].session)`): the fix names the instance, for the user to put
+        theirs in (it named `TenantRepository.session`, the unbound function, which
+        called as written is a TypeError); a classmethod stays called by its class."""
+        source = tmp_path / "tenant_routes.py"
+        source.write_text(
+            textwrap.dedent(
+                f"""
+                from typing import Annotated, Any
+
+                from fastapi import BackgroundTasks, Depends, FastAPI
+
+                import protoguard
+
+
+                def make_app(async_maker, count):
+                    class TenantRepository:
+                        {decorator}
+                        @protoguard.provider
+                        async def session(self):
+                            async with async_maker() as session:
+                                yield session
+
+                    repos = [TenantRepository()]
+                    app = FastAPI()
+
+                    @app.get("/late")
+                    async def late(
+                        tasks: BackgroundTasks,
+                        db: Annotated[Any, Depends(repos[0].session, scope="function")],
+                    ) -> None:
+                        async def later() -> None:
+                            try:
+                                (await db.execute(count)).scalar_one()
+                            finally:
+                                await db.close()
+
+                        tasks.add_task(later)
+
+                    return app, repos[0]
+                """
+            ),
+            encoding="utf-8",
+        )
+        namespace: dict[str, Any] = {}
+        exec(compile(source.read_text(encoding="utf-8"), str(source), "exec"), namespace)
+        app, repository = namespace["make_app"](async_maker, COUNT)
+        with TestClient(app) as client:
+            assert client.get("/late").status_code == 200
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG203"
+        lines = source.read_text(encoding="utf-8").splitlines()
+        late = next(i for i, line in enumerate(lines, 1) if "await db.execute(count)" in line)
+        assert finding.call_site == (str(source), late)
+        said = finding.message.split("  fix: ")[1].splitlines()[0]
+        assert said.endswith(f"open a session where it runs: {fix}")
+        # The fix as written, the instance named as the note says, runs: no finding.
+        protoguard.clear_findings()
+        pasted = {
+            "contextlib": contextlib,
+            "tenant_repository": repository,
+            "TenantRepository": type(repository),
+            "COUNT": COUNT,
+        }
+        code = f"async def later():\n    {fix}\n        return (await db.execute(COUNT)).scalar()"
+        exec(compile(code, "fix", "exec"), pasted)
+        assert asyncio.run(pasted["later"]()) == 2
         assert protoguard.findings() == []
 
     def test_the_fix_opens_a_block_of_its_own(self, async_maker) -> None:

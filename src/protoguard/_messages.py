@@ -1681,14 +1681,31 @@ def open_where_used(
     target = _attribute_owner(line, attr) if line else None
     arguments = "(...)" if takes_arguments else "()"
     called = _as_depends_has_it(info, site)
+    note = ""
+    if called == short_name(info) and "." in called and not _bound_by_its_class(info):
+        # A method, as no Depends() of the module spells it: `Repo.session` would be
+        # the unbound function. Its instance, by a name the user puts theirs in for.
+        owner, _, own = called.rpartition(".")
+        instance = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", owner.rpartition(".")[2]).lower()
+        called = f"{instance}.{own}"
+        note = f"  # {instance}: the {owner} instance whose .{own} Depends() was given"
     if info.kind == k.ASYNC_CM:
-        return render(k.ASYNC_WITH, f"{called}{arguments}", target)
+        return render(k.ASYNC_WITH, f"{called}{arguments}", target) + note
     if info.kind == k.SYNC_CM:
-        return render(k.WITH, f"{called}{arguments}", target)
+        return render(k.WITH, f"{called}{arguments}", target) + note
     if info.kind == k.ASYNC_GEN:
         opened = f"contextlib.asynccontextmanager({called}){arguments}"
-        return render(k.ASYNC_WITH, opened, target)
-    return render(k.WITH, f"contextlib.contextmanager({called}){arguments}", target)
+        return render(k.ASYNC_WITH, opened, target) + note
+    return render(k.WITH, f"contextlib.contextmanager({called}){arguments}", target) + note
+
+
+def _bound_by_its_class(info: ProviderInfo) -> bool:
+    """Whether the provider, a method, is a classmethod or a staticmethod (read from its
+    source; False if it cannot be read): `Repo.session` is then what to call."""
+    if info.filename is None or info.lineno is None:
+        return False
+    found = _defs_by_line("".join(linecache.getlines(info.filename))).get(info.lineno)
+    return found is not None and found[3]
 
 
 def _as_depends_has_it(info: ProviderInfo, site: Optional[CallSite]) -> str:
@@ -1749,27 +1766,30 @@ def defined_with_parameters(info: ProviderInfo) -> bool:
     found = _defs_by_line("".join(linecache.getlines(info.filename))).get(info.lineno)
     if found is None:
         return True
-    positional, others, static = found
+    positional, others, static, _ = found
     if "." in short_name(info) and not static:
         positional -= 1  # self or cls
     return positional > 0 or others
 
 
 @functools.lru_cache(maxsize=8)  # a finding repeats on every request: one walk a module
-def _defs_by_line(source: str) -> dict[int, tuple[int, bool, bool]]:
+def _defs_by_line(source: str) -> dict[int, tuple[int, bool, bool, bool]]:
     """Each def in ``source`` by its first line (decorators included): how many positional
-    parameters it has, whether it has others, and whether it is a staticmethod."""
+    parameters it has, whether it has others, whether it is a staticmethod, and whether
+    it is a staticmethod or a classmethod."""
     tree = _parsed(source)
-    defs: dict[int, tuple[int, bool, bool]] = {}
+    defs: dict[int, tuple[int, bool, bool, bool]] = {}
     for node in ast.walk(tree) if tree is not None else ():
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             arguments = node.args
+            decorators = {_dotted(d) for d in node.decorator_list}
             defs.setdefault(
                 _first_line(node),
                 (
                     len(arguments.posonlyargs) + len(arguments.args),
                     bool(arguments.kwonlyargs or arguments.vararg or arguments.kwarg),
-                    any(_dotted(d) == "staticmethod" for d in node.decorator_list),
+                    "staticmethod" in decorators,
+                    bool(decorators & {"staticmethod", "classmethod"}),
                 ),
             )
     return defs
