@@ -1153,6 +1153,51 @@ _LEFT_EARLY = [
 ]
 
 
+def _left_early_runner(
+    async_maker: Any, path: Path
+) -> tuple[Any, collections.abc.Callable[[str], Any], int]:
+    """For a loop left early, in strict mode (findings logged): an async generator
+    provider over the real database; a function that runs ``f(get_db)`` of the code it
+    is given, compiled as ``path``, in a task of its own as a server runs a request, and
+    returns its result (or its ProtocolError); and the count of the table's rows."""
+
+    @protoguard.provider
+    async def get_db() -> Any:
+        async with async_maker() as session:
+            yield session
+
+    async def run_f(code_text: str) -> Any:
+        namespace: dict[str, Any] = {"COUNT": COUNT, "contextlib": contextlib}
+        exec(compile(code_text, str(path), "exec"), namespace)
+        try:
+            result = await asyncio.create_task(namespace["f"](get_db))
+        except ProtocolError as error:
+            return error
+        await asyncio.sleep(0.05)  # the task ended: its callbacks ran
+        return result
+
+    async def count_rows() -> Any:
+        async with async_maker() as session:
+            return (await session.execute(COUNT)).scalar_one()
+
+    count = asyncio.run(count_rows())
+    protoguard.configure(mode="strict", action="log")
+    return get_db, lambda code_text: asyncio.run(run_f(code_text)), count
+
+
+def _message_of(outcome: Any, code: str) -> str:
+    """The message of the misuse ``code`` that ``outcome`` (what the runner of
+    :func:`_left_early_runner` returned) shows: PG201's is the one finding made (the loop
+    ran), another's is the ProtocolError returned."""
+    if code == "PG201":
+        (finding,) = protoguard.findings()
+        assert finding.code == "PG201"
+        return finding.message
+    assert isinstance(outcome, ProtocolError)
+    assert outcome.code == code
+    return str(outcome)
+
+
 def _fix_and_note(message: str) -> tuple[str, str]:
     """A message's fix (its first line) and what follows it on that line and the lines
     under it (the note), as the message shows them."""
@@ -1172,46 +1217,17 @@ def test_a_loop_left_early_is_entered_once(
     with the loop's own break, which the block cannot keep. Pasted, it runs to the result
     the loop meant (`expected`, of the table's `count`), with no finding."""
 
-    @protoguard.provider
-    async def get_db() -> Any:
-        async with async_maker() as session:
-            yield session
-
-    async def run_f(code_text: str) -> Any:
-        namespace: dict[str, Any] = {"COUNT": COUNT, "contextlib": contextlib}
-        exec(compile(code_text, str(path), "exec"), namespace)
-        try:  # in a task of its own, as a server runs a request
-            result = await asyncio.create_task(namespace["f"](get_db))
-        except ProtocolError as error:
-            return error
-        await asyncio.sleep(0.05)  # the task ended: its callbacks ran
-        return result
-
-    async def count_rows() -> Any:
-        async with async_maker() as session:
-            return (await session.execute(COUNT)).scalar_one()
-
-    count = asyncio.run(count_rows())
     path = tmp_path / f"handler_{next(_FILES)}.py"
     path.write_text(textwrap.dedent(source), encoding="utf-8")
-    protoguard.configure(mode="strict", action="log")
-    outcome = asyncio.run(run_f(path.read_text(encoding="utf-8")))
+    _, run_f, count = _left_early_runner(async_maker, path)
+    outcome = run_f(path.read_text(encoding="utf-8"))
     if code == "PG201":  # the loop ran, to the result meant, and left its cleanup
         assert outcome == eval(expected, {"count": count})
-        (finding,) = protoguard.findings()
-        assert finding.code == "PG201"
-        message = finding.message
-    else:
-        assert isinstance(outcome, ProtocolError)
-        assert outcome.code == code
-        message = str(outcome)
-    fix, said = _fix_and_note(message)
+    fix, said = _fix_and_note(_message_of(outcome, code))
     assert fix == "async with contextlib.asynccontextmanager(get_db)() as db:"
     assert said == note
     protoguard.clear_findings()
-    assert asyncio.run(run_f(textwrap.dedent(pasted).replace("FIX", fix))) == eval(
-        expected, {"count": count}
-    )
+    assert run_f(textwrap.dedent(pasted).replace("FIX", fix)) == eval(expected, {"count": count})
     assert protoguard.findings() == []
 
 
@@ -1522,47 +1538,21 @@ def test_a_loop_on_one_line_left_by_its_break(
     the note says the `break` is left out. Pasted over the line, it runs to the result
     the loop meant, with no finding."""
 
-    @protoguard.provider
-    async def get_db() -> Any:
-        async with async_maker() as session:
-            yield session
-
-    async def run_f(code_text: str) -> Any:
-        namespace: dict[str, Any] = {"COUNT": COUNT, "contextlib": contextlib}
-        exec(compile(code_text, str(path), "exec"), namespace)
-        try:  # in a task of its own, as a server runs a request
-            result = await asyncio.create_task(namespace["f"](get_db))
-        except ProtocolError as error:
-            return error
-        await asyncio.sleep(0.05)  # the task ended: its callbacks ran
-        return result
-
-    async def count_rows() -> Any:
-        async with async_maker() as session:
-            return (await session.execute(COUNT)).scalar_one()
-
-    count = asyncio.run(count_rows())
     source = "async def f(get_db):\n    values = []\n    {}\n    return values\n"
     path = tmp_path / f"handler_{next(_FILES)}.py"
     path.write_text(source.format(line), encoding="utf-8")
-    protoguard.configure(mode="strict", action="log")
-    outcome = asyncio.run(run_f(path.read_text(encoding="utf-8")))
-    if code == "PG201":
-        (finding,) = protoguard.findings()
-        assert finding.code == "PG201"
-        message = finding.message
-    else:
-        assert isinstance(outcome, ProtocolError)
-        assert outcome.code == code
+    get_db, run_f, count = _left_early_runner(async_maker, path)
+    outcome = run_f(path.read_text(encoding="utf-8"))
+    message = _message_of(outcome, code)
+    if code != "PG201":
         assert outcome.fix == fix
-        message = str(outcome)
         # `check`, with the provider a global (the parameter is a name of f's own).
         text = source.format(line).replace("f(get_db)", "f()")
         found = _scan.findings(_scan.parse_uses(text, str(path)), {"get_db": get_db}, "", text)
         assert [(f.fix, f.note) for f in found] == [(fix, note.strip().removeprefix("#").strip())]
     assert _fix_and_note(message) == (fix, note)
     protoguard.clear_findings()
-    assert asyncio.run(run_f(source.format(fix))) == eval(expected, {"count": count})
+    assert run_f(source.format(fix)) == eval(expected, {"count": count})
     assert protoguard.findings() == []
 
 
