@@ -222,6 +222,90 @@ class TestExitCodes:
         assert result.returncode == 1
 
 
+class TestAPackageThatGuardsItself:
+    """A package that installs a hook of its own (``guard_this_package()`` in its
+    ``__init__.py``, as the docs recommend) is checked as any other: the check's hook
+    sees every module, whatever the package's hook does with it, and the package's hook
+    neither warns nor raises for a module the check covers."""
+
+    INIT = """
+import protoguard
+
+protoguard.{call}
+
+from .deps import get_db
+from . import routes
+
+
+async def startup():
+    db = await get_db()
+    return db
+"""
+
+    ROUTE = """
+from .deps import get_db
+
+
+async def handler():
+    db = await get_db()
+    return db
+"""
+
+    @pytest.mark.parametrize(
+        ("call", "environment"),
+        [
+            ("guard_this_package()", {}),
+            ("guard_this_package()", {"PROTOGUARD_MODE": "strict"}),
+            ('guard_this_package(mode="strict")', {}),
+            ("guard_this_package()", {"PYTHONWARNINGS": "error"}),
+            ('install_import_hook("gapp", mode="strict")', {}),
+        ],
+    )
+    def test_every_finding_listed_once(
+        self, tmp_path: Path, call: str, environment: dict[str, str]
+    ) -> None:
+        """Each module's finding once, on stdout, and exit 1: no import fails, no
+        warning of the package's own hook reaches stderr."""
+        package = tmp_path / "gapp"
+        package.mkdir()
+        (package / "__init__.py").write_text(self.INIT.format(call=call))
+        (package / "deps.py").write_text(DEPS)
+        (package / "routes.py").write_text(self.ROUTE)
+        (package / "other.py").write_text(self.ROUTE)
+        env = dict(os.environ, PROTOGUARD_CACHE_DIR=str(tmp_path / ".cache"), **environment)
+        for fmt in ("text", "json"):
+            result = subprocess.run(
+                [sys.executable, "-m", "protoguard", "check", "gapp", "--format", fmt],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 1, result.stderr
+            assert "ProtocolWarning" not in result.stderr
+            assert "ProtocolError" not in result.stderr
+            assert "cannot import" not in result.stderr
+            places = [
+                (os.path.join("gapp", "__init__.py"), 11, 16),
+                (os.path.join("gapp", "other.py"), 6, 16),
+                (os.path.join("gapp", "routes.py"), 6, 16),
+            ]
+            if fmt == "json":
+                found = json.loads(result.stdout)
+                assert [(f["path"], f["line"], f["col"]) for f in found] == places
+                assert {(f["code"], f["fix"]) for f in found} == {
+                    ("PG104", "async with get_db() as db:")
+                }
+                continue
+            assert result.stdout.splitlines() == [
+                f"{path}:{line}:{col}: PG104 'await' on get_db(), which is an async context "
+                "manager; get_db: an @asynccontextmanager function, defined at "
+                f"{os.path.join('gapp', 'deps.py')}:5; fix: async with get_db() as db:"
+                for path, line, col in places
+            ]
+            assert result.stderr.strip() == "3 wrong protocol(s) found."
+
+
 # A module on its own (no package): the same misuse as BROKEN's first, absolute imports.
 ALONE = """
 from contextlib import asynccontextmanager

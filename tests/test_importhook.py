@@ -1275,6 +1275,115 @@ class TestHandle:
             exec("import protoguard; protoguard.guard_this_package()", namespace)
 
 
+class TestHooksThatMatchOneModule:
+    """A module two hooks check (the application's, and the one its package installs
+    itself; protoguard check's or the pytest plugin's, and the package's): every hook
+    records its findings, from one scan; the findings are reported once, as the
+    strictest of the hooks that report asks; and not at all where a hook that only
+    collects (``report=False``, protoguard check's and the pytest plugin's) checks the
+    module, which lists them itself."""
+
+    HANDLERS = """
+        from .deps import get_db
+
+        async def handler():
+            async for db in get_db():
+                pass
+        """
+
+    def guarded(self, package: Path, call: str) -> str:
+        """The package installs a hook of its own, ``protoguard.<call>``, then imports
+        its module ``handlers`` and its misuse."""
+        (package / "__init__.py").write_text(
+            f"import protoguard\nHOOK = protoguard.{call}\nfrom . import handlers\n"
+        )
+        write(package, "handlers", self.HANDLERS)
+        return package.name
+
+    def places(self, hook: _importhook.ImportHook) -> list[tuple[str, int, int, str]]:
+        return [(Path(f.path).name, f.line, f.col, f.code) for f in hook.findings]
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            'guard_this_package(mode="strict")',
+            "guard_this_package()",
+            'install_import_hook(__name__, mode="strict")',
+        ],
+    )
+    def test_a_collecting_hook_is_never_preempted(self, package: Path, call: str) -> None:
+        """Under a hook that only collects, the package's own hook neither raises (strict
+        mode, -W error) nor warns: the import succeeds, and both hooks hold the finding."""
+        collector = _importhook.ImportHook((package.name,), "on", report=False).install()
+        try:
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("error")
+                importlib.import_module(self.guarded(package, call))
+            assert warned == []
+            own = sys.modules[package.name].HOOK
+            line = line_of(package, "handlers", "async for")
+            assert self.places(collector) == [("handlers.py", line, 21, "PG101")]
+            assert self.places(own) == self.places(collector)
+            assert collector.findings[0].fix == "async with get_db() as db:"
+        finally:
+            for hook in list(_importhook._registry.hooks):
+                hook.uninstall()
+
+    def test_a_collecting_hook_in_mode_off_collects_nothing(self, package: Path) -> None:
+        """A hook that only collects, in mode off, checks nothing: the package's own hook
+        reports as without it."""
+        collector = _importhook.ImportHook((package.name,), "off", report=False).install()
+        try:
+            with pytest.raises(protoguard.ProtocolError, match=r"\[PG101\] 'async for'"):
+                importlib.import_module(self.guarded(package, 'guard_this_package(mode="strict")'))
+            assert collector.findings == []
+        finally:
+            for hook in list(_importhook._registry.hooks):
+                hook.uninstall()
+
+    def test_the_strictest_reporting_hook_decides(self, package: Path) -> None:
+        """The application's strict hook and the package's hook in mode on: the import
+        raises one ProtocolError listing the finding, which is not warned too; each
+        hook holds it."""
+        outer = protoguard.install_import_hook(package.name, mode="strict")
+        try:
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                with pytest.raises(protoguard.ProtocolError) as info:
+                    importlib.import_module(self.guarded(package, 'guard_this_package(mode="on")'))
+            assert warned == []
+            line = line_of(package, "handlers", "async for")
+            assert str(info.value).startswith(
+                f"1 wrong protocol(s) in {package.name}.handlers:\n"
+                f"{package / 'handlers.py'}:{line}:21: [PG101] 'async for' over get_db()"
+            )
+            assert info.value.fix == "async with get_db() as db:"
+            assert self.places(outer) == [("handlers.py", line, 21, "PG101")]
+            (own,) = [hook for hook in _importhook._registry.hooks if hook is not outer]
+            assert self.places(own) == self.places(outer)
+        finally:
+            for hook in list(_importhook._registry.hooks):
+                hook.uninstall()
+
+    def test_warned_once(self, package: Path) -> None:
+        """Two hooks in mode on: one warning per finding, not one per hook."""
+        outer = protoguard.install_import_hook(package.name, mode="on")
+        try:
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                importlib.import_module(self.guarded(package, "guard_this_package()"))
+            line = line_of(package, "handlers", "async for")
+            assert [(Path(w.filename).name, w.lineno, w.category) for w in warned] == [
+                ("handlers.py", line, protoguard.ProtocolWarning)
+            ]
+            assert str(warned[0].message).startswith("[PG101] 'async for' over get_db()")
+            own = sys.modules[package.name].HOOK
+            assert self.places(outer) == self.places(own) == [("handlers.py", line, 21, "PG101")]
+        finally:
+            for hook in list(_importhook._registry.hooks):
+                hook.uninstall()
+
+
 class TestRobustness:
     """It never breaks an import."""
 

@@ -97,6 +97,44 @@ class TestOptions:
         assert result.ret == pytest.ExitCode.TESTS_FAILED
         result.stdout.fnmatch_lines(["*protoguard: 1 wrong protocol(s) (strict: failing)*"])
 
+    @pytest.mark.parametrize("mode", ["on", "strict"])
+    @pytest.mark.parametrize(
+        "call", ["guard_this_package()", 'install_import_hook("shopapp", mode="strict")']
+    )
+    def test_a_package_that_guards_itself(self, app: pytest.Pytester, mode: str, call: str) -> None:
+        """A package with a hook of its own (guard_this_package() in its __init__.py) is
+        checked as any other: its finding is in the summary alone, once, not in pytest's
+        warnings summary nor as a collection error, and strict mode fails the session at
+        its end."""
+        (app.path / "shopapp" / "__init__.py").write_text(
+            f"import protoguard\n\nprotoguard.{call}\n\nfrom . import handlers\n"
+        )
+        app.makepyfile(
+            test_app="""
+            import shopapp
+
+            def test_imported():
+                assert shopapp.handlers.handler
+            """
+        )
+        result = app.runpytest_subprocess(
+            "--protoguard-packages=shopapp", f"--protoguard-mode={mode}"
+        )
+        result.assert_outcomes(passed=1)
+        strict = mode == "strict"
+        assert result.ret == (pytest.ExitCode.TESTS_FAILED if strict else pytest.ExitCode.OK)
+        title = "protoguard: 1 wrong protocol(s)" + (" (strict: failing)" if strict else "")
+        result.stdout.fnmatch_lines(
+            [
+                f"*{title} =*",
+                "*shopapp*handlers.py:6:21: PG101 'async for' over get_db()*"
+                "fix: async with get_db() as db:",
+            ]
+        )
+        assert result.stdout.str().count("PG101") == 1
+        result.stdout.no_fnmatch_line("*ProtocolWarning*")
+        result.stdout.no_fnmatch_line("*ProtocolError*")
+
     def test_a_package_never_imported_is_named(self, app: pytest.Pytester) -> None:
         """A misspelt package checks nothing: the summary says so, and not of the
         package the tests do import."""

@@ -470,28 +470,45 @@ class ImportHook:
                 if getattr(getattr(module, "__spec__", None), "_initializing", False):
                     self._pending.append(module)  # still running: check it once it is done
                 else:
-                    checked.append((module, self._scan(module)))
-        self._report(checked)
+                    checked.append((self, module, self._scan(module)))
+        _report(checked)
 
     def check(self, module: types.ModuleType) -> None:
         """Scan one executed module and report what it found, as the mode says; a module
         this hook has checked already is skipped (executed() checks it again)."""
-        self._report([(module, self._scan(module))])
+        _report([(self, module, self._scan(module))])
 
-    def _scan(self, module: types.ModuleType) -> list[SourceFinding]:
+    def _scan(
+        self,
+        module: types.ModuleType,
+        shared: Optional[dict[str, Optional[list[SourceFinding]]]] = None,
+        thorough: bool = False,
+    ) -> list[SourceFinding]:
         """Scan one executed module and add what it found to ``findings``; returns the
-        findings to report: none in mode off, or for a module checked already."""
+        findings to report: none in mode off, or for a module checked already.
+
+        ``shared`` holds the scans of the other hooks checking the same modules now (see
+        ``_executed``): a module one of them scanned is not scanned again (None: the scan
+        failed, and was warned about once).
+        """
         name = module.__name__
         if name in self._scanned:
             return []
         if self.current_mode() == _config.OFF:
             return []
         self._scanned.add(name)
-        try:
-            found = scan_module(module, cache=self.cache, thorough=self.thorough)
-        except Exception as exc:
+        if shared is not None and name in shared:
+            found = shared[name]
+        else:
+            try:
+                found = scan_module(module, cache=self.cache, thorough=self.thorough or thorough)
+            except Exception as exc:
+                found = None
+                _internal_failure(name, exc)
+            if shared is not None:
+                shared[name] = found
+        if found is None:
             self.not_checked.append(name)
-            _internal_failure(name, exc)
             return []
         for finding in found:
             # A module checked again (see executed()) lists what it found before once.
@@ -501,46 +518,19 @@ class ImportHook:
                 self.findings.append(finding)
         return found
 
-    def _report(self, checked: Sequence[tuple[types.ModuleType, list[SourceFinding]]]) -> None:
-        """Report the findings of modules scanned together, once all are scanned.
-
-        Strict mode: one ProtocolError listing every module's findings. Mode on: one
-        warning per finding, every one of them warned; if the warning filters made any
-        an error (-W error), one ProtocolWarning listing those, each with its file and
-        line (an error's traceback ends at the import, not at the line to change), is
-        raised after the last is warned.
-        """
-        checked = [(module, found) for module, found in checked if found]
-        if not checked or not self.report:
-            return
-        if self.current_mode() == _config.STRICT:
-            raise _error([finding for _, found in checked for finding in found])
-        as_errors: list[SourceFinding] = []
-        for module, found in checked:
-            for finding in found:
-                try:
-                    _warn(finding, module)
-                except ProtocolWarning:
-                    as_errors.append(finding)
-        if as_errors:
-            raise ProtocolWarning(_listing(as_errors))
-
     def executed(self, module: Optional[types.ModuleType]) -> None:
-        """Called by the loader once ``module`` ran: check it, and the modules waiting
-        that are done; with None (runpy took a module's code to run it itself), the
-        modules waiting only."""
-        try:
-            self._executed(module)
-        except (ProtocolError, ProtocolWarning):
-            # A finding reported as an error: strict mode, or mode "on" where warnings
-            # are errors (-W error). The module must not import, as in install().
-            raise
-        except Exception as exc:  # pragma: no cover - _scan() catches its own failures
-            name = module.__name__ if module is not None else ", ".join(self.packages)
-            _internal_failure(name, exc)
+        """Check ``module``, which ran, and the modules waiting that are done; with None
+        (runpy took a module's code to run it itself), the modules waiting only."""
+        _executed((self,), module)
 
-    def _executed(self, module: Optional[types.ModuleType]) -> None:
-        """Check the module that ran, and the modules waiting that are done.
+    def _collect(
+        self,
+        module: Optional[types.ModuleType],
+        shared: dict[str, Optional[list[SourceFinding]]],
+        thorough: bool,
+    ) -> list[tuple[ImportHook, types.ModuleType, list[SourceFinding]]]:
+        """Check the module that ran, and the modules waiting that are done; returns what
+        each one found, for ``_report``.
 
         The modules waiting to be checked (a package's ``__init__`` that was still running
         when the hook was installed) that have finished are checked first, then ``module``;
@@ -555,22 +545,92 @@ class ImportHook:
                 if getattr(spec, "_initializing", False):
                     self._pending.append(waiting)
                 else:
-                    checked.append((waiting, self._scan(waiting)))
+                    checked.append((self, waiting, self._scan(waiting, shared, thorough)))
         # The module ran, so check it even if it was checked before: it runs again after
         # an import that failed (strict mode, or -W error), and on importlib.reload(),
         # with new globals and perhaps a new source. An unchanged source is not read again
         # (the scan cache); a module that ran once is checked once.
         if module is None:
-            self._report(checked)
-            return
+            return checked
         self._scanned.discard(module.__name__)
-        checked.append((module, self._scan(module)))
+        checked.append((self, module, self._scan(module, shared, thorough)))
         if "." not in module.__name__:
             # A top-level package has finished importing (and, mostly, its modules with
             # it): write its cache bundle now rather than only at exit, which a process
             # stopped by a signal never reaches.
             self.cache.flush()
-        self._report(checked)
+        return checked
+
+
+def _executed(hooks: Sequence[ImportHook], module: Optional[types.ModuleType]) -> None:
+    """Called by the loader once ``module`` ran, with every hook that matched it (the
+    most recently installed first): each checks it, and the modules it has waiting that
+    are done, and records what it found; a module is scanned once for all of them. Then
+    what they found is reported, once (see ``_report``). With None (runpy took a
+    module's code to run it itself), the modules waiting only."""
+    try:
+        shared: dict[str, Optional[list[SourceFinding]]] = {}
+        thorough = any(hook.thorough for hook in hooks)
+        checked = []
+        for hook in hooks:
+            checked.extend(hook._collect(module, shared, thorough))
+        _report(checked)
+    except (ProtocolError, ProtocolWarning):
+        # A finding reported as an error: strict mode, or mode "on" where warnings are
+        # errors (-W error). The module must not import, as in install().
+        raise
+    except Exception as exc:  # pragma: no cover - _scan() catches its own failures
+        name = module.__name__ if module is not None else ", ".join(hooks[0].packages)
+        _internal_failure(name, exc)
+
+
+def _collected(name: str) -> bool:
+    """Whether an installed hook that only collects (``protoguard check``'s, the pytest
+    plugin's: ``report=False``) checks the module ``name``."""
+    return any(
+        not hook.report and hook.matches(name) and hook.current_mode() != _config.OFF
+        for hook in list(_registry.hooks)
+    )
+
+
+def _report(checked: Sequence[tuple[ImportHook, types.ModuleType, list[SourceFinding]]]) -> None:
+    """Report the findings of modules checked together, once all are checked, each
+    module's once, however many hooks found them.
+
+    A module is reported by the hooks that report (``report=True``), as the strictest of
+    them asks, and by none if a hook that only collects checks it: ``protoguard check``
+    and the pytest plugin list every finding themselves, and an error here would stop
+    the import of the package they were asked to check, a warning repeat their listing.
+
+    Strict mode: one ProtocolError listing the findings. Mode on: one warning per
+    finding, every one of them warned; if the warning filters made any an error (-W
+    error), they are listed with strict mode's, each with its file and line (an error's
+    traceback ends at the import, not at the line to change), in the ProtocolError, or
+    in one ProtocolWarning without strict mode, raised after the last is warned.
+    """
+    reported: dict[str, tuple[types.ModuleType, list[SourceFinding]]] = {}
+    strict: set[str] = set()
+    for hook, module, found in checked:
+        name = module.__name__
+        if not found or not hook.report or _collected(name):
+            continue
+        reported.setdefault(name, (module, found))
+        if hook.current_mode() == _config.STRICT:
+            strict.add(name)
+    errors: list[SourceFinding] = []
+    for name, (module, found) in reported.items():
+        if name in strict:
+            errors.extend(found)
+            continue
+        for finding in found:
+            try:
+                _warn(finding, module)
+            except ProtocolWarning:
+                errors.append(finding)
+    if strict:
+        raise _error(errors)
+    if errors:
+        raise ProtocolWarning(_listing(errors))
 
 
 class _Registry:
@@ -595,11 +655,9 @@ class _Registry:
                 with contextlib.suppress(ValueError):
                     sys.meta_path.remove(self.finder)
 
-    def match(self, name: str) -> Optional[ImportHook]:
-        for hook in self.hooks:  # the most recently installed first
-            if hook.matches(name):
-                return hook
-        return None
+    def matching(self, name: str) -> tuple[ImportHook, ...]:
+        """The hooks that check the module ``name``, the most recently installed first."""
+        return tuple(hook for hook in list(self.hooks) if hook.matches(name))
 
 
 class _Finder:
@@ -617,8 +675,8 @@ class _Finder:
         path: Optional[Sequence[str]] = None,
         target: Optional[types.ModuleType] = None,
     ) -> Optional[importlib.machinery.ModuleSpec]:
-        hook = self.registry.match(fullname)
-        if hook is None:
+        hooks = self.registry.matching(fullname)
+        if not hooks:
             return None
         spec: Optional[importlib.machinery.ModuleSpec] = None
         for finder in list(sys.meta_path):
@@ -642,7 +700,8 @@ class _Finder:
             or not origin.endswith(".py")
         ):
             return spec
-        spec.loader = Loader(loader, hook, spec)  # type: ignore[assignment]
+        executed = functools.partial(_executed, hooks)
+        spec.loader = Loader(loader, executed, spec)  # type: ignore[assignment]
         return spec
 
     def invalidate_caches(self) -> None:

@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import importlib.machinery
 import types
-from typing import TYPE_CHECKING, Any, Optional
-
-if TYPE_CHECKING:
-    from ._importhook import ImportHook
+from collections.abc import Callable
+from typing import Any, Optional
 
 
 class Loader:
     """Stands in for the real loader only until the module's code is about to run."""
 
-    def __init__(self, real: Any, hook: ImportHook, spec: importlib.machinery.ModuleSpec) -> None:
+    def __init__(
+        self,
+        real: Any,
+        executed: Callable[[Optional[types.ModuleType]], None],
+        spec: importlib.machinery.ModuleSpec,
+    ) -> None:
         self._real = real
-        self._hook = hook
+        self._executed = executed  # checks the module with the hooks that matched it
         self._spec: Any = spec  # its loader is this object, which typeshed cannot say
 
     def __getattr__(self, name: str) -> Any:
@@ -50,7 +53,7 @@ class Loader:
         if getattr(module, "__loader__", None) is self:
             module.__loader__ = real
         real.exec_module(module)  # reads and writes the .pyc exactly as without us
-        self._hook.executed(module)
+        self._executed(module)
 
     def get_code(self, fullname: str) -> Any:
         """The module's code, for a caller that runs it itself. runpy does (``python -m
@@ -62,5 +65,5 @@ class Loader:
         spec = self._spec
         if spec.loader is self:
             spec.loader = self._real
-        self._hook.executed(None)
+        self._executed(None)
         return self._real.get_code(fullname)
