@@ -69,6 +69,12 @@ def misused(protocol: str, call: str, kind: str) -> str:
     return f"{_WHAT[protocol].format(call=call)}, which is {_RESULT[kind]}"
 
 
+def reentered(protocol: str, call: str) -> str:
+    """``'async with' a second time on the context manager get_db() returned; it runs
+    once``: PG107, at run time and at import time."""
+    return f"'{protocol}' a second time on the context manager {call} returned; it runs once"
+
+
 # What the provider itself is, for the line that says where it is defined.
 _DEFINITION = {
     k.ASYNC_CM: "an @asynccontextmanager function",
@@ -2177,7 +2183,7 @@ def _misuse(
     early = False  # whether the block the fix opens may be left before its end
     if used == k.REENTER:
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
-        what = f"'{used}' a second time on the context manager {call} returned; it runs once"
+        what = reentered(used, call)
         fix, note = render(used, assigned, _pieces(statement, name)[1]), ""
     else:
         # The block the fix opens: the user's, or the lines from the one that made `db`.
