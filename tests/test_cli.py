@@ -14,7 +14,7 @@ import pytest
 import protoguard as protoguard_package
 
 DEPS = """
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 
 @asynccontextmanager
@@ -308,7 +308,7 @@ async def handler():
 
 # A module on its own (no package): the same misuse as BROKEN's first, absolute imports.
 ALONE = """
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 
 @asynccontextmanager
@@ -803,3 +803,65 @@ class TestSessionAttribute:
         result = protoguard(tmp_path, "shop", "--format", "json")
         found = json.loads(result.stdout)
         assert [(f["code"], f["line"]) for f in found] == [("PG103", 7), ("PG103", 8)]
+
+
+class TestEnteredTwice:
+    """PG107 found by `protoguard check`: one context manager entered a second time."""
+
+    def test_found_and_fixed(self, tmp_path: Path) -> None:
+        """Entered again after its block, and at each turn of a loop: one line each, at
+        the second entry, with the fix; the same code calling the provider at each
+        entry is clean."""
+        package = tmp_path / "shop"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "deps.py").write_text(
+            DEPS + "\n\n@contextmanager\ndef sync_db():\n    yield 'session'\n"
+        )
+        (package / "handlers.py").write_text(
+            textwrap.dedent(
+                """
+                from .deps import get_db, sync_db
+
+
+                async def handler():
+                    cm = get_db()
+                    async with cm as db:
+                        pass
+                    async with cm as db:
+                        pass
+
+
+                def batch(items):
+                    cm = sync_db()
+                    for item in items:
+                        with cm as db:
+                            pass
+
+
+                async def correct():
+                    async with get_db() as db:
+                        pass
+                    async with get_db() as db:
+                        pass
+                """
+            )
+        )
+        result = protoguard(tmp_path, "shop")
+        assert result.returncode == 1, result.stderr
+        handlers = os.path.join("shop", "handlers.py")
+        deps = os.path.join("shop", "deps.py")
+        assert result.stdout.splitlines() == [
+            f"{handlers}:9:16: PG107 'async with' a second time on the context manager "
+            f"get_db() returned; it runs once; get_db: an @asynccontextmanager function, "
+            f"defined at {deps}:5; fix: async with get_db() as db:",
+            f"{handlers}:16:14: PG107 'with' a second time on the context manager sync_db() "
+            f"returned; it runs once; sync_db: a @contextmanager function, defined at "
+            f"{deps}:14; fix: with sync_db() as db:",
+        ]
+        result = protoguard(tmp_path, "shop", "--format", "json")
+        found = json.loads(result.stdout)
+        assert [(f["code"], f["line"], f["fix"]) for f in found] == [
+            ("PG107", 9, "async with get_db() as db:"),
+            ("PG107", 16, "with sync_db() as db:"),
+        ]

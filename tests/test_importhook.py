@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import traceback
 import types
 import warnings
@@ -691,6 +692,312 @@ class TestSessionAttribute:
             assert [(f.code, f.line) for f in found] == [("PG103", 7)]
         calls = _index.index_calls(textwrap.dedent(body))
         assert (_scan.ATTRIBUTE, ("get_db",), ()) in calls
+
+
+class TestEnteredTwice:
+    """PG107: the context manager a provider returned, kept in a name and entered a
+    second time, found at import time as run time finds it: at the second entry."""
+
+    # (the function's body, the fix); `# <- here` marks the line of the finding.
+    CLEAR: ClassVar[list[tuple[str, str]]] = [
+        # one after the other
+        (
+            "cm = get_db()\n"
+            "async with cm as a:\n    pass\n"
+            "async with cm as b:  # <- here\n    pass",
+            "async with get_db() as b:",
+        ),
+        (
+            "cm = sync_db()\nwith cm as a:\n    pass\nwith cm as b:  # <- here\n    pass",
+            "with sync_db() as b:",
+        ),
+        # one in the other's block
+        (
+            "cm = get_db()\nasync with cm as a:\n    async with cm as b:  # <- here\n        pass",
+            "async with get_db() as b:",
+        ),
+        (
+            "cm = sync_db()\nwith cm as a:\n    if q:\n        with cm as b:  # <- here\n"
+            "            pass",
+            "with sync_db() as b:",
+        ),
+        # in a loop, entered at each turn
+        (
+            "cm = get_db()\nfor x in q:\n    async with cm as a:  # <- here\n        pass",
+            "async with get_db() as a:",
+        ),
+        (
+            "cm = get_db()\nasync for x in q:\n    async with cm:  # <- here\n        pass",
+            "async with get_db() as session:",
+        ),
+        (
+            "cm = sync_db()\nwhile q:\n    with cm as a:  # <- here\n        q.pop()",
+            "with sync_db() as a:",
+        ),
+        # the provider as the module has it: dotted, a method, an alias
+        (
+            "cm = deps.get_db()\n"
+            "async with cm as a:\n    pass\n"
+            "async with cm as b:  # <- here\n    pass",
+            "async with deps.get_db() as b:",
+        ),
+        (
+            "cm: object = manager.session()\n"
+            "async with cm as a:\n    pass\n"
+            "async with cm as b:  # <- here\n    pass",
+            "async with manager.session() as b:",
+        ),
+        (
+            "cm = provide()\n"
+            "async with cm as a:\n    pass\n"
+            "async with cm as b:  # <- here\n    pass",
+            "async with provide() as b:",
+        ),
+        # a third entry: one finding, at the second
+        (
+            "cm = guarded_db()\n"
+            "async with cm as a:\n    pass\n"
+            "async with cm as b:  # <- here\n    pass\n"
+            "async with cm as c:\n    pass",
+            "async with guarded_db() as b:",
+        ),
+    ]
+
+    @pytest.mark.parametrize(("body", "fix"), CLEAR)
+    def test_found(self, package: Path, body: str, fix: str) -> None:
+        """Code PG107 at the second entry's line and the name's column, the run-time
+        message, and the with statement rewritten to call the provider again."""
+        source = (
+            "from . import deps\n"
+            "from .deps import *\n"
+            "from .deps import get_db as provide\n\n"
+            "async def handler(q):\n" + textwrap.indent(body, "    ") + "\n"
+        )
+        found = check(package, "mod", source)
+        assert [(f.code, f.fix, f.note) for f in found] == [("PG107", fix, "")]
+        (finding,) = found
+        assert finding.line == line_of(package, "mod", "# <- here")
+        line = (package / "mod.py").read_text().splitlines()[finding.line - 1]
+        assert line[finding.col - 1 :].startswith("cm")
+        used = "with" if fix.startswith("with") else "async with"
+        assert finding.used == used
+        provider = {"deps.get_db": "get_db", "manager.session": "Manager.session"}
+        called = fix.split(" ")[-3].partition("(")[0]
+        name = provider.get(called, called)
+        defined = finding.provider.name.replace(".<locals>", "")
+        assert finding.message.startswith(
+            f"'{used}' a second time on the context manager {name}() returned; it runs once; "
+            f"{defined}: "
+        )
+        assert finding.provider.kind in (k.ASYNC_CM, k.SYNC_CM)
+
+    RUN_TIME: ClassVar[list[str]] = [
+        "cm = get_db()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = get_db()\nasync with cm as a:\n    async with cm:\n        pass",
+        "cm = get_db()\nfor x in range(2):\n    async with cm as a:\n        pass",
+        "cm = provide()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = deps.get_db()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = manager.session()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = sync_db()\nwith cm as a:\n    pass\nwith cm as b:\n    pass",
+    ]
+
+    @pytest.mark.parametrize("body", RUN_TIME)
+    def test_says_what_run_time_says(self, package: Path, body: str) -> None:
+        """Code, line, message, fix and `used` are those of the run-time ProtocolError
+        of the same code, providers guarded."""
+        source = (
+            "import protoguard\n"
+            "from . import deps\n"
+            "from .deps import get_db, sync_db, manager\n"
+            "from .deps import get_db as provide\n\n"
+            "get_db, sync_db, provide = map(protoguard.provider, (get_db, sync_db, provide))\n"
+            "deps.get_db = get_db\n"
+            "deps.Manager.session = protoguard.provider(deps.Manager.session)\n\n"
+            "async def handler():\n" + textwrap.indent(body, "    ") + "\n"
+        )
+        if "sync_db" in body:
+            source = source.replace("async def handler", "def handler")
+        (found,) = check(package, "rt", source)
+        module = sys.modules[f"{package.name}.rt"]
+
+        def run() -> None:
+            result = module.handler()
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+
+        with protoguard.override(mode="on"), pytest.raises(protoguard.ProtocolError) as info:
+            run()
+        error = info.value
+        lines = str(error).splitlines()
+        first, at, definition = lines[0], lines[1], lines[3]
+        assert (found.code, error.code) == ("PG107", "PG107")
+        assert at.strip().endswith(f":{found.line}")
+        assert found.message == f"{first.removeprefix('[PG107] ')}; {definition.strip()}"
+        assert f"  fix: {found.fix_with_note()}" in lines
+        assert found.fix == error.fix
+        assert found.used == error.used
+
+    CORRECT: ClassVar[list[str]] = [
+        # entered once, or called again for each block
+        "cm = get_db()\nasync with cm as a:\n    pass",
+        "async with get_db() as a:\n    pass\nasync with get_db() as b:\n    pass",
+        "for x in q:\n    cm = get_db()\n    async with cm as a:\n        pass",
+        # bound again, or deleted
+        "cm = get_db()\nasync with cm as a:\n    pass\ncm = get_db()\nasync with cm as b:\n"
+        "    pass",
+        "cm = get_db()\nasync with cm as a:\n    pass\nif q:\n    cm = get_db()\n"
+        "async with cm as b:\n    pass",
+        "cm = get_db()\nasync with cm as a:\n    pass\ndel cm\n",
+        "cm = get_db()\nfor cm in q:\n    async with cm as a:\n        pass",
+        # used in another way: passed, returned, stored, an attribute taken
+        "cm = get_db()\nasync with cm as a:\n    pass\nawait helper(cm)\nasync with cm as b:\n"
+        "    pass",
+        "cm = get_db()\nasync with cm as a:\n    pass\nasync with cm as b:\n    return cm",
+        "cm = get_db()\nq.append(cm)\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = get_db()\nprint(cm.gen)\nasync with cm as a:\n    pass\nasync with cm as b:\n"
+        "    pass",
+        # read by a nested function
+        "cm = get_db()\nasync with cm as a:\n    pass\nasync def inner():\n"
+        "    async with cm as b:\n        pass",
+        # in branches only one of which runs
+        "cm = get_db()\nif q:\n    async with cm as a:\n        pass\nelse:\n"
+        "    async with cm as b:\n        pass",
+        "cm = get_db()\ntry:\n    async with cm as a:\n        pass\nexcept ValueError:\n"
+        "    async with cm as b:\n        pass",
+        "cm = get_db()\ntry:\n    pass\nexcept ValueError:\n    async with cm as a:\n"
+        "        pass\nexcept KeyError:\n    async with cm as b:\n        pass",
+        # the first block leaves the function, or the function is left between them
+        "cm = get_db()\nasync with cm as a:\n    return a\nasync with cm as b:\n    pass",
+        "cm = get_db()\nif q:\n    async with cm as a:\n        return a\n"
+        "async with cm as b:\n    pass",
+        "cm = get_db()\nasync with cm as a:\n    pass\nraise ValueError\n"
+        "async with cm as b:\n    pass",
+        # a loop left at its first turn, or a block in it that may not run at each
+        "cm = get_db()\nfor x in q:\n    async with cm as a:\n        pass\n    break",
+        "cm = get_db()\nwhile q:\n    async with cm as a:\n        return a",
+        "cm = get_db()\nfor x in q:\n    if x:\n        async with cm as a:\n            pass",
+        # two items of one statement: not a with statement the fix can rewrite alone
+        "cm = get_db()\nasync with cm as a:\n    pass\nasync with get_db() as b, cm as c:\n"
+        "    pass",
+    ]
+
+    # Entered twice, but not the one-shot context manager of a provider.
+    OTHERS: ClassVar[list[str]] = [
+        # with on an @asynccontextmanager's: that is PG105, at the first
+        "cm = get_db()\nwith cm as a:\n    pass\nwith cm as b:\n    pass",
+        # a session, which may be entered again; an object of the user's; a generator
+        "s = maker()\nasync with s as a:\n    pass\nasync with s as b:\n    pass",
+        "cm = helper()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm = gen_db()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+    ]
+
+    @pytest.mark.parametrize("body", CORRECT + OTHERS)
+    def test_not_reported(self, package: Path, body: str) -> None:
+        """Code that enters a new object each time, that the scan cannot be sure enters
+        one object twice, or whose object may be entered again, is never a PG107; the
+        first kind is not even a use the parser hands on."""
+        source = (
+            "from sqlalchemy.ext.asyncio import async_sessionmaker\n"
+            "from .deps import *\n\n"
+            "maker = async_sessionmaker()\n\n"
+            "def helper(*args):\n    return args\n\n"
+            "async def handler(q):\n" + textwrap.indent(body, "    ") + "\n"
+        )
+        assert [f for f in check(package, "mod", source) if f.code == "PG107"] == []
+        uses = _scan.parse_uses(source)
+        reentered = [use for use in uses if use.protocol == _scan.REENTER]
+        assert len(reentered) == (body in self.OTHERS)
+
+    def test_names_bound_elsewhere(self, package: Path) -> None:
+        """A name that is a parameter, a global, a nonlocal, or a module's name: not
+        surely the one object the function made."""
+        body = """
+        from .deps import get_db
+
+        async def a(cm):
+            cm = get_db()
+            async with cm as x:
+                pass
+            async with cm as y:
+                pass
+
+        async def b():
+            global cm
+            cm = get_db()
+            async with cm as x:
+                pass
+            async with cm as y:
+                pass
+
+        def c():
+            cm = None
+
+            async def inner():
+                nonlocal cm
+                cm = get_db()
+                async with cm as x:
+                    pass
+                async with cm as y:
+                    pass
+
+            return inner
+
+        cm = get_db()
+        if False:
+            with cm as x:
+                pass
+            with cm as y:
+                pass
+        """
+        assert check(package, "mod", body) == []
+
+    def test_strict_mode_refuses_the_import(self, package: Path) -> None:
+        """In strict mode the import fails, naming PG107, as for the other codes."""
+        module = write(
+            package,
+            "strict",
+            """
+            from .deps import sync_db
+
+            def handler():
+                cm = sync_db()
+                with cm:
+                    with cm:
+                        pass
+            """,
+        )
+        hook = _importhook.ImportHook((package.name,), "strict")
+        with hook.install(), pytest.raises(protoguard.ProtocolError, match="PG107"):
+            importlib.import_module(module)
+
+    def test_found_through_the_text_index(self, package: Path) -> None:
+        """The hook reads the text first: it indexes the call assigned to a name a with
+        statement enters, so the module is parsed and the finding made, the first time
+        and from the cache; a module whose names entered are no providers' results is
+        not parsed."""
+        body = """
+        from .deps import get_db
+
+        async def handler(q):
+            cm = (
+                get_db()  # a comment
+            )
+            async with (cm) as a:
+                pass
+            async with \\
+                    cm as b:
+                pass
+        """
+        for _ in range(2):
+            sys.modules.pop(f"{package.name}.idx", None)
+            found = check(package, "idx", body)
+            assert [(f.code, f.line) for f in found] == [("PG107", 10)]
+        calls = _index.index_calls(textwrap.dedent(body))
+        assert (_scan.REENTER, ("get_db",), ()) in calls
+        lock = "def f():\n    lock = threading.Lock()\n    with lock:\n        pass"
+        calls = _index.index_calls(lock)
+        assert calls == [(_scan.REENTER, ("threading", "Lock"), ())]
+        assert not _scan.needs_parse(calls, {"threading": threading})
 
 
 class TestDepends:
@@ -1663,6 +1970,11 @@ class TestIndex:
         "db: Annotated[T, F(a=1)] = deps.get_db()\n# c\ndb  .  commit()",
         "if q: db = get_db()\nawait (db).commit()",
         "x = 1; db = \\\n    get_db()\nawait db\\\n    .add(q)",
+        "cm = get_db()\nasync with cm as a:\n    pass\nasync with cm as b:\n    pass",
+        "cm: T = (deps\n    .get_db)()\nfor x in y:\n"
+        "    async with (\n        cm as a\n    ):\n        pass",
+        "cm = \\\n    sync_db()  # with cm\nwith cm:\n"
+        "    with \\\n            cm as b:\n        pass",
     ]
 
     @pytest.mark.parametrize("body", LAYOUTS)

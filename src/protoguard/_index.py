@@ -27,6 +27,7 @@ from ._scan import (
     ATTRIBUTE,
     DEPENDS,
     DEPENDS_UNSURE,
+    REENTER,
     SESSION_NAMES,
     UNSURE,
     IndexedCall,
@@ -594,12 +595,18 @@ def _attribute_calls(source: str) -> list[IndexedCall]:
         elif what == "name":
             assert isinstance(base, str)
             owners.add(base)
-    if not owners:
-        return found
+    found.extend((ATTRIBUTE, chain, ()) for chain in _assigned_calls(source, owners))
+    return found
+
+
+def _assigned_calls(source: str, names: set[str]) -> list[tuple[str, ...]]:
+    """The chains called in what may be assignments to ``names`` (``db = get_db()``,
+    ``db: AsyncSession = deps.get_db()``): a superset of the parser's."""
+    found: list[tuple[str, ...]] = []
     for match in (
         match
-        for owner in sorted(owners)
-        for match in re.finditer(re.escape(owner) + _ASSIGNED, source)
+        for name in sorted(names)
+        for match in re.finditer(re.escape(name) + _ASSIGNED, source)
     ):
         start = match.start()
         if start and (_is_word_char(source[start - 1]) or source[start - 1] == "."):
@@ -620,7 +627,7 @@ def _attribute_calls(source: str) -> list[IndexedCall]:
         for end in ends:
             chain = _called_at(source, end)
             if chain is not None:
-                found.append((ATTRIBUTE, chain, ()))
+                found.append(chain)
     return found
 
 
@@ -628,6 +635,7 @@ def index_calls(source: str) -> list[IndexedCall]:
     """Every call in ``source`` that might be a use, as the text shows it (a superset of
     what :func:`parse_uses` finds, strings and comments included)."""
     found: dict[IndexedCall, None] = {}
+    entered: set[str] = set()  # the names a with statement enters (`async with cm:`)
     for match in _KEYWORD.finditer(source):
         start = match.start()
         if start and _is_word_char(source[start - 1]):
@@ -649,9 +657,14 @@ def index_calls(source: str) -> list[IndexedCall]:
                 found[_PARSE_ALWAYS] = None
                 continue
             for item in (end, *commas):
-                chain = _called_at(source, item)
-                if chain is not None and chain[0] != "await":
-                    found[(protocol, chain, ())] = None
+                item_chain = _chain(source, _skip(source, item))
+                if item_chain is None:
+                    continue
+                called, after, _ = item_chain
+                if after == "(" and called[0] != "await":
+                    found[(protocol, called, ())] = None
+                elif len(called) == 1 and called[0] not in _KEYWORDS:
+                    entered.add(called[0])
             continue
         chain = _called_at(source, end)
         if chain is None:
@@ -660,4 +673,7 @@ def index_calls(source: str) -> list[IndexedCall]:
         found[(protocol, chain, ())] = None
     for call in _attribute_calls(source):
         found[call] = None
+    if entered:  # PG107, `cm = get_db()` entered twice: the calls assigned to those names
+        for chain in _assigned_calls(source, entered):
+            found[(REENTER, chain, ())] = None
     return list(found)

@@ -6,6 +6,8 @@ A *use* is a provider called in one of the places where its protocol matters::
     await f(...)               Depends(f)  (plain, in Annotated[...], in dependencies=[...])
     f(...).execute             db = f(...)  ...  db.execute   (PG103: a session's attribute
                                                                on what the provider returned)
+    cm = f(...)  ...  async with cm:  ...  async with cm:     (PG107: one context manager
+                                                               entered twice)
 
 ``f`` is a name or a dotted attribute chain. The source is parsed once with :mod:`ast`;
 ``f`` is then resolved against the module's real globals, so imports and aliases
@@ -33,7 +35,7 @@ import re
 import sys
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import _decorator, _messages, _proxies
 from . import _kinds as k
@@ -43,6 +45,8 @@ from .exceptions import ProviderInfo
 DEPENDS = "Depends"
 #: The protocol of a use of the provider's result as the session (PG103).
 ATTRIBUTE = k.ATTRIBUTE
+#: The protocol of a second entry of the context manager a provider returned (PG107).
+REENTER = k.REENTER
 
 # The protocols a use can have, as the user wrote them.
 _STATEMENT_PROTOCOLS = (k.ASYNC_FOR, k.ASYNC_WITH, k.WITH, k.FOR, k.AWAIT)
@@ -71,7 +75,10 @@ class Use(NamedTuple):
     #: For :data:`ATTRIBUTE`: the session attribute taken on the provider's result
     #: (``execute``), and where that attribute expression is (``db.execute``,
     #: ``get_db().execute``); ``target`` is then the name the result was assigned to
-    #: (None for ``get_db().execute``).
+    #: (None for ``get_db().execute``). For :data:`REENTER`: the statement that enters
+    #: the name again (``"async with"`` or ``"with"``), and where the name is in it (or
+    #: the statement's start, if the name is on a later line); ``target`` is the name
+    #: the result was assigned to.
     attr: str = ""
     at: Optional[_Span] = None
 
@@ -126,6 +133,7 @@ class _Scope:
         "attr_owners",
         "bound",
         "declared_global",
+        "entered",
         "is_class",
         "is_comprehension",
         "parent",
@@ -147,6 +155,8 @@ class _Scope:
         # taken on (`name.execute`), in this scope itself.
         self.assigned: list[tuple[ast.Name, ast.Call, ast.stmt]] = []
         self.attr_owners: set[str] = set()
+        # For PG107: the names a with statement enters (`async with cm as db:`).
+        self.entered: set[str] = set()
 
 
 def _chain(node: ast.AST) -> Optional[tuple[str, ...]]:
@@ -179,6 +189,16 @@ _CAPTURES = tuple(getattr(ast, name) for name in ("MatchAs", "MatchStar") if has
 _MATCH_MAPPING = getattr(ast, "MatchMapping", None)
 _TRIES = tuple(getattr(ast, name) for name in ("Try", "TryStar") if hasattr(ast, name))
 _NESTED = (*_FUNCTIONS, ast.ClassDef, ast.Lambda, *_COMPREHENSIONS)
+_WITHS = (ast.With, ast.AsyncWith)
+_With = Union[ast.With, ast.AsyncWith]
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_EXITS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
+# What holds statements: a statement, an except clause, a case of a match (3.10+).
+_BLOCKS = (
+    ast.stmt,
+    ast.ExceptHandler,
+    *(getattr(ast, n) for n in ("match_case",) if hasattr(ast, n)),
+)
 
 #: The attributes whose use on a provider's result is PG103, as run time decides it:
 #: a session's attributes, and (on a context manager only) ``close`` and ``aclose``.
@@ -229,15 +249,25 @@ def _shielded_body(node: ast.AST) -> bool:
 
 
 class _Flow:
-    """For PG103 in one scope: each of ``names`` (each assigned a call once in the scope),
-    whether it is only ever used as ``name.attr`` there (no other read, no other binding,
-    no use from a nested scope), and where each ``name.attr`` is."""
+    """For PG103 and PG107 in one scope: each of ``names`` (each assigned a call once in
+    the scope), whether it is only ever used as ``name.attr`` or entered as a with
+    item of its own (``async with name as db:``) there (no other read, no other
+    binding, no use from a nested scope), and where each ``name.attr`` and each entry
+    is."""
 
     def __init__(self, names: set[str]) -> None:
         self.names = names
         self.bailed: set[str] = set()
         self.bindings: dict[str, list[ast.AST]] = {name: [] for name in names}
         self.accesses: dict[str, list[tuple[ast.Attribute, bool]]] = {name: [] for name in names}
+        # Each with statement that enters the name, with the statements it is in (the
+        # outermost first).
+        self.entries: dict[str, list[tuple[_With, tuple[ast.AST, ...]]]] = {
+            name: [] for name in names
+        }
+        # The statements the last binding of each name is in (its own last).
+        self.binding_paths: dict[str, tuple[ast.AST, ...]] = {}
+        self._ancestors: list[ast.AST] = []
 
     def _bail(self, *names: Optional[str]) -> None:
         self.bailed.update(name for name in names if name in self.names)
@@ -251,6 +281,7 @@ class _Flow:
                     self.bailed.add(node.id)  # read as itself: passed, returned, entered
                 else:
                     self.bindings[node.id].append(node)
+                    self.binding_paths[node.id] = tuple(self._ancestors)
             return
         if isinstance(node, ast.Attribute):
             value = node.value
@@ -276,13 +307,146 @@ class _Flow:
             self._bail(getattr(node, "name", None))
         elif _MATCH_MAPPING is not None and isinstance(node, _MATCH_MAPPING):
             self._bail(getattr(node, "rest", None))
-        if _shielded_body(node):
-            body = {id(statement) for statement in node.body}  # type: ignore[attr-defined]
-            for child in ast.iter_child_nodes(node):
-                self.walk(child, nested, shielded or id(child) in body)
-            return
+        elif isinstance(node, (ast.With, ast.AsyncWith)) and not nested:
+            for item in node.items:
+                expr = item.context_expr
+                if isinstance(expr, ast.Name) and expr.id in names:
+                    # Entered by itself (`async with cm as db:`): PG107's, not a read.
+                    self.entries[expr.id].append((node, tuple(self._ancestors)))
+                    if len(node.items) > 1:
+                        self.bailed.add(expr.id)  # (not one the fix can rewrite alone)
+        is_block = isinstance(node, _BLOCKS)
+        if is_block:
+            self._ancestors.append(node)
+        body = (
+            {id(statement) for statement in node.body}  # type: ignore[attr-defined]
+            if _shielded_body(node)
+            else ()
+        )
         for child in ast.iter_child_nodes(node):
-            self.walk(child, nested, shielded)
+            if (
+                isinstance(child, ast.Name)
+                and isinstance(node, ast.withitem)
+                and child is node.context_expr
+                and child.id in names
+                and not nested
+            ):
+                continue  # an entry, recorded above
+            self.walk(child, nested, shielded or id(child) in body)
+        if is_block:
+            self._ancestors.pop()
+
+
+def _in(statement: ast.AST, block: list[ast.stmt]) -> bool:
+    return any(node is statement for node in block)
+
+
+def _holder(
+    parent: Optional[ast.AST], statement: ast.AST, body: list[ast.stmt]
+) -> Optional[tuple[list[ast.stmt], int]]:
+    """The list of statements ``statement`` is in, directly in ``parent`` (in ``body``,
+    the function's, for None), and its index there; None if it is in none (an except
+    clause or a case of a match, which only one of runs, holds it)."""
+    blocks = (
+        [body]
+        if parent is None
+        else [getattr(parent, f, None) for f in ("body", "orelse", "finalbody")]
+    )
+    for block in blocks:
+        if isinstance(block, list):
+            for index, node in enumerate(block):
+                if node is statement:
+                    return block, index
+    return None
+
+
+def _straight(path: tuple[ast.AST, ...]) -> bool:
+    """Whether, once the first statement of ``path`` (each of its statements in the one
+    before) runs, the last runs whole: the ones before it are with statements, each the
+    next in its body, and none of their bodies (nor the last's, a with statement too)
+    has a return, raise, break or continue of its own."""
+    for outer, inner in zip(path, path[1:]):
+        if not isinstance(outer, _WITHS) or not _in(inner, outer.body):
+            return False
+    return not any(
+        isinstance(statement, _EXITS)
+        for node in path
+        if isinstance(node, _WITHS)
+        for statement in node.body
+    )
+
+
+def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[ast.stmt]) -> bool:
+    """Whether the with statement ending ``second`` (its statements from the
+    function's body in) surely runs after the one ending ``first`` has been entered,
+    if it runs: in its block (nested), or later in the same list of statements, the
+    first reached through with statements only and no return, raise, break or continue
+    between them. Not for two branches of an if/else or a try/except, which only one of
+    may run."""
+    if any(node is first[-1] for node in second[:-1]):
+        return True  # nested in its block
+    if any(node is second[-1] for node in first[:-1]):
+        return False  # the other way round
+    common = 0
+    while common < min(len(first), len(second)) and first[common] is second[common]:
+        common += 1
+    parent = first[common - 1] if common else None
+    one = _holder(parent, first[common], body)
+    other = _holder(parent, second[common], body)
+    if one is None or other is None or one[0] is not other[0] or one[1] >= other[1]:
+        return False
+    block = one[0]
+    if any(isinstance(statement, _EXITS) for statement in block[one[1] + 1 : other[1]]):
+        return False
+    return _straight(first[common:])
+
+
+def _in_loop(entry: tuple[ast.AST, ...], assignment: ast.stmt, around: tuple[ast.AST, ...]) -> bool:
+    """Whether the with statement ending ``entry`` runs at each turn of a loop (with
+    statements only between them) that ``assignment`` (in the statements ``around``)
+    comes before, and nothing in the loop's body leaves it early (a return, raise or
+    break)."""
+    index = len(entry) - 1
+    while index > 0 and isinstance(entry[index - 1], _WITHS):
+        index -= 1
+    if index == 0:
+        return False
+    loop = entry[index - 1]
+    if not isinstance(loop, _LOOPS) or not _in(entry[index], loop.body):
+        return False
+    if any(node is loop for node in around):
+        return False  # a new one at each turn
+    if (assignment.lineno, assignment.col_offset) > (loop.lineno, loop.col_offset):
+        return False
+    if any(isinstance(statement, (ast.Return, ast.Raise, ast.Break)) for statement in loop.body):
+        return False
+    return _straight(entry[index:])
+
+
+def _entered_again(
+    entries: list[tuple[_With, tuple[ast.AST, ...]]],
+    assignment: ast.stmt,
+    around: tuple[ast.AST, ...],
+    body: list[ast.stmt],
+) -> Optional[_With]:
+    """PG107: of the with statements that enter one name (``assignment``, ``cm =
+    get_db()``, its only binding, in the statements ``around``), the first that surely
+    enters it a second time: after another in the same block or in its block, or in a
+    loop; None if none is sure to."""
+    end = (assignment.end_lineno or assignment.lineno, assignment.end_col_offset or 0)
+    if any((node.lineno, node.col_offset) < end for node, _ in entries):
+        return None  # one before the assignment: in a loop, another object's turn
+    if len({type(node) for node, _ in entries}) > 1:
+        return None  # `with` and `async with`: one of them is another misuse
+    ordered = sorted(entries, key=lambda entry: (entry[0].lineno, entry[0].col_offset))
+    paths = [(*ancestors, node) for node, ancestors in ordered]
+    for (node, _), second in zip(ordered, paths):
+        if any(_after(first, second, body) for first in paths if first is not second):
+            return node
+    for (node, _), path in zip(ordered, paths):
+        if _in_loop(path, assignment, around):
+            return node
+    return None
 
 
 class _Collector:
@@ -385,15 +549,21 @@ class _Collector:
             self.visit(child, scope)
 
     def flow(self, body: list[ast.stmt], scope: _Scope, parameters: set[str]) -> None:
-        """PG103 in one function's body (or the module's): ``name = f(...)``, the only
-        binding of ``name`` in the scope, then ``name.execute`` after it, ``name`` used
-        in no other way (not entered, iterated, awaited, passed, returned, read by a
-        nested function)."""
-        if not scope.assigned or not scope.attr_owners:
+        """PG103 and PG107 in one function's body (PG103 in the module's too): ``name =
+        f(...)``, the only binding of ``name`` in the scope, then ``name.execute`` after
+        it (PG103), or ``async with name`` twice (PG107), ``name`` used in no other way
+        (not iterated, awaited, passed, returned, read by a nested function; for PG103
+        not entered, for PG107 no attribute taken)."""
+        if not scope.assigned:
+            return
+        owners = scope.attr_owners
+        if scope.parent is not None:  # PG107 in a function only
+            owners = owners | scope.entered
+        if not owners:
             return
         candidates: dict[str, tuple[ast.Name, ast.Call, ast.stmt]] = {}
         for assigned in scope.assigned:
-            if assigned[0].id in scope.attr_owners:
+            if assigned[0].id in owners:
                 candidates.setdefault(assigned[0].id, assigned)
         names = set(candidates) - parameters - scope.declared_global
         if scope.parent is None:
@@ -409,6 +579,29 @@ class _Collector:
                 continue
             chain = _chain(call.func)
             assert chain is not None
+            if flow.entries[name]:
+                if not flow.accesses[name] and scope.parent is not None:
+                    entry = _entered_again(
+                        flow.entries[name], assignment, flow.binding_paths[name], body
+                    )
+                    if entry is not None:
+                        at = _span(entry.items[0].context_expr)
+                        if at[0] != entry.lineno:
+                            # (`async with \` then `cm as db:`) Run time's line is the
+                            # statement's, up to Python 3.12.
+                            at = (entry.lineno, entry.col_offset, entry.lineno, entry.col_offset)
+                        protocol = k.ASYNC_WITH if isinstance(entry, ast.AsyncWith) else k.WITH
+                        use = Use(
+                            REENTER,
+                            chain,
+                            _span(call),
+                            _span(target),
+                            (),
+                            protocol,
+                            at,
+                        )
+                        self.found.append((use, scope))
+                continue  # (PG103 is for a name that is not entered)
             end = (assignment.end_lineno or 0, assignment.end_col_offset or 0)
             accesses = sorted(flow.accesses[name], key=lambda a: (a[0].lineno, a[0].col_offset))
             for access, shielded in accesses:
@@ -473,6 +666,8 @@ class _Collector:
             protocol = k.ASYNC_WITH if isinstance(node, ast.AsyncWith) else k.WITH
             for item in node.items:
                 self._use_call(protocol, item.context_expr, item.optional_vars, scope)
+                if isinstance(item.context_expr, ast.Name):
+                    scope.entered.add(item.context_expr.id)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             value = node.value
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -832,6 +1027,28 @@ def _attribute_finding(
     return k.misuse_code(kind, k.ATTRIBUTE), message, fix, note, info
 
 
+def _reentry_finding(
+    use: Use, kind: str, guarded: Optional[ProviderInfo], obj: object, text: _Source
+) -> tuple[str, str, str, ProviderInfo]:
+    """(code, message, fix, provider) for a context manager entered a second time, as
+    run time words them: the provider named as run time names it (by its own name, or
+    by the alias the assignment calls it by), and the with statement rewritten to call
+    it again (`async with get_db() as db:`)."""
+    info = _info(obj, kind, guarded)
+    if info.filename is None:
+        info = info._replace(name=".".join(use.chain))
+    called = use.chain[-1]
+    name = _messages.short_name(info)
+    if called != name.rpartition(".")[2]:
+        name = called  # `from app.db import get_db as provide`: `provide()`
+    assert use.at is not None
+    statement = _messages.logical_line(text.lines, use.at[0], None, text.statements)
+    assigned = text.text(use.span) or f"{called}(...)"
+    fix = _messages.render(use.attr, assigned, _messages._pieces(statement, called)[1])
+    message = f"{_messages.reentered(use.attr, name + '()')}; {_messages.definition_line(info)}"
+    return k.misuse_code(kind, k.REENTER), message, fix, info
+
+
 def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
     if guarded is not None:
         return guarded
@@ -892,6 +1109,16 @@ def findings(
             kind, guarded = classified
             text = text or load()
             code, message, fix, note, info = _attribute_finding(use, kind, guarded, obj, text)
+        elif use.protocol == REENTER:
+            classified = provider_kind(obj)
+            if classified is None or classified[0] not in _CONTEXT_MANAGER_KINDS:
+                continue  # (a session maker's session may be entered again)
+            kind, guarded = classified
+            if k.SUPPORTED[kind][0] != use.attr:
+                continue  # `with` on an @asynccontextmanager's: that is the misuse
+            text = text or load()
+            code, message, fix, info = _reentry_finding(use, kind, guarded, obj, text)
+            note = ""
         elif use.protocol == DEPENDS:
             if not _is_fastapi_depends(resolve(use.via, namespace)):
                 continue
@@ -956,7 +1183,7 @@ def findings(
                 fix,
                 info,
                 module,
-                f".{use.attr}" if use.protocol == ATTRIBUTE else use.protocol,
+                {ATTRIBUTE: f".{use.attr}", REENTER: use.attr}.get(use.protocol, use.protocol),
                 # Run time writes it after the fix: "  # import contextlib".
                 note.strip().removeprefix("#").strip(),
             )
@@ -1003,6 +1230,10 @@ def needs_parse(calls: Iterable[IndexedCall], namespace: Mapping[str, Any]) -> b
         if protocol == ATTRIBUTE:
             if session_attributes(classified[0]):
                 return True  # a context manager, a generator or a coroutine: the parser tells
+            continue
+        if protocol == REENTER:
+            if classified[0] in _CONTEXT_MANAGER_KINDS:
+                return True  # entered twice, perhaps: the parser tells
             continue
         if protocol == UNSURE or protocol not in k.SUPPORTED[classified[0]]:
             return True
