@@ -631,6 +631,23 @@ def _assigned_calls(source: str, names: set[str]) -> list[tuple[str, ...]]:
     return found
 
 
+def _entered_name(source: str, pos: int) -> Optional[str]:
+    """The name a with item starting at ``pos`` is, if it is one alone (`cm as db`,
+    `cm:`, `(cm)`), not a call or an attribute (nor prose after a "with")."""
+    pos = _skip(source, pos)
+    while source.startswith("(", pos):
+        pos = _skip(source, pos + 1)
+    match = _IDENTIFIER.match(source, pos)
+    if match is None or match.group() in _KEYWORDS:
+        return None
+    after = _skip(source, match.end())
+    if source[after : after + 1] in (":", ",", ")") or (
+        source.startswith("as", after) and not _is_word_char(source[after + 2 : after + 3])
+    ):
+        return match.group()
+    return None
+
+
 def index_calls(source: str) -> list[IndexedCall]:
     """Every call in ``source`` that might be a use, as the text shows it (a superset of
     what :func:`parse_uses` finds, strings and comments included)."""
@@ -657,14 +674,13 @@ def index_calls(source: str) -> list[IndexedCall]:
                 found[_PARSE_ALWAYS] = None
                 continue
             for item in (end, *commas):
-                item_chain = _chain(source, _skip(source, item))
-                if item_chain is None:
-                    continue
-                called, after, _ = item_chain
-                if after == "(" and called[0] != "await":
-                    found[(protocol, called, ())] = None
-                elif len(called) == 1 and called[0] not in _KEYWORDS:
-                    entered.add(called[0])
+                chain = _called_at(source, item)
+                if chain is not None and chain[0] != "await":
+                    found[(protocol, chain, ())] = None
+                elif chain is None:
+                    name = _entered_name(source, item)
+                    if name is not None:
+                        entered.add(name)
             continue
         chain = _called_at(source, end)
         if chain is None:
