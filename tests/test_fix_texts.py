@@ -12,6 +12,7 @@ import functools
 import itertools
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -584,6 +585,26 @@ def test_an_expression_too_deep_to_take_apart(tmp_path: Path) -> None:
     text = Path(path).read_text(encoding="utf-8")
     (found,) = _scan.findings(_scan.parse_uses(text, path), globals(), path, text)
     assert found.fix.startswith("async with get_db(")
+
+
+@pytest.mark.parametrize("action", ["error", "always"])
+def test_a_line_that_warns_as_it_is_parsed(tmp_path: Path, action: str) -> None:
+    """A line with an invalid escape sequence, which warns as it is compiled
+    (SyntaxWarning from 3.12, DeprecationWarning before): its fix is read as any other
+    line's, where warnings are errors too (-W error), and reading it warns nothing."""
+    path = tmp_path / f"escapes_{action}.py"  # a new name: messages cache by file
+    path.write_text('async def f():\n    async for s in get_db("\\d+"):\n        pass\n')
+    namespace: dict[str, Any] = dict(globals())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the file's own compile warns: that is Python's
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter(action)
+        with pytest.raises(ProtocolError) as info:
+            asyncio.run(namespace["f"]())
+    assert [str(warning.message) for warning in caught] == []
+    assert info.value.code == "PG101"
+    assert info.value.fix == 'async with get_db("\\d+") as s:'
 
 
 def test_a_call_on_a_decorators_line(tmp_path: Path) -> None:

@@ -1773,6 +1773,49 @@ class TestRobustness:
         Path(imported.__file__).write_text("def broken(:\n")
         assert _importhook.scan_module(imported, thorough=True) == []
 
+    ESCAPES = r"""
+    import re
+    from .deps import get_db
+
+    PATTERN = re.compile("\d+")
+
+    async def handler():
+        async for s in get_db():
+            pass
+        async for s in get_db(pattern="\d"):
+            pass
+    """
+
+    def test_source_that_warns_as_it_parses(self, package: Path, tmp_path: Path) -> None:
+        """An invalid escape sequence warns as it is compiled (SyntaxWarning from 3.12,
+        DeprecationWarning before). That warning is the user's import's to give:
+        protoguard's own parses give none, and where warnings are errors (-W error,
+        filterwarnings = error) they lose no finding, parsed or from the scan cache."""
+        module = write(package, "mod", self.ESCAPES)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imported = importlib.import_module(module)
+        expected = [
+            ("PG101", line_of(package, "mod", "in get_db():"), "async with get_db() as s:"),
+            (
+                "PG101",
+                line_of(package, "mod", "get_db(pattern="),
+                r'async with get_db(pattern="\d") as s:',
+            ),
+        ]
+        directory = str(tmp_path / "scan-cache")
+        # No cache (parsed), a new one (parsed, then cached), one that has the entry.
+        for cache in (None, _importhook.ScanCache(directory), _importhook.ScanCache(directory)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                found = _importhook.scan_module(imported, cache=cache)
+            assert [(f.code, f.line, f.fix) for f in found] == expected
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = _importhook.scan_module(imported, cache=cache)
+            assert [str(w.message) for w in caught] == []
+            assert [(f.code, f.line, f.fix) for f in found] == expected
+
     def test_module_that_raises(self, package: Path) -> None:
         """A module whose own code fails fails as it would without protoguard."""
         module = write(package, "mod", "raise ValueError('boom')\n")

@@ -20,7 +20,9 @@ import os
 import re
 import sys
 import textwrap
+import threading
 import tokenize
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from types import CodeType, FrameType
 from typing import NamedTuple, Optional
@@ -29,6 +31,32 @@ from . import _kinds as k
 from .exceptions import CallSite, ProtocolAttributeError, ProtocolError, ProviderInfo
 
 DOCS_URL = "https://protoguard.readthedocs.io/en/latest/errors/"
+
+# Parsing (or compiling) the user's source must not warn. An invalid escape sequence
+# warns as it is compiled (SyntaxWarning from 3.12, DeprecationWarning before): that
+# warning is the user's own import's to give, and where warnings are errors (-W error)
+# it makes protoguard's parse a SyntaxError, which would lose the finding.
+# catch_warnings() swaps the warnings module's filters, which are global: the lock keeps
+# two of protoguard's parses (imports in two threads) from restoring each other's
+# filters out of order, which could leave "ignore" in force for good. It cannot keep a
+# warning another thread gives during a parse from being ignored: that window is one
+# parse long, and only open while a finding is being read.
+_QUIET = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Ignore every warning in the block (see _QUIET)."""
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse(source)``, warning nothing (see _QUIET)."""
+    with quiet():
+        return ast.parse(source, filename)
+
 
 # Frames of these modules are never the user's line.
 _INTERNAL_MODULES = frozenset(
@@ -190,7 +218,7 @@ def _parse_line(line: str) -> Optional[ast.AST]:
     if body.endswith(":"):
         body += " pass"
     try:
-        tree = ast.parse("async def _protoguard_():\n" + textwrap.indent(body, "    "))
+        tree = parse("async def _protoguard_():\n" + textwrap.indent(body, "    "))
     except SyntaxError:
         return None
     func = tree.body[0]
@@ -310,7 +338,7 @@ def _attribute_owner(line: str, attr: str) -> Optional[str]:
     if code.endswith(":"):
         code += " pass"
     try:
-        tree = ast.parse("async def _():\n" + textwrap.indent(code, "    "))
+        tree = parse("async def _():\n" + textwrap.indent(code, "    "))
     except SyntaxError:
         return None
     for node in ast.walk(tree):
@@ -341,7 +369,7 @@ def _injected_by_depends(frame: FrameType, name: Optional[str]) -> Optional[str]
     if name is None or name not in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
         return None
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
+        tree = parse(textwrap.dedent(inspect.getsource(code)))
     except (OSError, TypeError, SyntaxError):
         return None
     func = tree.body[0] if tree.body else None
@@ -446,7 +474,8 @@ def entered_once(expr: str, wrapper: str = "contextlib.asynccontextmanager") -> 
     """``contextlib.asynccontextmanager(get_db)(args)`` for the call ``get_db(args)``
     (or ``wrapper``, ``contextlib.contextmanager`` for a generator provider)."""
     try:
-        call = ast.parse(expr, mode="eval").body
+        with quiet():
+            call = ast.parse(expr, mode="eval").body
     except SyntaxError:
         return None
     if isinstance(call, ast.Call):
@@ -902,7 +931,7 @@ def _keeps_session(rest: str, name: str) -> bool:
     a container of it, or what a call given it returns; or returns it), rather than only
     using it (`r = await session.execute(q)`)."""
     try:
-        tree = ast.parse(_PARSED + rest)
+        tree = parse(_PARSED + rest)
     except SyntaxError:
         return True
     func = tree.body[0]
@@ -971,8 +1000,9 @@ def _is_code(fix: str, in_async_def: bool = True) -> bool:
         last = source.rpartition("\n")[2]
         source += "\n" + " " * (len(last) - len(last.lstrip()) + _INDENT) + "pass"
     try:
-        compile(source, "<fix>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, Warning):  # a warning, under -W error
+        with quiet():
+            compile(source, "<fix>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
         return False
     return True
 
@@ -1449,7 +1479,7 @@ def _statement_at(
     the cache); of statements on one line, the one that calls ``name`` (at ``col``, if
     known)."""
     try:
-        tree = ast.parse("".join(linecache.getlines(filename)))
+        tree = parse("".join(linecache.getlines(filename)))
     except (SyntaxError, ValueError):
         return None
     return Statements(tree).at(lineno, name, col)
@@ -1613,7 +1643,7 @@ def _first_line(node: ast.stmt) -> int:
 @functools.lru_cache(maxsize=8)  # a module's findings at several places: one parse
 def _parsed(source: str) -> Optional[ast.Module]:
     try:
-        return ast.parse(source)
+        return parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
@@ -2024,7 +2054,7 @@ def _assigned_call(frame: FrameType, name: Optional[str]) -> Optional[tuple[str,
         return None
     source = textwrap.dedent("".join(lines))
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError:
         return None
     found: Optional[tuple[str, int]] = None

@@ -732,7 +732,7 @@ def parse_uses(source: str, filename: str = "<unknown>") -> list[Use]:
 
     Raises SyntaxError, ValueError or RecursionError for source it cannot read.
     """
-    tree = ast.parse(source, filename)
+    tree = _messages.parse(source, filename)
     module_scope = _Scope(None)
     collector = _Collector()
     for statement in tree.body:
@@ -834,7 +834,7 @@ class _Source:
         if not self._parsed:
             self._parsed = True
             try:
-                self._tree = ast.parse("".join(self.lines))
+                self._tree = _messages.parse("".join(self.lines))
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._tree = None
         return self._tree
@@ -876,7 +876,9 @@ class _Source:
             # Spread over lines by a formatter: written out again on one line, as the
             # run-time fix does (`get_db(read_only=True)`, not `get_db( read_only=True, )`).
             try:
-                return ast.unparse(ast.parse(text.strip(), mode="eval"))
+                with _messages.quiet():
+                    expression = ast.parse(text.strip(), mode="eval")
+                return ast.unparse(expression)
             except (SyntaxError, ValueError):
                 pass
         return " ".join(text.split())
