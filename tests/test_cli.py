@@ -561,6 +561,29 @@ class TestFormats:
         assert lines[0].endswith(". fix: async with get_db() as db:")
         assert len(lines) == 2
 
+    def test_a_module_that_changes_directory(self, project: Path) -> None:
+        """A module that calls os.chdir() as it is imported: every path is still shown
+        relative to the directory check started in, in every format, a failure's too."""
+        (project / "shop" / "aaa_moves.py").write_text("import os\nos.chdir('..')\n")
+        (project / "shop" / "zzz_fails.py").write_text("raise RuntimeError('no database')\n")
+        handlers = os.path.join("shop", "handlers.py")
+        deps = os.path.join("shop", "deps.py")
+        fails = os.path.join("shop", "zzz_fails.py")
+        for fmt in ("text", "json", "github"):
+            result = protoguard(project, "shop", "--format", fmt)
+            assert result.returncode == 2, result.stderr
+            assert f"RuntimeError: no database (at {fails}:1)" in result.stderr
+            assert project.name not in result.stdout
+            if fmt == "json":
+                found = json.loads(result.stdout)
+                assert [f["path"] for f in found] == [handlers, handlers]
+                assert found[0]["provider"]["location"].startswith(f"{deps}:")
+            elif fmt == "github":
+                assert result.stdout.startswith(f"::error file={handlers},line=6,col=21,")
+            else:
+                assert result.stdout.startswith(f"{handlers}:6:21: PG101 ")
+                assert f"defined at {deps}:" in result.stdout
+
     def test_a_note_on_the_fix(self, project: Path) -> None:
         """What else a fix needs, as run time says it after the fix: said after it in
         text and github (after its last line), a field of its own in JSON, where the fix

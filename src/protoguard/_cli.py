@@ -421,8 +421,10 @@ def check(targets: Sequence[str]) -> Result:
 
     Raises TargetError for a target that is neither a module name nor a path to one.
     """
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would
+    global _started_in
+    _started_in = os.getcwd()
+    if _started_in not in sys.path:
+        sys.path.insert(0, _started_in)  # as `python -m` would
     unchecked: dict[tuple[str, str], str] = {}  # (argument, name) -> why
     usable: list[Target] = []
     for target in resolve_targets(targets):
@@ -480,10 +482,16 @@ def check(targets: Sequence[str]) -> Result:
 # --- output ----------------------------------------------------------------------------
 
 
+# The working directory check() started in: a module it imports may call os.chdir(),
+# and paths are shown relative to where the user ran the command.
+_started_in: Optional[str] = None
+
+
 def _shown(path: str) -> str:
-    """The path relative to the working directory when it is beneath it."""
+    """The path relative to the working directory check() started in, when it is
+    beneath it."""
     try:
-        relative = os.path.relpath(path)
+        relative = os.path.relpath(path, _started_in)
     except ValueError:  # another drive (Windows)
         return path
     return path if relative.startswith(os.pardir) else relative
