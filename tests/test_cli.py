@@ -169,6 +169,34 @@ class TestExitCodes:
         assert json_result.returncode == 2
         assert len(json.loads(json_result.stdout)) == 4
 
+    def test_modules_that_do_not_compile(self, project: Path) -> None:
+        """A SyntaxError, and a null byte (a ValueError before Python 3.11.4): the module's
+        file and line, relative as every path is, and advice that fits: the module does
+        not compile, with or without protoguard; the others are checked."""
+        (project / "shop" / "nul.py").write_bytes(b"x = 1\ny = 2\x00\n")
+        (project / "shop" / "syn.py").write_text("x = 1\ny = (\n")
+        never_closed = "'(' was never closed"
+        if sys.version_info < (3, 10):
+            never_closed = "unexpected EOF while parsing"
+        result = protoguard(project, "shop")
+        assert result.returncode == 2, result.stderr
+        nul = os.path.join("shop", "nul.py")
+        syn = os.path.join("shop", "syn.py")
+        lines = result.stderr.splitlines()
+        assert lines[0].startswith("protoguard check: cannot import 'shop.nul', so it was not ")
+        assert lines[0].endswith(f"null bytes (at {nul}:2)")
+        assert lines[1] == (
+            "protoguard check: cannot import 'shop.syn', so it was not checked: "
+            f"SyntaxError: {never_closed} (at {syn}:2)"
+        )
+        assert lines[-1] == (
+            "protoguard check: 2 module(s) do not compile, so they were not checked: Python "
+            "cannot import them, with or without protoguard (which changes no module's "
+            "code); fix the errors above."
+        )
+        assert "give this environment" not in result.stderr
+        assert len(result.stdout.splitlines()) == 2  # shop's findings all the same
+
     def test_main_modules_are_not_imported(self, project: Path) -> None:
         """A package's __main__.py is the program: checking the package does not run it."""
         for package in (project / "shop", project / "shop" / "sub"):

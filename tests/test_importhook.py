@@ -2206,6 +2206,20 @@ class TestCache:
         source.write_text("x = 22\n")
         assert later.lookup(str(source), os.stat(source), "pkg") == (None, None)
 
+    def test_a_directory_under_home(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """PROTOGUARD_CACHE_DIR="~/pgcache" is in the home directory, as a shell would have
+        it, not a directory named "~" in the working directory."""
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("USERPROFILE", str(tmp_path / "home"))  # Windows' home
+        monkeypatch.setenv("PROTOGUARD_CACHE_DIR", os.path.join("~", "pgcache"))
+        monkeypatch.chdir(tmp_path)
+        assert _importhook.default_cache_dir() == str(tmp_path / "home" / "pgcache")
+        source = tmp_path / "m.py"
+        source.write_text("x = 1\n")
+        _importhook.ScanCache().put(str(source), os.stat(source), [])
+        assert (tmp_path / "home" / "pgcache").is_dir()
+        assert not (tmp_path / "~").exists()
+
     def test_default_directory(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """PROTOGUARD_CACHE_DIR wins; otherwise the platform's cache directory."""
         monkeypatch.setenv("PROTOGUARD_CACHE_DIR", "/somewhere")

@@ -292,14 +292,42 @@ class Failure(NamedTuple):
     module: str
     #: ``RuntimeError: no database (at app/db.py:3)``, on one line.
     reason: str
+    #: Whether the module's source compiles (a SyntaxError, or a null byte, does not).
+    compiles: bool = True
 
 
 # An exception's message longer than this is cut: the failure stays one readable line.
 _REASON_LENGTH = 200
 
 
-def _reason(exc: BaseException) -> str:
-    """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``, on one line."""
+def _uncompiled(name: str, exc: BaseException, raised_by_user: bool) -> Optional[str]:
+    """Where a module's source does not compile, ``app/db.py:3``, if that is why
+    importing ``name`` failed; else None."""
+    if isinstance(exc, SyntaxError) and exc.filename and os.path.isfile(exc.filename):
+        return f"{_shown(exc.filename)}:{exc.lineno}" if exc.lineno else _shown(exc.filename)
+    if raised_by_user or not isinstance(exc, (SyntaxError, ValueError)):
+        return None
+    # Raised by importlib compiling the module, with no file named: a null byte in the
+    # source (a ValueError before Python 3.11.4, a SyntaxError since).
+    try:
+        spec = importlib.util.find_spec(name)
+        path = spec.origin if spec is not None else None
+        if not path or not os.path.isfile(path):
+            return None
+        with open(path, "rb") as file:
+            data = file.read()
+    except Exception:  # not found again, or unreadable: not known
+        return None
+    nul = data.find(b"\0")
+    if nul < 0:
+        return None  # another failure of importlib's: not the source's
+    line = data.count(b"\n", 0, nul) + 1
+    return f"{_shown(path)}:{line}"
+
+
+def _reason(name: str, exc: BaseException) -> tuple[str, bool]:
+    """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``, on one line; and
+    whether the module's source compiles (see _uncompiled)."""
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
     ours = os.path.dirname(os.path.abspath(__file__))
@@ -310,10 +338,18 @@ def _reason(exc: BaseException) -> str:
     ]
     if user:
         where = f" (at {_shown(user[-1].filename)}:{user[-1].lineno})"
-    message = " ".join(str(exc).split())
+    message = str(exc)
+    uncompiled = _uncompiled(name, exc, bool(user))
+    if uncompiled is not None:
+        where = f" (at {uncompiled})"
+        if isinstance(exc, SyntaxError) and exc.msg:
+            message = exc.msg  # without "(syn.py, line 1)", which `where` says
+    message = " ".join(message.split())
     if len(message) > _REASON_LENGTH:
         message = message[: _REASON_LENGTH - 3] + "..."
-    return f"{type(exc).__name__}: {message}{where}" if message else type(exc).__name__ + where
+    kind = type(exc).__name__
+    reason = f"{kind}: {message}{where}" if message else kind + where
+    return reason, uncompiled is None
 
 
 def _import(name: str, failures: list[Failure]) -> Optional[types.ModuleType]:
@@ -323,7 +359,7 @@ def _import(name: str, failures: list[Failure]) -> Optional[types.ModuleType]:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit too: a module's failure is reported
-        failures.append(Failure(name, _reason(exc)))
+        failures.append(Failure(name, *_reason(name, exc)))
         return None
 
 
@@ -594,11 +630,20 @@ def run(targets: Sequence[str], fmt: str = "text", *, out: Optional[Any] = None)
         else:
             summary = "No wrong protocols."
         print(summary, file=err)
-    if failures:
+    unimportable = [failure for failure in failures if failure.compiles]
+    if unimportable:
         print(
-            f"protoguard check: {len(failures)} module(s) could not be imported and were not "
-            "checked; give this environment what importing them needs (their dependencies, "
-            "the environment variables they read).",
+            f"protoguard check: {len(unimportable)} module(s) could not be imported and were "
+            "not checked; give this environment what importing them needs (their "
+            "dependencies, the environment variables they read).",
+            file=err,
+        )
+    uncompiled = len(failures) - len(unimportable)
+    if uncompiled:
+        print(
+            f"protoguard check: {uncompiled} module(s) do not compile, so they were not "
+            "checked: Python cannot import them, with or without protoguard (which changes "
+            "no module's code); fix the errors above.",
             file=err,
         )
     if unchecked:

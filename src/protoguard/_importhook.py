@@ -54,10 +54,13 @@ _CALLS = "calls"
 
 
 def default_cache_dir() -> str:
-    """``$PROTOGUARD_CACHE_DIR``, else protoguard's folder in the platform's cache dir."""
+    """``$PROTOGUARD_CACHE_DIR`` (a leading ``~`` is the home directory), else
+    protoguard's folder in the platform's cache dir."""
     configured = os.environ.get(ENV_CACHE_DIR)
     if configured:
-        return configured
+        # Not expanded where it is set in a file (a Dockerfile's ENV, a CI config, pytest's
+        # env), which would make a directory named "~" in the working directory.
+        return os.path.expanduser(configured)
     home = os.path.expanduser("~")
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
