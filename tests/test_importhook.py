@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gc
 import importlib
@@ -2219,6 +2220,48 @@ class TestCache:
         _importhook.ScanCache().put(str(source), os.stat(source), [])
         assert (tmp_path / "home" / "pgcache").is_dir()
         assert not (tmp_path / "~").exists()
+
+    def test_a_finding_parses_its_statement_alone(
+        self, package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A finding in a large module is written from its top-level statement alone: the
+        module is parsed once, for its uses (and not at all when they are cached), and
+        what the fix is read from is that statement's tree, not the module's."""
+        filler = "".join(
+            f"\n\ndef filler_{i}(a, b):\n    x = [a + i for i in range(b)]\n"
+            f"    return lambda y: {{'k': x, 'v': (a, y)}}\n"
+            for i in range(500)
+        )
+        body = textwrap.dedent(TestModes.BODY)
+        module = write(package, "mod", body + filler)
+        imported = importlib.import_module(module)
+        size = len(body.strip().splitlines())
+        module_lines = len((package / "mod.py").read_text().strip().splitlines())
+        parsed: list[int] = []  # the lines of each source parsed, blank lines left out
+        walked = [0]
+        parse, walk = ast.parse, ast.walk
+
+        def counting_parse(source: str, *args: object, **kwargs: object) -> ast.AST:
+            parsed.append(len(source.strip().splitlines()))
+            return parse(source, *args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+        def counting_walk(node: ast.AST) -> Iterator[ast.AST]:
+            for child in walk(node):
+                walked[0] += 1
+                yield child
+
+        monkeypatch.setattr(ast, "parse", counting_parse)
+        monkeypatch.setattr(ast, "walk", counting_walk)
+        cache = _importhook.ScanCache(str(tmp_path / "scan-cache"))
+        expected = [("PG101", "async with get_db() as s:"), ("PG102", "async for s in gen_db():")]
+        for cached in (False, True):
+            parsed.clear()
+            walked[0] = 0
+            found = _importhook.scan_module(imported, cache=cache)
+            assert [(f.code, f.fix) for f in found] == expected
+            whole = [lines for lines in parsed if lines > size]
+            assert whole == ([] if cached else [module_lines])
+            assert walked[0] < 200  # of the module's 18,000 nodes
 
     def test_default_directory(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """PROTOGUARD_CACHE_DIR wins; otherwise the platform's cache directory."""

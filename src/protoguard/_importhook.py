@@ -9,7 +9,8 @@ the module exactly as the real loader would (its ``exec_module()`` reads and wri
 module's text shows in protocol places are resolved in its globals, and the source is
 parsed only if one of them is a provider that may be misused. Both the text index and
 the parse are cached per source file, in a cache of its own, so a module imported again
-unchanged is neither read nor parsed: its cached names are resolved, nothing more.
+unchanged is neither read nor parsed: its cached names are resolved, nothing more (but
+for a finding, whose text is written from its top-level statement, read and parsed).
 
 Nothing the hook does may break an import: a module it cannot read is skipped, and an
 internal failure becomes one warning, the module imported as without protoguard. Only a

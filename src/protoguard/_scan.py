@@ -27,6 +27,7 @@ When the text leaves any doubt, it parses.
 from __future__ import annotations
 
 import ast
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -81,6 +82,10 @@ class Use(NamedTuple):
     #: the result was assigned to.
     attr: str = ""
     at: Optional[_Span] = None
+    #: The first and last line of the module's top-level statement that holds the use
+    #: (where ``at`` is, for :data:`ATTRIBUTE`), with any sharing a line with it: all
+    #: that a finding's text parses. None: the whole module.
+    lines: Optional[tuple[int, int]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -738,8 +743,25 @@ def parse_uses(source: str, filename: str = "<unknown>") -> list[Use]:
     for statement in tree.body:
         collector.visit(statement, module_scope)
     collector.flow(tree.body, module_scope, set())
+    # The top-level statements, those sharing a line taken together (`import os; db =
+    # get_db()`), by first and last line, for each use's `lines`.
+    groups: list[tuple[int, int]] = []
+    for statement in tree.body:
+        first = _messages._first_line(statement)
+        last = statement.end_lineno or statement.lineno
+        if groups and first <= groups[-1][1]:
+            groups[-1] = (groups[-1][0], max(groups[-1][1], last))
+        else:
+            groups.append((first, last))
+    starts = [first for first, _ in groups]
+
+    def lines(use: Use) -> Optional[tuple[int, int]]:
+        line = (use.at or use.span)[0]
+        i = bisect.bisect_right(starts, line) - 1
+        return groups[i] if i >= 0 and line <= groups[i][1] else None
+
     return [
-        use
+        use._replace(lines=lines(use))
         for use, scope in collector.found
         if _is_global(use.chain[0], scope) and (not use.via or _is_global(use.via[0], scope))
     ]
@@ -819,25 +841,69 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 class _Source:
-    """A module's source lines, for the text of a span; read only when a finding needs it."""
+    """A module's source lines, for the text of a span; read only when a finding needs it.
 
-    def __init__(self, source: str) -> None:
-        self.lines: list[str] = _LINE.findall(source)
+    What is parsed is one part of the module (see :meth:`part`), so that a finding costs
+    what its statement does, not what the module does: a module of a megabyte with one
+    finding is not walked whole at every import.
+    """
+
+    def __init__(self, lines: list[str], part: Optional[tuple[int, int]] = None) -> None:
+        self.lines = lines
+        self._part = part
+        self._parts: dict[tuple[int, int], _Source] = {}
         self._tree: Optional[ast.Module] = None
         self._parsed = False
         self._statements: Optional[_messages.Statements] = None
         self._lambdas: Optional[list[_Span]] = None
+        self._blocks: Optional[dict[_Span, ast.AST]] = None
+
+    @classmethod
+    def of(cls, source: str) -> _Source:
+        """The source of a whole module."""
+        return cls(_LINE.findall(source))
+
+    def part(self, lines: Optional[tuple[int, int]]) -> _Source:
+        """The source with only ``lines`` (first, last) parsed: top-level statements
+        (:attr:`Use.lines`), whose nodes are those of the whole module's tree, at the
+        same lines and columns. None: the whole module."""
+        if lines is None or lines == self._part:
+            return self
+        part = self._parts.get(lines)
+        if part is None:
+            part = self._parts[lines] = _Source(self.lines, lines)
+        return part
 
     @property
     def tree(self) -> Optional[ast.Module]:
-        """The module parsed, or None if it does not parse (any more)."""
+        """The module (or its part) parsed, or None if it does not parse (any more)."""
         if not self._parsed:
             self._parsed = True
+            if self._part is None:
+                code = "".join(self.lines)
+            else:
+                first, last = self._part
+                # Blank lines before it keep its line numbers.
+                code = "\n" * (first - 1) + "".join(self.lines[first - 1 : last])
             try:
-                self._tree = _messages.parse("".join(self.lines))
+                self._tree = _messages.parse(code)
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._tree = None
         return self._tree
+
+    @property
+    def with_statements(self) -> dict[_Span, ast.AST]:
+        """Each ``with`` and ``async with`` statement, by the span of each of its items'
+        expressions."""
+        if self._blocks is None:
+            tree = self.tree
+            self._blocks = {
+                _span(item.context_expr): node
+                for node in (ast.walk(tree) if tree is not None else ())
+                if isinstance(node, (ast.With, ast.AsyncWith))
+                for item in node.items
+            }
+        return self._blocks
 
     @property
     def statements(self) -> Optional[_messages.Statements]:
@@ -888,20 +954,6 @@ class _Source:
         if not 0 < line <= len(self.lines):
             return col + 1
         return len(self.lines[line - 1].encode("utf-8")[:col].decode("utf-8", "replace")) + 1
-
-
-def _with_statements(text: _Source) -> dict[_Span, ast.AST]:
-    """Each ``with`` and ``async with`` statement of the module, by the span of each of
-    its items' expressions (read only for a finding on one)."""
-    tree = text.tree
-    if tree is None:
-        return {}
-    return {
-        _span(item.context_expr): node
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.With, ast.AsyncWith))
-        for item in node.items
-    }
 
 
 def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
@@ -1085,13 +1137,17 @@ def findings(
     with ``read_source`` when a first finding needs it.
     """
     found: list[SourceFinding] = []
-    text: Optional[_Source] = None
-    blocks: Optional[dict[_Span, ast.AST]] = None  # each with-statement, by its items
+    module_text: Optional[_Source] = None
 
-    def load() -> _Source:
-        if source is not None:
-            return _Source(source)
-        return _Source((read_source() if read_source is not None else None) or "")
+    def load(use: Use) -> _Source:
+        """The source, with the part parsed that ``use`` is in."""
+        nonlocal module_text
+        if module_text is None:
+            if source is not None:
+                module_text = _Source.of(source)
+            else:
+                module_text = _Source.of((read_source() if read_source is not None else None) or "")
+        return module_text.part(use.lines)
 
     reported: set[_Span] = set()  # the assignments a PG103 was reported for
 
@@ -1109,7 +1165,7 @@ def findings(
                     continue  # the first use of the name is the misuse; the fix is one
                 reported.add(use.span)
             kind, guarded = classified
-            text = text or load()
+            text = load(use)
             code, message, fix, note, info = _attribute_finding(use, kind, guarded, obj, text)
         elif use.protocol == REENTER:
             classified = provider_kind(obj)
@@ -1137,7 +1193,7 @@ def findings(
             kind, guarded = classified
             if use.protocol in k.SUPPORTED[kind]:
                 continue
-            text = text or load()
+            text = load(use)
             info = _info(obj, kind, guarded)
             name = ".".join(use.chain)
             if info.filename is None:
@@ -1153,9 +1209,7 @@ def findings(
             )
             block = None
             if use.protocol in (k.WITH, k.ASYNC_WITH):
-                if blocks is None:
-                    blocks = _with_statements(text)
-                block = blocks.get(use.span)
+                block = text.with_statements.get(use.span)
             if block is not None:
                 fix = _with_fix(block, use, kind, text)
                 note = _messages.with_note(fix)
@@ -1174,7 +1228,7 @@ def findings(
                 node = statements.at(use.span[0], use.chain[-1]) if statements else None
                 loop = node if isinstance(node, (ast.For, ast.AsyncFor)) else None
                 note = _messages.entered_once_note(fix, note, loop)
-        text = text or load()
+        text = load(use)
         found.append(
             SourceFinding(
                 path,
