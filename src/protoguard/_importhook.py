@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # _scan (and ast) is imported when the first module is checke
 ENV_CACHE_DIR = "PROTOGUARD_CACHE_DIR"
 
 # Bumped whenever what the cache holds changes shape.
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 # What an entry holds: the uses the parser found, or the calls the text index found.
 _USES = "uses"
 _CALLS = "calls"
