@@ -251,6 +251,20 @@ class TestXdist:
         )
         assert result.stdout.str().count("PG101") == 1
 
+    def test_a_package_never_imported_is_named(self, app: pytest.Pytester) -> None:
+        """The controller imports no test module, the workers do: a package none of them
+        imported is named, and not the one they did."""
+        pytest.importorskip("xdist")
+        result = app.runpytest_subprocess("-n", "2", "--protoguard-packages=shopap,shopapp")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(
+            [
+                "protoguard: no module of 'shopap' was imported by this run, so none was "
+                "checked: is the name right (--protoguard-packages, protoguard_packages)?"
+            ]
+        )
+        result.stdout.no_fnmatch_line("*no module of 'shopapp'*")
+
 
 class TestSampleRate:
     """--protoguard-mode makes strict mode watch every use, whatever the environment says."""

@@ -6,9 +6,9 @@ those packages before collection, and ``--protoguard-mode=off|on|strict`` (ini:
 global mode of guarded providers. In a test session strict mode watches every use,
 whatever ``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
 listed in the terminal summary; in strict mode they fail the session. Under pytest-xdist
-each worker imports the tests, so the workers find them: each sends its findings to the
-controller with its ``workeroutput``, and the controller lists and judges them (xdist is
-not a dependency: its hook is optional).
+each worker imports the tests, so the workers find them: each sends its findings, and
+the named packages it imported, to the controller with its ``workeroutput``, and the
+controller lists and judges them (xdist is not a dependency: its hook is optional).
 ``@pytest.mark.protoguard(mode=...)`` and the ``protoguard_mode`` fixture give one test
 another mode.
 """
@@ -31,8 +31,11 @@ _SAVED_MODE = pytest.StashKey[Optional[_config.Mode]]()
 _SAVED_SAMPLE_RATE = pytest.StashKey[float]()
 # Under pytest-xdist: the findings' summary lines the workers sent the controller.
 _FROM_WORKERS = pytest.StashKey[list[str]]()
-# The key of a worker's findings in xdist's workeroutput.
+# Under pytest-xdist: the named packages some worker imported a module of.
+_IMPORTED_BY_WORKERS = pytest.StashKey[set[str]]()
+# The keys of a worker's findings, and of the packages it imported, in xdist's workeroutput.
 _WORKER_OUTPUT_KEY = "protoguard_findings"
+_WORKER_IMPORTED_KEY = "protoguard_imported"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -145,12 +148,18 @@ def _one_finding(finding: Any) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """pytest-xdist, in the controller: a worker is done; keep the findings it sent."""
+    """pytest-xdist, in the controller: a worker is done; keep the findings it sent, and
+    the named packages it imported."""
     output = getattr(node, "workeroutput", None)
-    lines = output.get(_WORKER_OUTPUT_KEY) if isinstance(output, dict) else None
+    if not isinstance(output, dict):
+        return  # a worker that crashed sends nothing
+    config = node.config
+    lines = output.get(_WORKER_OUTPUT_KEY)
     if lines:
-        config = node.config
         config.stash.setdefault(_FROM_WORKERS, []).extend(str(line) for line in lines)
+    imported = output.get(_WORKER_IMPORTED_KEY)
+    if imported is not None:
+        config.stash.setdefault(_IMPORTED_BY_WORKERS, set()).update(str(n) for n in imported)
 
 
 @pytest.hookimpl(trylast=True)
@@ -162,8 +171,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     worker_output = getattr(config, "workeroutput", None)
     if isinstance(worker_output, dict):
         # A pytest-xdist worker: its summary is never shown, so hand the findings to the
-        # controller, which lists them and fails the session in strict mode.
+        # controller, which lists them and fails the session in strict mode, and the
+        # packages imported here, since the controller imports no test module.
         worker_output[_WORKER_OUTPUT_KEY] = [_one_finding(finding) for finding in hook.findings]
+        worker_output[_WORKER_IMPORTED_KEY] = _imported(hook)
         return
     if (
         _summary_lines(config)
@@ -173,18 +184,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _never_imported(config: pytest.Config, hook: ImportHook) -> list[str]:
-    """The named packages of which no module was imported in this process: a misspelt
-    name checks nothing, silently. (Not in pytest-xdist's controller, which imports
-    what its workers do not tell it.)"""
-    if getattr(config.option, "numprocesses", None):
-        return []
-    imported = list(sys.modules)
+def _imported(hook: ImportHook) -> list[str]:
+    """The named packages of which a module was imported in this process."""
+    modules = list(sys.modules)
     return [
         name
         for name in hook.packages
-        if not any(module == name or module.startswith(name + ".") for module in imported)
+        if any(module == name or module.startswith(name + ".") for module in modules)
     ]
+
+
+def _never_imported(config: pytest.Config, hook: ImportHook) -> list[str]:
+    """The named packages of which no module was imported by the run: a misspelt name
+    checks nothing, silently. Under pytest-xdist the workers import the tests, and tell
+    the controller what they imported (a controller none of whose workers did, all of
+    them crashed, cannot tell: it names none)."""
+    imported = set(_imported(hook))
+    from_workers = config.stash.get(_IMPORTED_BY_WORKERS, None)
+    if from_workers is not None:
+        imported |= from_workers
+    elif getattr(config.option, "numprocesses", None):
+        return []
+    return [name for name in hook.packages if name not in imported]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
