@@ -148,6 +148,59 @@ class TestOptions:
         )
         result.stdout.no_fnmatch_line("*no module of 'shopapp'*")
 
+    def test_a_package_that_fails_to_import_is_not_called_misspelt(
+        self, app: pytest.Pytester
+    ) -> None:
+        """A package that is there but raises as it is imported: its own error, then a
+        notice that says it failed to import, not that its name may be wrong."""
+        app.mkpydir("broken")
+        (app.path / "broken" / "__init__.py").write_text(
+            'raise RuntimeError("DATABASE_URL is not set")\n'
+        )
+        app.makepyfile(test_broken="import broken\n\ndef test_x():\n    pass\n")
+        result = app.runpytest_subprocess("--protoguard-packages=broken,shopapp")
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines(
+            [
+                "*RuntimeError: DATABASE_URL is not set*",
+                "protoguard: 'broken' failed to import in this run, so none of it was checked.",
+            ]
+        )
+        result.stdout.no_fnmatch_line("*is the name right*")
+
+    def test_a_package_no_test_imports_is_not_imported_by_the_notice(
+        self, app: pytest.Pytester
+    ) -> None:
+        """A package, or a package's module, that is there but that no test imports:
+        the notice says no test imported it, and finds it without importing it (nor its
+        parent package), while a misspelt module of a package, or a package that is not
+        there and that a test tried to import, is still a name to check."""
+        app.makepyfile(
+            test_optional="import pytest\n\npytest.importorskip('shopap')\n\n"
+            "def test_x():\n    pass\n"
+        )
+        app.mkpydir("unused")
+        (app.path / "unused" / "__init__.py").write_text(
+            "import pathlib\npathlib.Path('unused-was-imported').touch()\n"
+        )
+        (app.path / "unused" / "api.py").write_text("")
+        result = app.runpytest_subprocess(
+            "--protoguard-packages=unused,unused.api,shopapp.handler,shopap,shopapp"
+        )
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(
+            [
+                "protoguard: no module of 'unused' was imported by this run, so none was checked.",
+                "protoguard: no module of 'unused.api' was imported by this run, so none was "
+                "checked.",
+                "protoguard: no module of 'shopapp.handler' was imported by this run, so none "
+                "was checked: is the name right (--protoguard-packages, protoguard_packages)?",
+                "protoguard: no module of 'shopap' was imported by this run, so none "
+                "was checked: is the name right (--protoguard-packages, protoguard_packages)?",
+            ]
+        )
+        assert not (app.path / "unused-was-imported").exists()
+
     def test_off_reports_nothing(self, app: pytest.Pytester) -> None:
         """Mode off: no hook, no summary."""
         result = app.runpytest_subprocess("--protoguard-packages=shopapp", "--protoguard-mode=off")
@@ -264,6 +317,25 @@ class TestXdist:
             ]
         )
         result.stdout.no_fnmatch_line("*no module of 'shopapp'*")
+
+    def test_a_package_that_fails_to_import_is_not_called_misspelt(
+        self, app: pytest.Pytester
+    ) -> None:
+        """The workers tell the controller which named packages failed to import."""
+        pytest.importorskip("xdist")
+        app.mkpydir("broken")
+        (app.path / "broken" / "__init__.py").write_text(
+            'raise RuntimeError("DATABASE_URL is not set")\n'
+        )
+        app.makepyfile(test_broken="import broken\n\ndef test_x():\n    pass\n")
+        result = app.runpytest_subprocess("-n", "2", "--protoguard-packages=broken,shopapp")
+        result.stdout.fnmatch_lines(
+            [
+                "*RuntimeError: DATABASE_URL is not set*",
+                "protoguard: 'broken' failed to import in this run, so none of it was checked.",
+            ]
+        )
+        result.stdout.no_fnmatch_line("*is the name right*")
 
 
 class TestSampleRate:

@@ -70,3 +70,21 @@ def _imported_by_the_command() -> bool:
         frame = frame.f_back
     script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
     return script in _COMMAND_SCRIPTS and outermost.f_globals.get("__name__") == "__main__"
+
+
+def importing(name: str) -> bool:
+    """Whether the module ``name`` is being imported on this thread: an ``import``
+    statement, ``importlib.import_module()`` or ``__import__()`` of it, not a mere look
+    for it (``importlib.util.find_spec()``). Each of these runs importlib's
+    ``_find_and_load(name, ...)``, whose frame stays on the stack while the module is
+    found and runs (the same from 3.9 to 3.13)."""
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None:
+        if (
+            frame.f_code.co_name == "_find_and_load"
+            and frame.f_globals.get("__name__") in ("importlib._bootstrap", "_frozen_importlib")
+            and frame.f_locals.get("name") == name
+        ):
+            return True
+        frame = frame.f_back
+    return False

@@ -7,7 +7,7 @@ global mode of guarded providers. In a test session strict mode watches every us
 whatever ``PROTOGUARD_SAMPLE_RATE`` says (a test run does not depend on chance). Findings are
 listed in the terminal summary; in strict mode they fail the session. Under pytest-xdist
 each worker imports the tests, so the workers find them: each sends its findings, and
-the named packages it imported, to the controller with its ``workeroutput``, and the
+what became of the named packages, to the controller with its ``workeroutput``, and the
 controller lists and judges them (xdist is not a dependency: its hook is optional).
 ``@pytest.mark.protoguard(mode=...)`` and the ``protoguard_mode`` fixture give one test
 another mode.
@@ -22,20 +22,27 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from . import _config
+from . import _config, _environment
 from ._importhook import ImportHook
 from .exceptions import ConfigurationError
 
 _HOOK = pytest.StashKey[Optional[ImportHook]]()
+_IMPORTS = pytest.StashKey[Optional["_Imports"]]()
 _SAVED_MODE = pytest.StashKey[Optional[_config.Mode]]()
 _SAVED_SAMPLE_RATE = pytest.StashKey[float]()
 # Under pytest-xdist: the findings' summary lines the workers sent the controller.
 _FROM_WORKERS = pytest.StashKey[list[str]]()
-# Under pytest-xdist: the named packages some worker imported a module of.
-_IMPORTED_BY_WORKERS = pytest.StashKey[set[str]]()
-# The keys of a worker's findings, and of the packages it imported, in xdist's workeroutput.
+# Under pytest-xdist: what became of each named package in the workers (see _status).
+_PACKAGES_IN_WORKERS = pytest.StashKey[dict[str, str]]()
+# The keys of a worker's findings, and of what became of the packages, in xdist's
+# workeroutput.
 _WORKER_OUTPUT_KEY = "protoguard_findings"
-_WORKER_IMPORTED_KEY = "protoguard_imported"
+_WORKER_PACKAGES_KEY = "protoguard_packages"
+# What became of a named package in a process, the more telling last: no module of it
+# imported and none found (a misspelt name?), found but not imported, an import of it
+# that failed, a module of it imported.
+_MISSING, _FOUND, _FAILED, _IMPORTED = "missing", "found", "failed", "imported"
+_RANK = {_MISSING: 0, _FOUND: 1, _FAILED: 2, _IMPORTED: 3}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,16 +113,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if mode is not None:
         _config.configure(mode=mode)
     hook = None
+    imports = None
     if names:
+        imports = _Imports(names)
+        sys.meta_path.insert(0, imports)
         # Collects only: the summary reports, strict mode fails the session at the end.
         hook = ImportHook(names, mode, report=False).install()
     config.stash[_HOOK] = hook
+    config.stash[_IMPORTS] = imports
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     hook = config.stash.get(_HOOK, None)
     if hook is not None:
         hook.uninstall()
+    imports = config.stash.get(_IMPORTS, None)
+    if imports is not None:
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(imports)
     saved = config.stash.get(_SAVED_MODE, None)
     if saved is not None:
         _config.settings.mode = saved
@@ -149,7 +164,7 @@ def _one_finding(finding: Any) -> str:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """pytest-xdist, in the controller: a worker is done; keep the findings it sent, and
-    the named packages it imported."""
+    what became of the named packages in it."""
     output = getattr(node, "workeroutput", None)
     if not isinstance(output, dict):
         return  # a worker that crashed sends nothing
@@ -157,9 +172,9 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     lines = output.get(_WORKER_OUTPUT_KEY)
     if lines:
         config.stash.setdefault(_FROM_WORKERS, []).extend(str(line) for line in lines)
-    imported = output.get(_WORKER_IMPORTED_KEY)
-    if imported is not None:
-        config.stash.setdefault(_IMPORTED_BY_WORKERS, set()).update(str(n) for n in imported)
+    packages = output.get(_WORKER_PACKAGES_KEY)
+    if isinstance(packages, dict):
+        _merge(config.stash.setdefault(_PACKAGES_IN_WORKERS, {}), packages)
 
 
 @pytest.hookimpl(trylast=True)
@@ -171,10 +186,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     worker_output = getattr(config, "workeroutput", None)
     if isinstance(worker_output, dict):
         # A pytest-xdist worker: its summary is never shown, so hand the findings to the
-        # controller, which lists them and fails the session in strict mode, and the
-        # packages imported here, since the controller imports no test module.
+        # controller, which lists them and fails the session in strict mode, and what
+        # became of the named packages here, since the controller imports no test module.
         worker_output[_WORKER_OUTPUT_KEY] = [_one_finding(finding) for finding in hook.findings]
-        worker_output[_WORKER_IMPORTED_KEY] = _imported(hook)
+        worker_output[_WORKER_PACKAGES_KEY] = _status(config, hook)
         return
     if (
         _summary_lines(config)
@@ -184,40 +199,139 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _imported(hook: ImportHook) -> list[str]:
-    """The named packages of which a module was imported in this process."""
+class _Imports:
+    """A meta-path finder that finds nothing: it notes the modules of the named packages,
+    and their parent packages, that an import tried to import, so that the summary can
+    tell a package that failed to import from a misspelt name."""
+
+    def __init__(self, packages: tuple[str, ...]) -> None:
+        self.packages = packages
+        self.tried: set[str] = set()
+
+    def __repr__(self) -> str:
+        return "<protoguard pytest plugin's import watcher>"
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        # Only an import, not a mere look for it (find_spec(), which the summary itself
+        # makes); the frame walk is made for the named packages only.
+        if any(_related(fullname, name) for name in self.packages) and (
+            _environment.importing(fullname)
+        ):
+            self.tried.add(fullname)
+        return None
+
+    def invalidate_caches(self) -> None:
+        """Nothing cached here (importlib calls this on every finder)."""
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _related(module: str, package: str) -> bool:
+    """Whether ``module`` is in ``package``, or is a parent package of it."""
+    return _within(module, package) or _within(package, module)
+
+
+def _status(config: pytest.Config, hook: ImportHook) -> dict[str, str]:
+    """What became of each named package in this process: imported; missing (no module
+    of it imported, and it is not there to import); failed (it is there, and an import
+    tried to import a module of it, or a parent package, which is not imported now);
+    else found (there to import, but not imported)."""
+    imports = config.stash.get(_IMPORTS, None)
+    tried = imports.tried if imports is not None else set()
     modules = list(sys.modules)
-    return [
-        name
-        for name in hook.packages
-        if any(module == name or module.startswith(name + ".") for module in modules)
-    ]
+    status = {}
+    for name in hook.packages:
+        if any(_within(module, name) for module in modules):
+            status[name] = _IMPORTED
+        elif not _findable(name):
+            status[name] = _MISSING  # an import of it may have failed: as it is not there
+        elif any(_related(module, name) and module not in sys.modules for module in tried):
+            status[name] = _FAILED
+        else:
+            status[name] = _FOUND
+    return status
 
 
-def _never_imported(config: pytest.Config, hook: ImportHook) -> list[str]:
-    """The named packages of which no module was imported by the run: a misspelt name
-    checks nothing, silently. Under pytest-xdist the workers import the tests, and tell
-    the controller what they imported (a controller none of whose workers did, all of
-    them crashed, cannot tell: it names none)."""
-    imported = set(_imported(hook))
-    from_workers = config.stash.get(_IMPORTED_BY_WORKERS, None)
+def _merge(into: dict[str, str], status: dict[Any, Any]) -> None:
+    """Add a worker's status of the packages: the more telling wins."""
+    for name, what in status.items():
+        if what in _RANK and _RANK[what] > _RANK[into.get(str(name), _MISSING)]:
+            into[str(name)] = what
+
+
+def _findable(name: str) -> bool:
+    """Whether the module ``name`` is there to import, found without importing anything
+    (``importlib.util.find_spec()`` would import a dotted name's parent packages: their
+    own specs give the places to look in instead)."""
+    try:
+        path: Optional[list[str]] = None
+        prefix = ""
+        for part in name.split("."):
+            prefix = f"{prefix}.{part}" if prefix else part
+            module = sys.modules.get(prefix)
+            if module is not None:
+                locations = getattr(module, "__path__", None)
+            else:
+                spec = _find_spec(prefix, path)
+                if spec is None:
+                    return False
+                locations = spec.submodule_search_locations
+            if prefix != name:
+                if locations is None:
+                    return False  # a module, not a package: it has no submodules
+                path = list(locations)
+        return True
+    except Exception:
+        return True  # a finder that fails cannot tell: do not say the name is wrong
+
+
+def _find_spec(name: str, path: Optional[list[str]]) -> Any:
+    """The spec the meta-path finders give ``name``, as importlib asks them, or None."""
+    for finder in list(sys.meta_path):
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None:
+            spec = find_spec(name, path)
+            if spec is not None:
+                return spec
+    return None
+
+
+def _not_imported(config: pytest.Config, hook: ImportHook) -> dict[str, str]:
+    """The named packages of which no module was imported by the run, and what became of
+    them: a misspelt name checks nothing, silently. Under pytest-xdist the workers
+    import the tests, and tell the controller what became of the packages (a controller
+    none of whose workers did, all of them crashed, cannot tell: it names none)."""
+    status = _status(config, hook)
+    from_workers = config.stash.get(_PACKAGES_IN_WORKERS, None)
     if from_workers is not None:
-        imported |= from_workers
+        _merge(status, from_workers)
     elif getattr(config.option, "numprocesses", None):
-        return []
-    return [name for name in hook.packages if name not in imported]
+        return {}
+    return {name: what for name, what in status.items() if what != _IMPORTED}
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     hook = config.stash.get(_HOOK, None)
     if hook is None:
         return
-    for name in _never_imported(config, hook):
-        terminalreporter.write_line(
-            f"protoguard: no module of {name!r} was imported by this run, so none was "
-            "checked: is the name right (--protoguard-packages, protoguard_packages)?",
-            yellow=True,
-        )
+    for name, what in _not_imported(config, hook).items():
+        if what == _FAILED:
+            # Its own error is shown (a collection error, a test's): the name is right.
+            notice = (
+                f"protoguard: {name!r} failed to import in this run, so none of it was checked."
+            )
+        elif what == _FOUND:
+            notice = (
+                f"protoguard: no module of {name!r} was imported by this run, so none was checked."
+            )
+        else:
+            notice = (
+                f"protoguard: no module of {name!r} was imported by this run, so none was "
+                "checked: is the name right (--protoguard-packages, protoguard_packages)?"
+            )
+        terminalreporter.write_line(notice, yellow=True)
     lines = _summary_lines(config)
     if not lines:
         return
