@@ -260,6 +260,60 @@ class TestOptions:
             ]
         )
 
+    @pytest.mark.parametrize(
+        ("variable", "value", "error"),
+        [
+            (
+                "PROTOGUARD_MODE",
+                "loud",
+                "'loud' is not a protoguard mode; use one of: off, on, strict.",
+            ),
+            (
+                "PROTOGUARD_ACTION",
+                "shout",
+                "'shout' is not a protoguard action; use one of: raise, warn, log.",
+            ),
+            ("PROTOGUARD_SAMPLE_RATE", "2", "'2' is not a sample rate; use a number from 0 to 1,*"),
+        ],
+    )
+    @pytest.mark.parametrize("option", [[], ["--protoguard-mode=strict"]])
+    def test_invalid_environment(
+        self,
+        app: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch,
+        variable: str,
+        value: str,
+        error: str,
+        option: list[str],
+    ) -> None:
+        """An invalid PROTOGUARD_* variable is a usage error, as in `protoguard check`:
+        one line naming the variable and its value, not a traceback as the plugin loads
+        (protoguard is imported then), whether or not the option sets the mode."""
+        monkeypatch.setenv(variable, value)
+        result = app.runpytest_subprocess(*option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: the environment variable {variable}: {error}"])
+        output = result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in output
+        assert "Error while loading plugin" not in output
+        assert "INTERNALERROR" not in output
+
+    def test_invalid_environment_without_the_plugin(
+        self, app: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the plugin disabled, a test's own import of protoguard still fails with
+        the ConfigurationError, as outside pytest: the plugin's import alone defers it."""
+        monkeypatch.setenv("PROTOGUARD_MODE", "loud")
+        app.makepyfile(test_guard="import protoguard\n\ndef test_x():\n    pass\n")
+        result = app.runpytest_subprocess("-p", "no:protoguard")
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines(
+            [
+                "E   protoguard.ConfigurationError: the environment variable PROTOGUARD_MODE: "
+                "'loud' is not a protoguard mode; use one of: off, on, strict."
+            ]
+        )
+
     def test_option_is_case_insensitive(self, pytester: pytest.Pytester) -> None:
         """--protoguard-mode=STRICT is strict, as the ini key and PROTOGUARD_MODE are."""
         pytester.makepyfile(

@@ -1,10 +1,12 @@
 """The PROTOGUARD_* environment variables, read once as protoguard is imported.
 
 A value that is not valid is one ConfigurationError: the import fails with it, before
-any provider runs under a setting nobody chose. The exception is protoguard's own
-command (``python -m protoguard``, the ``protoguard`` script), which imports the package
-before it can say anything: there the error is kept (``errors``) and the defaults apply
-until the command reports it as a usage error, instead of a traceback at the import.
+any provider runs under a setting nobody chose. The exceptions are protoguard's own
+command (``python -m protoguard``, the ``protoguard`` script) and its pytest plugin
+(``protoguard._pytest_plugin``, which pytest imports as it loads its plugins), which
+import the package before they can say anything: there the error is kept (``errors``)
+and the defaults apply until the command or the plugin reports it as a usage error,
+instead of a traceback at the import (pytest's "Error while loading plugin").
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ T = TypeVar("T")
 #: The errors of the environment's values, when protoguard's command deferred them.
 errors: list[ConfigurationError] = []
 
+# The pytest plugin's module, whose import imports the package first.
+_PYTEST_PLUGIN = "protoguard._pytest_plugin"
 # The names protoguard's command runs as: the package or its __main__ under -m, or the
 # console script pip writes (protoguard, protoguard.exe, protoguard-script.py).
 _COMMAND_MODULES = ("protoguard", "protoguard.__main__")
@@ -48,7 +52,7 @@ def read(name: str, check: Callable[[object, str], T], default: T) -> T:
     try:
         return check(raw, f"the environment variable {name}")
     except ConfigurationError as error:
-        if not _imported_by_the_command():
+        if not (_imported_by_the_command() or importing(_PYTEST_PLUGIN)):
             raise
         errors.append(error)
         return default

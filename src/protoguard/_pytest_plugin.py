@@ -88,6 +88,11 @@ def _setting(config: pytest.Config, option: str, ini: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if _environment.errors:
+        # protoguard was imported, as pytest loaded this plugin, with an invalid
+        # PROTOGUARD_* value, which is reported here (see _environment) rather than as a
+        # traceback at the import; the session runs under no setting nobody chose.
+        raise pytest.UsageError(*(str(error) for error in _environment.errors))
     config.addinivalue_line(
         "markers",
         "protoguard(mode): run this test with protoguard in the given mode "
