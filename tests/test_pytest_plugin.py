@@ -537,10 +537,40 @@ class TestPerTest:
         result = pytester.runpytest("--strict-markers")
         result.assert_outcomes(passed=1)
 
-    def test_marker_with_a_bad_mode(self, pytester: pytest.Pytester) -> None:
-        """A bad mode in the marker is an error of that test."""
-        pytester.makepyfile(
-            "import pytest\n\n@pytest.mark.protoguard(mode='loud')\ndef test_x():\n    pass\n"
-        )
+    @pytest.mark.parametrize(
+        ("marker", "error"),
+        [
+            (
+                "@pytest.mark.protoguard(mode='loud')",
+                "@pytest.mark.protoguard(mode=...): 'loud' is not a protoguard mode; "
+                "use one of: off, on, strict.",
+            ),
+            (
+                "@pytest.mark.protoguard",
+                "@pytest.mark.protoguard needs a mode: "
+                '@pytest.mark.protoguard(mode="strict"), or "on" or "off".',
+            ),
+            (
+                "@pytest.mark.protoguard(mdoe='strict')",
+                "@pytest.mark.protoguard takes mode=..., not mdoe=...: "
+                '@pytest.mark.protoguard(mode="strict"), or "on" or "off".',
+            ),
+            (
+                "@pytest.mark.protoguard('on', mode='off')",
+                "@pytest.mark.protoguard takes one mode, not 2: "
+                '@pytest.mark.protoguard(mode="strict"), or "on" or "off".',
+            ),
+        ],
+    )
+    def test_marker_misused(self, pytester: pytest.Pytester, marker: str, error: str) -> None:
+        """A marker without a mode, with another keyword, with two modes or a bad one:
+        an error of that test at setup, one message that says how to write the marker,
+        and no traceback through protoguard's code."""
+        pytester.makepyfile(f"import pytest\n\n{marker}\ndef test_x():\n    pass\n")
         result = pytester.runpytest()
         result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines([error])
+        output = result.stdout.str()
+        assert "_pytest_plugin.py" not in output
+        assert "_config.py" not in output
+        assert "During handling of the above exception" not in output

@@ -354,13 +354,35 @@ def _protoguard_marker(request: pytest.FixtureRequest) -> Iterator[None]:
     if marker is None:
         yield
         return
-    mode = marker.kwargs.get("mode", marker.args[0] if marker.args else None)
-    checked = _config.check_mode(mode, "@pytest.mark.protoguard(mode=...)")
+    problem = None
+    try:
+        checked = _marker_mode(marker)
+    except ConfigurationError as error:
+        problem = str(error)
+    if problem is not None:
+        # The test's error, not protoguard's: the message, without protoguard's frames
+        # (and outside the except block, which pytest would show as well).
+        pytest.fail(problem, pytrace=False)
     token = _config.set_override(checked)
     try:
         yield
     finally:
         _config.override_mode.reset(token)
+
+
+def _marker_mode(marker: pytest.Mark) -> _config.Mode:
+    """The mode of a ``@pytest.mark.protoguard(mode=...)`` (or ``("strict")``) marker."""
+    how = '@pytest.mark.protoguard(mode="strict"), or "on" or "off".'
+    others = [key for key in marker.kwargs if key != "mode"]
+    if others:
+        wrong = ", ".join(f"{key}=..." for key in others)
+        raise ConfigurationError(f"@pytest.mark.protoguard takes mode=..., not {wrong}: {how}")
+    modes = [*marker.args, *([marker.kwargs["mode"]] if "mode" in marker.kwargs else [])]
+    if not modes:
+        raise ConfigurationError(f"@pytest.mark.protoguard needs a mode: {how}")
+    if len(modes) > 1:
+        raise ConfigurationError(f"@pytest.mark.protoguard takes one mode, not {len(modes)}: {how}")
+    return _config.check_mode(modes[0], "@pytest.mark.protoguard(mode=...)")
 
 
 @pytest.fixture
