@@ -1174,7 +1174,7 @@ def findings(
             kind, guarded = classified
             if k.SUPPORTED[kind][0] != use.attr:
                 continue  # `with` on an @asynccontextmanager's: that is the misuse
-            text = text or load()
+            text = load(use)
             code, message, fix, info = _reentry_finding(use, kind, guarded, obj, text)
             note = ""
         elif use.protocol == DEPENDS:
