@@ -1215,6 +1215,38 @@ class TestFixKeepsTheCallAsWritten:
         assert error.call_site == (__file__, line_of(__file__, MISUSE + "partial-reenter"))
         assert SECRET not in str(error)
 
+    def test_reentered_among_other_items(self, async_maker) -> None:
+        """PG107 where the context manager entered again is one item of several: the
+        fix makes that item anew and keeps the others (it rewrote the provider's other
+        item, `async with get_db(...) as first:`, and dropped the rest). Pasted, it runs."""
+
+        @protoguard.provider
+        @asynccontextmanager
+        async def get_db():
+            async with async_maker() as session:
+                yield session
+
+        async def use_twice() -> None:
+            cm = get_db()
+            async with cm as first:
+                await first.execute(COUNT)
+            async with get_db() as first, cm as again:  # <- misuse: reenter-among-items
+                await again.execute(COUNT)  # pragma: no cover
+
+        with pytest.raises(ProtocolError) as info:
+            asyncio.run(use_twice())
+        error = info.value
+        assert (error.code, error.used) == ("PG107", "async with")
+        assert error.fix == "async with get_db() as first, get_db() as again:"
+        assert error.call_site == (__file__, line_of(__file__, MISUSE + "reenter-among-items"))
+        namespace: dict[str, Any] = {"get_db": get_db, "COUNT": COUNT}
+        exec(
+            f"async def fixed():\n    {error.fix}\n"
+            "        return [(await s.execute(COUNT)).scalar_one() for s in (first, again)]\n",
+            namespace,
+        )
+        assert asyncio.run(namespace["fixed"]()) == [2, 2]
+
 
 # --- comprehensions: the provider call as a comprehension's first iterable --------------
 

@@ -253,6 +253,36 @@ def _segment(source: str, node: ast.AST) -> str:
     return text or ast.unparse(node)
 
 
+def _entered_again(
+    statement: str, frame: FrameType, cm: object
+) -> Optional[tuple[int, list[tuple[str, Optional[str]]]]]:
+    """For PG107: the items of the ``with`` statement ``statement`` (expression, name),
+    and which of them is a plain name that holds ``cm`` in ``frame``, the context
+    manager entered again; None if it cannot be told (no such statement, or no name:
+    ``async with self.cm:``, whose attribute is not read again here)."""
+    stmt = _parse_line(statement)
+    if not isinstance(stmt, (ast.With, ast.AsyncWith)):
+        return None
+    source = _PARSED + _code_of(statement) + " pass"
+    index = None
+    for i, item in enumerate(stmt.items):
+        expr = item.context_expr
+        if isinstance(expr, ast.Name):
+            held = frame.f_locals.get(expr.id, frame.f_globals.get(expr.id))
+            if held is cm:
+                index = i
+    if index is None:
+        return None
+    items = [
+        (
+            _segment(source, item.context_expr),
+            _segment(source, item.optional_vars) if item.optional_vars else None,
+        )
+        for item in stmt.items
+    ]
+    return index, items
+
+
 def _pieces(line: str, call_name: str, at: Optional[int] = None) -> tuple[str, Optional[str]]:
     """(the provider expression, the name the session is bound to) from the user's line
     (``at``: where the call is in it, if known; see :func:`_is_call_of`)."""
@@ -2157,6 +2187,9 @@ def _misuse(
     assigned_at: Optional[int] = None  # the line of the call assigned to `owner`
     plain_def: Optional[str] = None  # the function the misuse is in, if not async
     at: Optional[int] = None  # where the call misused starts in the statement, if known
+    # PG107: which item of the statement entered the context manager again, and all of
+    # them (see _entered_again), if that can be told.
+    again: Optional[tuple[int, list[tuple[str, Optional[str]]]]] = None
     if frame is not None:
         function = frame
         while function.f_code.co_name in _COMPREHENSION_CODE and function.f_back is not None:
@@ -2202,7 +2235,8 @@ def _misuse(
             depends = _injected_by_depends(frame, owner)
             injected = depends is not None
         elif used == k.REENTER:
-            owner = _pieces(statement, name)[0]
+            again = _entered_again(statement, frame, obj)
+            owner = again[1][again[0]][0] if again is not None else _pieces(statement, name)[0]
         found = _assigned_call(frame, owner)
         if found is not None:
             assigned, assigned_at = found
@@ -2215,6 +2249,15 @@ def _misuse(
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
         what = reentered(used, call)
         fix, note = render(used, assigned, _pieces(statement, name)[1]), ""
+        if again is not None:
+            # The item that entered it again made anew, the statement's others kept
+            # (`async with get_db() as z, cm as y:`: `..., get_db() as y:`).
+            index, items = again
+            made = [
+                (assigned if i == index else expr) + (f" as {target}" if target else "")
+                for i, (expr, target) in enumerate(items)
+            ]
+            fix = f"{used} {', '.join(made)}:"
     else:
         # The block the fix opens: the user's, or the lines from the one that made `db`.
         early = (
