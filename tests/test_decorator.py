@@ -257,6 +257,12 @@ class TestRefuses:
             "instance is guarded."
         )
         Database.__call__ = protoguard.provider(Database.__call__)  # type: ignore[method-assign]
+        with pytest.raises(TypeError) as again:
+            protoguard.provider(Database())  # type: ignore[call-overload]
+        assert str(again.value).endswith(
+            " Its class's __call__ is guarded already, so every instance is: use the "
+            "instance as it is."
+        )
 
         async def right() -> list[Any]:
             return [s async for s in Database()()]

@@ -877,6 +877,19 @@ class TestEnteredTwice:
         "cm = get_db()\nfor x in q:\n    async with cm as a:\n        pass\n    break",
         "cm = get_db()\nwhile q:\n    async with cm as a:\n        return a",
         "cm = get_db()\nfor x in q:\n    if x:\n        async with cm as a:\n            pass",
+        # ... left or skipped from inside an if or a try (the first turn returns, the
+        # retry's break ends it once an attempt works, a continue may skip the entry)
+        "cm = get_db()\nfor x in q:\n    async with cm as a:\n        if x:\n"
+        "            return a\n        else:\n            return None",
+        "cm = get_db()\nwhile True:\n    async with cm as a:\n        if q:\n            break",
+        "cm = get_db()\nfor x in q:\n    try:\n        async with cm as a:\n            pass\n"
+        "        break\n    except ValueError:\n        continue",
+        "cm = get_db()\nfor x in q:\n    if not x:\n        continue\n"
+        "    async with cm as a:\n        pass",
+        "cm = get_db()\nasync with cm as a:\n    pass\nif q:\n    return a\n"
+        "async with cm as b:\n    pass",
+        "cm = get_db()\nasync with cm as a:\n    try:\n        pass\n    except ValueError:\n"
+        "        raise\nasync with cm as b:\n    pass",
         # two items of one statement: not a with statement the fix can rewrite alone
         "cm = get_db()\nasync with cm as a:\n    pass\nasync with get_db() as b, cm as c:\n"
         "    pass",

@@ -553,6 +553,11 @@ def _not_a_provider_hint(obj: Any) -> str:
         if k.object_kind(obj) is not None:
             return " To guard the object a provider returns, decorate the provider itself."
         call = inspect.getattr_static(type(obj), "__call__", None)
+        if _guarded_info(call) is not None:
+            return (
+                " Its class's __call__ is guarded already, so every instance is: use the "
+                "instance as it is."
+            )
         if isinstance(call, types.FunctionType) and k.classify(call) is not None:
             return (
                 f" Its class's __call__ is a provider: decorate that method with "

@@ -2249,7 +2249,7 @@ def _misuse(
         used = k.ASYNC_WITH if k.is_async(kind) else k.WITH
         what = reentered(used, call)
         fix, note = render(used, assigned, _pieces(statement, name)[1]), ""
-        if again is not None:
+        if again is not None and len(again[1]) > 1:
             # The item that entered it again made anew, the statement's others kept
             # (`async with get_db() as z, cm as y:`: `..., get_db() as y:`).
             index, items = again

@@ -197,7 +197,6 @@ _NESTED = (*_FUNCTIONS, ast.ClassDef, ast.Lambda, *_COMPREHENSIONS)
 _WITHS = (ast.With, ast.AsyncWith)
 _With = Union[ast.With, ast.AsyncWith]
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
-_EXITS = (ast.Return, ast.Raise, ast.Break, ast.Continue)
 # What holds statements: a statement, an except clause, a case of a match (3.10+).
 _BLOCKS = (
     ast.stmt,
@@ -365,20 +364,38 @@ def _holder(
     return None
 
 
+def _may_leave(statements: list[ast.stmt], jumps: bool = True) -> bool:
+    """Whether any of ``statements``, or any statement in them at any depth, may leave
+    the code they are in early: a return or raise, or (with ``jumps``) a break or
+    continue of the loop around them, not of a loop of their own. Not those of a
+    function or class they define."""
+    pending = [(statement, jumps) for statement in statements]
+    while pending:
+        node, of_ours = pending.pop()
+        if isinstance(node, (ast.Return, ast.Raise)) or (
+            of_ours and isinstance(node, (ast.Break, ast.Continue))
+        ):
+            return True
+        if isinstance(node, _NESTED):
+            continue
+        for field, value in ast.iter_fields(node):
+            if not isinstance(value, list):
+                continue
+            # A loop's own break and continue are in its body; its else's are ours.
+            inner = of_ours and not (isinstance(node, _LOOPS) and field == "body")
+            pending.extend((child, inner) for child in value if isinstance(child, _BLOCKS))
+    return False
+
+
 def _straight(path: tuple[ast.AST, ...]) -> bool:
     """Whether, once the first statement of ``path`` (each of its statements in the one
     before) runs, the last runs whole: the ones before it are with statements, each the
     next in its body, and none of their bodies (nor the last's, a with statement too)
-    has a return, raise, break or continue of its own."""
+    has a return, raise, break or continue, at any depth (see _may_leave)."""
     for outer, inner in zip(path, path[1:]):
         if not isinstance(outer, _WITHS) or not _in(inner, outer.body):
             return False
-    return not any(
-        isinstance(statement, _EXITS)
-        for node in path
-        if isinstance(node, _WITHS)
-        for statement in node.body
-    )
+    return not any(_may_leave(node.body) for node in path if isinstance(node, _WITHS))
 
 
 def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[ast.stmt]) -> bool:
@@ -386,8 +403,8 @@ def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[a
     function's body in) surely runs after the one ending ``first`` has been entered,
     if it runs: in its block (nested), or later in the same list of statements, the
     first reached through with statements only and no return, raise, break or continue
-    between them. Not for two branches of an if/else or a try/except, which only one of
-    may run."""
+    between them, at any depth. Not for two branches of an if/else or a try/except,
+    which only one of may run."""
     if any(node is first[-1] for node in second[:-1]):
         return True  # nested in its block
     if any(node is second[-1] for node in first[:-1]):
@@ -401,7 +418,7 @@ def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[a
     if one is None or other is None or one[0] is not other[0] or one[1] >= other[1]:
         return False
     block = one[0]
-    if any(isinstance(statement, _EXITS) for statement in block[one[1] + 1 : other[1]]):
+    if _may_leave(block[one[1] + 1 : other[1]]):
         return False
     return _straight(first[common:])
 
@@ -409,8 +426,8 @@ def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[a
 def _in_loop(entry: tuple[ast.AST, ...], assignment: ast.stmt, around: tuple[ast.AST, ...]) -> bool:
     """Whether the with statement ending ``entry`` runs at each turn of a loop (with
     statements only between them) that ``assignment`` (in the statements ``around``)
-    comes before, and nothing in the loop's body leaves it early (a return, raise or
-    break)."""
+    comes before, and nothing in the loop's body, at any depth, may leave it early or
+    skip the entry (a return, raise, break or continue)."""
     index = len(entry) - 1
     while index > 0 and isinstance(entry[index - 1], _WITHS):
         index -= 1
@@ -423,8 +440,8 @@ def _in_loop(entry: tuple[ast.AST, ...], assignment: ast.stmt, around: tuple[ast
         return False  # a new one at each turn
     if (assignment.lineno, assignment.col_offset) > (loop.lineno, loop.col_offset):
         return False
-    if any(isinstance(statement, (ast.Return, ast.Raise, ast.Break)) for statement in loop.body):
-        return False
+    if _may_leave(loop.body):
+        return False  # (a continue too: it may skip the entry at every turn but one)
     return _straight(entry[index:])
 
 
