@@ -1349,6 +1349,45 @@ def test_pg201_says_what_to_do_with_the_loops_own_break(
             "make its condition an if/else, the lines after it in the else",
             id="a-continue-in-an-inner-loops-else",
         ),
+        pytest.param(
+            """
+            async def f():
+                async for db in get_db():
+                    await process(db)
+                    break
+            """,
+            "async with get_db() as db:",
+            "\n# and delete the 'break' on line 5: this block is no loop and runs its body once",
+            id="a-context-managers-loop-and-its-break",
+        ),
+        pytest.param(
+            """
+            async def f():
+                for db in get_db():
+                    if await process(db):
+                        continue
+                    await process(db)
+                else:
+                    await process(None)
+            """,
+            "async with get_db() as db:",
+            "\n# this block is no loop and runs its body once: the 'continue' on line 5 must go; "
+            "make its condition an if/else, the lines after it in the else"
+            "\n# and the loop's 'else:' must go: its lines (from line 8) follow the block, as "
+            "they followed the loop",
+            id="a-context-managers-loop-its-continue-and-else",
+        ),
+        pytest.param(  # the loop is not over the provider: nothing to say of it
+            """
+            async def f():
+                for x in [1]:
+                    db = await get_db()
+                    break
+            """,
+            "async with get_db() as db:",
+            "",
+            id="a-context-manager-in-another-loop",
+        ),
         pytest.param(  # not left early: an 'async for' keeps its continue
             """
             async def f():

@@ -654,6 +654,22 @@ def entered_once_note(fix: str, note: str, loop: Optional[ast.stmt]) -> str:
     return note
 
 
+def loop_rewritten_note(fix: str, loop: Optional[ast.stmt], name: str) -> str:
+    """For ``loop`` (the statement the misuse is in, if it is a loop) over a call of
+    ``name``, rewritten by ``fix`` as a block (`for db in get_db():` over a context
+    manager: `async with get_db() as db:`): what to do with the loop's own ``break``,
+    ``continue`` and ``else:``, as entered_once_note says it for contextlib's block;
+    "" otherwise."""
+    if (
+        not isinstance(loop, (ast.For, ast.AsyncFor))
+        or not fix.startswith(("async with ", "with "))
+        or "contextlib." in fix  # (entered_once_note says it)
+        or not _calls_anywhere(loop.iter, name)
+    ):
+        return ""
+    return loop_jumps_note(loop)
+
+
 def block_leaves_early(node: ast.AST, loop: bool = False) -> bool:
     """Whether the body of ``node`` (a block) has a statement that leaves it before its
     end: a return, or a break or continue of no loop in it (``loop``: a return only,
@@ -2298,6 +2314,9 @@ def _misuse(
         note = "  # in an async def, whose call you pass to asyncio"
     if read_source and call_site is not None and "contextlib.asynccontextmanager(" in fix:
         note = entered_once_note(fix, note, loop_at(call_site.filename, call_site.lineno, name))
+    elif read_source and call_site is not None and fix.startswith(("async with ", "with ")):
+        # A loop rewritten as a block: what its own break, continue and else become.
+        note += loop_rewritten_note(fix, loop_at(call_site.filename, call_site.lineno, name), name)
     if untold > 1:
         shown = f".{attr}" if used == k.ATTRIBUTE else used
         note += (

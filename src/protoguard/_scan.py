@@ -1241,10 +1241,12 @@ def findings(
                 # as run time says (its frame is the lambda's).
                 plain_def = _messages.LAMBDA
             note = _messages.async_def_note(fix, plain_def) or note
+            node = statements.at(use.span[0], use.chain[-1]) if statements else None
+            loop = node if isinstance(node, (ast.For, ast.AsyncFor)) else None
             if "contextlib.asynccontextmanager(" in fix:  # entered once, as run time notes it
-                node = statements.at(use.span[0], use.chain[-1]) if statements else None
-                loop = node if isinstance(node, (ast.For, ast.AsyncFor)) else None
                 note = _messages.entered_once_note(fix, note, loop)
+            else:  # a loop rewritten as a block, as run time notes it
+                note += _messages.loop_rewritten_note(fix, loop, use.chain[-1])
         text = load(use)
         found.append(
             SourceFinding(
