@@ -450,7 +450,9 @@ def _after_scope_fix(state: SessionState, site: Optional[Site], name: str) -> st
         return f"use the session only inside the {block} that gave it"
     gen = driven.__wrapped__ if isinstance(driven, _Driven) else None
     code = getattr(gen, "ag_code", None) or getattr(gen, "gi_code", None)
-    if code is None:  # a context manager's block, or a method's generator's
+    if code is None or "." in short_name(state.info):
+        # A context manager's block, or a method's generator's, whose code counts its
+        # self or cls (the source says whether it is a staticmethod).
         takes_arguments = defined_with_parameters(state.info)
     else:
         takes_arguments = bool(
