@@ -1388,6 +1388,17 @@ def test_pg201_says_what_to_do_with_the_loops_own_break(
             "",
             id="a-context-manager-in-another-loop",
         ),
+        pytest.param(  # the return inside an if: left early all the same
+            """
+            async def f():
+                for db in get_agen():
+                    if db:
+                        return db
+            """,
+            "async with contextlib.asynccontextmanager(get_agen)() as db:",
+            "  # import contextlib",
+            id="a-return-inside-an-if",
+        ),
         pytest.param(  # not left early: an 'async for' keeps its continue
             """
             async def f():

@@ -23,7 +23,7 @@ import textwrap
 import threading
 import tokenize
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import CodeType, FrameType
 from typing import NamedTuple, Optional
 
@@ -674,13 +674,24 @@ def block_leaves_early(node: ast.AST, loop: bool = False) -> bool:
     """Whether the body of ``node`` (a block) has a statement that leaves it before its
     end: a return, or a break or continue of no loop in it (``loop``: a return only,
     the body being a loop's)."""
+    return statements_leave_early(getattr(node, "body", ()), loop)
+
+
+def statements_leave_early(
+    statements: Iterable[ast.AST], loop: bool = False, raises: bool = False
+) -> bool:
+    """Whether any of ``statements``, at any depth, leaves them before their end: a
+    return (or, with ``raises``, a raise), or a break or continue of no loop in them
+    (``loop``: not those, the statements being a loop's body). Not those of a function
+    or class they define."""
 
     # Statements only (return, break and continue are statements), one at a time: an
     # expression however deep costs nothing, and no recursion.
-    pending = [(stmt, loop) for stmt in getattr(node, "body", ())]
+    leaving = (ast.Return, ast.Raise) if raises else ast.Return
+    pending = [(stmt, loop) for stmt in statements]
     while pending:
         stmt, in_loop = pending.pop()
-        if isinstance(stmt, ast.Return) or (
+        if isinstance(stmt, leaving) or (
             isinstance(stmt, (ast.Break, ast.Continue)) and not in_loop
         ):
             return True
@@ -691,13 +702,17 @@ def block_leaves_early(node: ast.AST, loop: bool = False) -> bool:
             pending.extend((child, in_loop) for child in stmt.orelse)  # no longer the loop
             continue
         pending.extend(
-            (child, in_loop) for child in ast.iter_child_nodes(stmt) if isinstance(child, _BLOCKS)
+            (child, in_loop)
+            for child in ast.iter_child_nodes(stmt)
+            if isinstance(child, _STATEMENT_PARTS)
         )
     return False
 
 
 # What holds statements in a statement: statements, except clauses and match cases.
-_BLOCKS: tuple[type, ...] = (
+# (Not _BLOCKS, the block statements, below: under that name this one was replaced by
+# it, and the walk above saw no statement nested in an if or a try.)
+_STATEMENT_PARTS: tuple[type, ...] = (
     ast.stmt,
     ast.excepthandler,
     *filter(None, [getattr(ast, "match_case", None)]),

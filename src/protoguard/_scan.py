@@ -364,38 +364,21 @@ def _holder(
     return None
 
 
-def _may_leave(statements: list[ast.stmt], jumps: bool = True) -> bool:
-    """Whether any of ``statements``, or any statement in them at any depth, may leave
-    the code they are in early: a return or raise, or (with ``jumps``) a break or
-    continue of the loop around them, not of a loop of their own. Not those of a
-    function or class they define."""
-    pending = [(statement, jumps) for statement in statements]
-    while pending:
-        node, of_ours = pending.pop()
-        if isinstance(node, (ast.Return, ast.Raise)) or (
-            of_ours and isinstance(node, (ast.Break, ast.Continue))
-        ):
-            return True
-        if isinstance(node, _NESTED):
-            continue
-        for field, value in ast.iter_fields(node):
-            if not isinstance(value, list):
-                continue
-            # A loop's own break and continue are in its body; its else's are ours.
-            inner = of_ours and not (isinstance(node, _LOOPS) and field == "body")
-            pending.extend((child, inner) for child in value if isinstance(child, _BLOCKS))
-    return False
+def _leaves(statements: list[ast.stmt]) -> bool:
+    """Whether anything in ``statements``, at any depth, may leave them early: a return,
+    a raise, or a break or continue of the loop around them."""
+    return _messages.statements_leave_early(statements, raises=True)
 
 
 def _straight(path: tuple[ast.AST, ...]) -> bool:
     """Whether, once the first statement of ``path`` (each of its statements in the one
     before) runs, the last runs whole: the ones before it are with statements, each the
     next in its body, and none of their bodies (nor the last's, a with statement too)
-    has a return, raise, break or continue, at any depth (see _may_leave)."""
+    has a return, raise, break or continue, at any depth (see _leaves)."""
     for outer, inner in zip(path, path[1:]):
         if not isinstance(outer, _WITHS) or not _in(inner, outer.body):
             return False
-    return not any(_may_leave(node.body) for node in path if isinstance(node, _WITHS))
+    return not any(_leaves(node.body) for node in path if isinstance(node, _WITHS))
 
 
 def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[ast.stmt]) -> bool:
@@ -418,7 +401,7 @@ def _after(first: tuple[ast.AST, ...], second: tuple[ast.AST, ...], body: list[a
     if one is None or other is None or one[0] is not other[0] or one[1] >= other[1]:
         return False
     block = one[0]
-    if _may_leave(block[one[1] + 1 : other[1]]):
+    if _leaves(block[one[1] + 1 : other[1]]):
         return False
     return _straight(first[common:])
 
@@ -440,7 +423,7 @@ def _in_loop(entry: tuple[ast.AST, ...], assignment: ast.stmt, around: tuple[ast
         return False  # a new one at each turn
     if (assignment.lineno, assignment.col_offset) > (loop.lineno, loop.col_offset):
         return False
-    if _may_leave(loop.body):
+    if _leaves(loop.body):
         return False  # (a continue too: it may skip the entry at every turn but one)
     return _straight(entry[index:])
 
