@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import pathlib
+import re
 import typing
 
 import protoguard
@@ -41,6 +43,21 @@ def test_literal_aliases_match_the_accepted_values() -> None:
     exactly the values MODES and ACTIONS list, the ones the run-time check accepts."""
     assert typing.get_args(protoguard.Mode) == protoguard.MODES == ("off", "on", "strict")
     assert typing.get_args(protoguard.Action) == protoguard.ACTIONS == ("raise", "warn", "log")
+
+
+def test_kind_alias_matches_the_kinds() -> None:
+    """protoguard.Kind, the type of ProviderInfo.kind, allows exactly the kinds KINDS
+    lists; the values are plain strings."""
+    assert typing.get_args(protoguard.Kind) == protoguard.KINDS
+    assert all(type(kind) is str for kind in protoguard.KINDS)
+
+
+def test_code_alias_matches_the_catalog() -> None:
+    """protoguard.Code, the type of every error's and finding's code, allows exactly the
+    codes the error catalog (docs/errors.md) documents."""
+    catalog = (pathlib.Path(__file__).parent.parent / "docs" / "errors.md").read_text()
+    documented = re.findall(r"^#+ (PG\d{3}):", catalog, flags=re.MULTILINE)
+    assert typing.get_args(protoguard.Code) == tuple(documented)
 
 
 def test_exceptions_module_matches() -> None:

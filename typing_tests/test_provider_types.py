@@ -26,11 +26,13 @@ from contextlib import (
 )
 from typing import Any, Callable, Literal, Optional, cast
 
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import assert_type
 
 import protoguard
+import protoguard.fastapi
 from protoguard import (
     CallSite,
     Finding,
@@ -332,10 +334,10 @@ protoguard.provider(42)  # type: ignore[call-overload]
 
 
 def errors(error: ProtocolError, attribute_error: ProtocolAttributeError) -> None:
-    assert_type(error.code, str)
+    assert_type(error.code, protoguard.Code)
     assert_type(error.provider, ProviderInfo)
     assert_type(error.provider.name, str)
-    assert_type(error.provider.kind, str)
+    assert_type(error.provider.kind, protoguard.Kind)
     assert_type(error.provider.filename, Optional[str])
     assert_type(error.provider.lineno, Optional[int])
     assert_type(error.provider.location, str)
@@ -346,17 +348,41 @@ def errors(error: ProtocolError, attribute_error: ProtocolAttributeError) -> Non
     if error.call_site is not None:
         assert_type(error.call_site.filename, str)
         assert_type(error.call_site.lineno, int)
-    assert_type(attribute_error.code, str)
-    error.code = 101  # type: ignore[assignment]  # a str
+    assert_type(attribute_error.code, protoguard.Code)
+    error.code = 101  # type: ignore[assignment]  # a Code, a str
+    error.code = "PG999"  # type: ignore[assignment]  # no such code
+    # The codes and kinds are Literal types, so a misspelt one in a comparison is an error
+    # to the checker (mypy --strict's strict equality, pyright strict's unnecessary
+    # comparison), not a test that silently never matches.
+    matched = error.code == "PG101" and error.provider.kind == "async context manager"
+    matched = error.code == "PG1O1"  # type: ignore[comparison-overlap]  # a letter O
+    matched = error.provider.kind == "async contextmanager"  # type: ignore[comparison-overlap]
+    del matched
+    code: str = error.code  # still a str to code that wants one
+    del code
     as_type_error: TypeError = error
     as_attribute_error: AttributeError = attribute_error
     del as_type_error, as_attribute_error
 
 
-def findings(finding: Finding) -> None:
+def findings(finding: Finding, hook: ImportHook) -> None:
+    assert_type(finding.code, protoguard.Code)
     assert_type(finding.count, int)
     assert_type(finding.call_site, Optional[CallSite])
     assert_type(protoguard.findings(), "list[Finding]")
+    for found in hook.findings:  # the import-time guard's
+        assert_type(found.code, protoguard.Code)
+        assert_type(found.provider.kind, protoguard.Kind)
+
+
+def kinds() -> None:
+    assert_type(protoguard.KINDS, "tuple[protoguard.Kind, ...]")
+
+
+def fastapi_check(app: FastAPI) -> None:
+    for problem in protoguard.fastapi.check_app(app):
+        assert_type(problem.code, protoguard.Code)
+        assert_type(problem.provider.kind, protoguard.Kind)
 
 
 # --- modes and actions -----------------------------------------------------------------

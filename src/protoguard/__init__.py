@@ -25,7 +25,9 @@ from ._importhook import guard_this_package as guard_this_package
 from ._importhook import install_import_hook as install_import_hook
 from ._kinds import KINDS as KINDS
 from .exceptions import CallSite as CallSite
+from .exceptions import Code as Code
 from .exceptions import ConfigurationError as ConfigurationError
+from .exceptions import Kind as Kind
 from .exceptions import ProtocolAttributeError as ProtocolAttributeError
 from .exceptions import ProtocolError as ProtocolError
 from .exceptions import ProtocolWarning as ProtocolWarning
@@ -40,9 +42,11 @@ __all__ = [
     "MODES",
     "Action",
     "CallSite",
+    "Code",
     "ConfigurationError",
     "Finding",
     "ImportHook",
+    "Kind",
     "Mode",
     "ProtocolAttributeError",
     "ProtocolError",

@@ -26,7 +26,7 @@ from ._proxies import (
     _wrapped_repr,
     specialise,
 )
-from .exceptions import ProviderInfo
+from .exceptions import Kind, ProviderInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 D = TypeVar("D", bound=Union[classmethod, staticmethod])  # type: ignore[type-arg]
@@ -296,7 +296,7 @@ def _guarded_with(obj: Any) -> tuple[Any, Optional[Mode], Optional[type]]:
     return guards
 
 
-def _info(obj: object, kind: str, name: Optional[str]) -> ProviderInfo:
+def _info(obj: object, kind: Kind, name: Optional[str]) -> ProviderInfo:
     if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
         # A session maker has no def line: its "definition" is where it was guarded,
         # and its name the one it is assigned to there (``Session = provider(...)``).

@@ -28,9 +28,9 @@ from starlette.routing import Host, Mount
 from . import _decorator
 from . import _kinds as k
 from ._messages import DOCS_URL, definition_line, fix_line, render
-from .exceptions import ProviderInfo
+from .exceptions import Code, Kind, ProviderInfo
 
-PG103 = "PG103"
+PG103: Code = "PG103"
 
 #: The last FastAPI that injects what a dependency returns without unwrapping it first.
 _LAST_INJECTING_FASTAPI = (0, 123, 4)
@@ -76,7 +76,7 @@ class DependencyProblem(NamedTuple):
     #: The dependency's callable: qualified name, kind and definition site.
     provider: ProviderInfo
     #: The misuse code, e.g. ``"PG103"``.
-    code: str
+    code: Code
     #: What goes wrong, in one sentence.
     message: str
     #: How to fix it.
@@ -107,7 +107,7 @@ class DependencyProblem(NamedTuple):
 
 class _Diagnosis(NamedTuple):
     provider: ProviderInfo
-    code: str
+    code: Code
     message: str
     fix: str
 
@@ -375,7 +375,7 @@ def _class_attribute(func: Any) -> Any:
         return None
 
 
-def _context_manager_function(obj: Any, kind: str) -> _Diagnosis:
+def _context_manager_function(obj: Any, kind: Kind) -> _Diagnosis:
     name, filename, lineno = k.definition_site(obj)
     info = ProviderInfo(name, kind, filename, lineno)
     short = _short(info)

@@ -18,7 +18,7 @@ import warnings
 from typing import Any, Literal, Optional
 
 from . import _environment
-from .exceptions import CallSite, ConfigurationError, ProtocolError, ProtocolWarning
+from .exceptions import CallSite, Code, ConfigurationError, ProtocolError, ProtocolWarning
 
 #: What a strict-mode finding does, as type checkers see it.
 Action = Literal["raise", "warn", "log"]
@@ -37,7 +37,7 @@ class Finding:
     """One kind of strict-mode finding at one place, and how often it happened."""
 
     #: The code, e.g. ``"PG201"``.
-    code: str
+    code: Code
     #: The user's file and line the finding names (``None`` if none could be found).
     call_site: Optional[CallSite]
     #: How many times it happened.
@@ -75,7 +75,7 @@ class _Table:
         self.lock = threading.Lock()
         self.holder: Optional[int] = None  # the thread holding the lock
         self.pending: collections.deque[ProtocolError] = collections.deque()
-        self.entries: dict[tuple[str, Optional[CallSite]], Finding] = {}
+        self.entries: dict[tuple[Code, Optional[CallSite]], Finding] = {}
 
     def count(self, error: ProtocolError) -> None:
         self.pending.append(error)

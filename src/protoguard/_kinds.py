@@ -14,17 +14,21 @@ import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Optional
 
-# Provider kinds. Strings, not an enum: they appear in messages and in ProviderInfo.
-ASYNC_CM = "async context manager"
-SYNC_CM = "context manager"
-ASYNC_GEN = "async generator"
-SYNC_GEN = "generator"
-COROUTINE = "coroutine function"
-ASYNC_SESSIONMAKER = "async_sessionmaker"
-SESSIONMAKER = "sessionmaker"
-FUNCTION = "function"
+from .exceptions import Code, Kind
 
-KINDS = (
+# Provider kinds. Strings, not an enum: they appear in messages and in ProviderInfo. Their
+# type, Kind, is defined in exceptions, beside ProviderInfo (that module imports none of
+# protoguard's).
+ASYNC_CM: Kind = "async context manager"
+SYNC_CM: Kind = "context manager"
+ASYNC_GEN: Kind = "async generator"
+SYNC_GEN: Kind = "generator"
+COROUTINE: Kind = "coroutine function"
+ASYNC_SESSIONMAKER: Kind = "async_sessionmaker"
+SESSIONMAKER: Kind = "sessionmaker"
+FUNCTION: Kind = "function"
+
+KINDS: tuple[Kind, ...] = (
     ASYNC_CM,
     SYNC_CM,
     ASYNC_GEN,
@@ -77,12 +81,12 @@ _GEN_KINDS = frozenset({ASYNC_GEN, SYNC_GEN})
 _SYNC_PROTOCOLS = frozenset({WITH, FOR})
 
 
-def is_async(kind: str) -> bool:
+def is_async(kind: Kind) -> bool:
     """Whether a provider of this kind must be used with an ``async`` protocol."""
     return kind in _ASYNC_KINDS
 
 
-def misuse_code(kind: str, used: str) -> str:
+def misuse_code(kind: Kind, used: str) -> Code:
     """The PG1xx code for using a provider of ``kind`` with protocol ``used``."""
     if used == REENTER:
         return "PG107"
@@ -119,7 +123,7 @@ _ACM_HELPER_CODE = contextlib.asynccontextmanager(_agen).__code__
 _CM_HELPER_CODE = contextlib.contextmanager(_gen).__code__
 
 
-def _sessionmaker_kind(obj: object) -> Optional[str]:
+def _sessionmaker_kind(obj: object) -> Optional[Kind]:
     """ASYNC_SESSIONMAKER / SESSIONMAKER if obj is one; never imports SQLAlchemy."""
     asyncio_ext = sys.modules.get("sqlalchemy.ext.asyncio")
     if asyncio_ext is not None and isinstance(obj, asyncio_ext.async_sessionmaker):
@@ -151,7 +155,7 @@ def _innermost(func: Any) -> Any:
             return func
 
 
-def classify(obj: object) -> Optional[str]:
+def classify(obj: object) -> Optional[Kind]:
     """The provider kind of ``obj``, or ``None`` if it is not a provider.
 
     Bound methods and ``functools.partial`` objects take the kind of the function they
@@ -188,7 +192,7 @@ def definition_site(obj: object) -> tuple[str, Optional[str], Optional[int]]:
     return name, code.co_filename, code.co_firstlineno
 
 
-def object_kind(obj: object) -> Optional[str]:
+def object_kind(obj: object) -> Optional[Kind]:
     """The protocol family of an object a plain function returned, for PG1xx codes."""
     tp = type(obj)
     if isinstance(obj, types.CoroutineType):

@@ -70,6 +70,7 @@ from ._proxies import (
 )
 from .exceptions import (
     CallSite,
+    Code,
     ProtocolError,
     ProtocolWarning,
     ProviderInfo,
@@ -169,7 +170,7 @@ _WHAT = {
 
 
 def finding(
-    code: str,
+    code: Code,
     info: ProviderInfo,
     where: Optional[Site],
     detail: str,

@@ -28,7 +28,7 @@ from types import CodeType, FrameType
 from typing import NamedTuple, Optional
 
 from . import _kinds as k
-from .exceptions import CallSite, ProtocolAttributeError, ProtocolError, ProviderInfo
+from .exceptions import CallSite, Kind, ProtocolAttributeError, ProtocolError, ProviderInfo
 
 DOCS_URL = "https://protoguard.readthedocs.io/en/latest/errors/"
 
@@ -91,7 +91,7 @@ _RESULT = {
 }
 
 
-def misused(protocol: str, call: str, kind: str) -> str:
+def misused(protocol: str, call: str, kind: Kind) -> str:
     """``'async with' on make_session(), which is a coroutine (not awaited yet)``: the
     statement, the call and what the call returned, at run time and at import time."""
     return f"{_WHAT[protocol].format(call=call)}, which is {_RESULT[kind]}"
@@ -472,7 +472,7 @@ def render(protocol: str, expr: str, target: Optional[str]) -> str:
     return f"{name} = {expr}"
 
 
-def _right_protocol(kind: str, used: str) -> str:
+def _right_protocol(kind: Kind, used: str) -> str:
     """The protocol to suggest for a provider of ``kind`` used with ``used``."""
     if kind == k.COROUTINE:
         return k.AWAIT
@@ -480,7 +480,7 @@ def _right_protocol(kind: str, used: str) -> str:
 
 
 def rewritten(
-    kind: str, used: str, expr: str, target: Optional[str], *, leaves_early: bool = False
+    kind: Kind, used: str, expr: str, target: Optional[str], *, leaves_early: bool = False
 ) -> str:
     """``expr`` used with the protocol a provider of ``kind`` speaks, binding ``target``
     (the rule the run-time and the import-time fixes share). ``leaves_early``: the
@@ -727,7 +727,7 @@ def fix_line(fix: str, note: str = "") -> str:
 
 def _fix(
     info: ProviderInfo,
-    kind: str,
+    kind: Kind,
     used: str,
     line: str,
     owner: Optional[str],
@@ -819,7 +819,7 @@ _JUMPS = (ast.Break, ast.Continue)
 
 def _fix_statement(
     info: ProviderInfo,
-    kind: str,
+    kind: Kind,
     used: str,
     line: str,
     owner: Optional[str],
@@ -919,7 +919,7 @@ _STACK_NAMES = ("stack", "exit_stack", "_stack")
 
 
 def _on_an_exit_stack(
-    kind: str, used: str, call: str, each: Callable[[str], Optional[str]], code: str
+    kind: Kind, used: str, call: str, each: Callable[[str], Optional[str]], code: str
 ) -> Optional[str]:
     """The line of a provider ``call`` made per item of a comprehension, each item's
     session entered on an exit stack (`await stack.enter_async_context(get_db(t))`)
@@ -1018,7 +1018,7 @@ def _flows(node: ast.AST, name: str) -> bool:
 
 
 def with_items(
-    kind: str,
+    kind: Kind,
     used: str,
     items: list[tuple[str, Optional[str]]],
     mine: set[int],
@@ -2171,7 +2171,7 @@ def misuse(
     depth: int = 1,
     attr: Optional[str] = None,
     obj: object = None,
-    result_kind: Optional[str] = None,
+    result_kind: Optional[Kind] = None,
 ) -> ProtocolError:
     """Build the ProtocolError for using what ``info`` returned with protocol ``used``.
 
@@ -2198,7 +2198,7 @@ def _misuse(
     read_source: bool,
     attr: Optional[str],
     obj: object,
-    result_kind: Optional[str],
+    result_kind: Optional[Kind],
 ) -> ProtocolError:
     """misuse(); ``read_source``: work the fix out from the user's source."""
     kind = result_kind or info.kind

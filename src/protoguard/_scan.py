@@ -40,7 +40,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 from . import _decorator, _messages, _proxies
 from . import _kinds as k
-from .exceptions import ProviderInfo
+from .exceptions import Code, Kind, ProviderInfo
 
 #: The protocol of a ``Depends(f)`` use.
 DEPENDS = "Depends"
@@ -99,7 +99,7 @@ class SourceFinding:
     #: The column (1-based, in characters).
     col: int
     #: The misuse code, e.g. ``"PG101"``.
-    code: str
+    code: Code
     #: What is wrong, in one sentence.
     message: str
     #: The user's statement rewritten, or what to change.
@@ -217,7 +217,7 @@ _RESULT_TYPES: dict[str, type] = {
 }
 
 
-def session_attributes(kind: str) -> frozenset[str]:
+def session_attributes(kind: Kind) -> frozenset[str]:
     """The attributes that are PG103 on what a provider of ``kind`` returns (none for a
     session maker, whose result is the session): those run time reports, less any the
     result's own type has (a generator's ``close``)."""
@@ -793,7 +793,7 @@ _CO_ITERABLE_COROUTINE = inspect.CO_ITERABLE_COROUTINE
 _PROVIDER_KINDS = frozenset(k.SUPPORTED)
 
 
-def provider_kind(obj: object) -> Optional[tuple[str, Optional[ProviderInfo]]]:
+def provider_kind(obj: object) -> Optional[tuple[Kind, Optional[ProviderInfo]]]:
     """(kind, ProviderInfo if guarded) of a provider; None for anything else.
 
     Plain functions are not reported (what they return is unknown), nor are functions
@@ -956,7 +956,7 @@ class _Source:
         return len(self.lines[line - 1].encode("utf-8")[:col].decode("utf-8", "replace")) + 1
 
 
-def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
+def _with_fix(block: ast.AST, use: Use, kind: Kind, text: _Source) -> str:
     """The run-time fix for a ``with`` statement on a provider call: the statement
     with its other items kept, and the provider's items rewritten (or nested)."""
     assert isinstance(block, (ast.With, ast.AsyncWith))
@@ -985,7 +985,7 @@ def _with_fix(block: ast.AST, use: Use, kind: str, text: _Source) -> str:
     return fixed
 
 
-def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tuple[str, str]:
+def _statement_fix(use: Use, kind: Kind, info: ProviderInfo, text: _Source) -> tuple[str, str]:
     """The run-time fix, and its note, for the statement of ``use``: the statement read
     as one line, as run time reads it, and rewritten by the same rule, which takes apart
     more than the call (`if (db := await get_db()) is not None:`, `x = f(await get_db())`).
@@ -1029,8 +1029,8 @@ def _statement_fix(use: Use, kind: str, info: ProviderInfo, text: _Source) -> tu
 
 
 def _attribute_finding(
-    use: Use, kind: str, guarded: Optional[ProviderInfo], obj: object, text: _Source
-) -> tuple[str, str, str, str, ProviderInfo]:
+    use: Use, kind: Kind, guarded: Optional[ProviderInfo], obj: object, text: _Source
+) -> tuple[Code, str, str, str, ProviderInfo]:
     """(code, message, fix, note, provider) for a session attribute taken on what the
     provider returned, as run time words them: the line of the attribute rewritten
     (`async with get_db() as session: await session.execute(q)`) for `get_db().execute`;
@@ -1082,8 +1082,8 @@ def _attribute_finding(
 
 
 def _reentry_finding(
-    use: Use, kind: str, guarded: Optional[ProviderInfo], obj: object, text: _Source
-) -> tuple[str, str, str, ProviderInfo]:
+    use: Use, kind: Kind, guarded: Optional[ProviderInfo], obj: object, text: _Source
+) -> tuple[Code, str, str, ProviderInfo]:
     """(code, message, fix, provider) for a context manager entered a second time, as
     run time words them: the provider named as run time names it (by its own name, or
     by the alias the assignment calls it by), and the with statement rewritten to call
@@ -1103,14 +1103,14 @@ def _reentry_finding(
     return k.misuse_code(kind, k.REENTER), message, fix, info
 
 
-def _info(obj: object, kind: str, guarded: Optional[ProviderInfo]) -> ProviderInfo:
+def _info(obj: object, kind: Kind, guarded: Optional[ProviderInfo]) -> ProviderInfo:
     if guarded is not None:
         return guarded
     name, filename, lineno = k.definition_site(obj)
     return ProviderInfo(name, kind, filename, lineno)
 
 
-def _diagnose_depends(obj: object) -> Optional[tuple[ProviderInfo, str, str, str]]:
+def _diagnose_depends(obj: object) -> Optional[tuple[ProviderInfo, Code, str, str]]:
     """What FastAPI makes of ``Depends(obj)``: _fastapi_check's diagnosis, if any."""
     if "fastapi" not in sys.modules:  # pragma: no cover - Depends resolved, so it is there
         return None

@@ -7,7 +7,7 @@ keep working when a provider is guarded.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Literal, NamedTuple, Optional
 
 __all__ = [
     "CallSite",
@@ -17,6 +17,38 @@ __all__ = [
     "ProtocolWarning",
     "ProviderInfo",
     "ProviderRuntimeError",
+]
+
+#: A provider kind, as type checkers see it: ``ProviderInfo.kind``, one of the values of
+#: :data:`protoguard.KINDS`.
+Kind = Literal[
+    "async context manager",
+    "context manager",
+    "async generator",
+    "generator",
+    "coroutine function",
+    "async_sessionmaker",
+    "sessionmaker",
+    "function",
+]
+
+#: A misuse code, as type checkers see it: ``ProtocolError.code`` and the ``code`` of
+#: every finding, PG101-PG107 for a wrong protocol and PG201-PG206 for strict mode's
+#: findings.
+Code = Literal[
+    "PG101",
+    "PG102",
+    "PG103",
+    "PG104",
+    "PG105",
+    "PG106",
+    "PG107",
+    "PG201",
+    "PG202",
+    "PG203",
+    "PG204",
+    "PG205",
+    "PG206",
 ]
 
 
@@ -36,7 +68,7 @@ class ProviderInfo(NamedTuple):
     #: The provider's qualified name, as the user wrote it (``get_db``, ``Repo.session``).
     name: str
     #: The provider's kind, one of the values of :data:`protoguard.KINDS`.
-    kind: str
+    kind: Kind
     #: The file that defines the provider (``None`` when it cannot be found).
     filename: Optional[str]
     #: The line of that definition (``None`` when it cannot be found).
@@ -61,7 +93,7 @@ class ProtocolError(TypeError):
     """
 
     #: The stable misuse code, e.g. ``"PG101"``.
-    code: str
+    code: Code
     #: The provider that was misused.
     provider: ProviderInfo
     #: The protocol the user's code used, e.g. ``"async for"``.
@@ -77,7 +109,7 @@ class ProtocolError(TypeError):
         self,
         message: str,
         *,
-        code: str,
+        code: Code,
         provider: ProviderInfo,
         used: str,
         supported: tuple[str, ...],
