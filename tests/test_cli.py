@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -463,6 +464,72 @@ class TestPathTargets:
         assert len(result.stdout.splitlines()) == 2
         assert "extra" not in result.stdout
         assert not (project / "RAN").exists()
+
+    def zipapp(self, archive: Path) -> None:
+        """A zipapp: package zshop with misuses, a clean module, and a __main__.py."""
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("__main__.py", f"open({str(archive) + '.RAN'!r}, 'w').close()\n")
+            zipped.writestr("zshop/__init__.py", "")
+            zipped.writestr("zshop/deps.py", DEPS)
+            zipped.writestr("zshop/handlers.py", textwrap.dedent(BROKEN))
+            zipped.writestr("tidy.py", ALONE.replace("async for", "async with"))
+
+    @pytest.mark.skipif(
+        sys.version_info < (3, 10), reason="3.9's zipimport has no exec_module to stand before"
+    )
+    def test_a_zip_archive(self, project: Path) -> None:
+        """A zip archive (a zipapp, an egg, a wheel) is a directory of modules on sys.path,
+        as Python imports from it: each module and package in it is checked, at its path
+        inside the archive; its __main__.py is not run."""
+        (project / "dist").mkdir()
+        for archive in ("app.pyz", "dist/app.zip"):
+            self.zipapp(project / archive)
+            result = protoguard(project, archive)
+            assert result.returncode == 1, (archive, result.stderr)
+            handlers = os.path.join(*archive.split("/"), "zshop", "handlers.py")
+            lines = result.stdout.splitlines()
+            assert [line.split(" ")[:2] for line in lines] == [
+                [f"{handlers}:6:21:", "PG101"],
+                [f"{handlers}:8:16:", "PG102"],
+            ]
+            assert lines[0].endswith("fix: async with get_db() as db:")
+            assert not (project / (archive + ".RAN")).exists()
+
+    @pytest.mark.skipif(
+        sys.version_info >= (3, 10), reason="zip archives are checked from Python 3.10 on"
+    )
+    def test_a_zip_archive_on_python_3_9(self, project: Path) -> None:
+        """3.9's zipimport runs a module in a way the hook cannot stand before: the
+        archive is a usage error that says so, not a clean result."""
+        self.zipapp(project / "app.pyz")
+        result = protoguard(project, "app.pyz")
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            "protoguard check: app.pyz: a zip archive, whose modules protoguard checks "
+            "on Python 3.10 and later only\n"
+        )
+
+    def test_a_file_that_is_not_a_module(self, project: Path) -> None:
+        """An existing file that is neither a .py file nor a zip archive (a .txt, a broken
+        .zip, a README): a usage error naming the file, not the import of a module named
+        like it (notes.txt as module 'txt' of package 'notes'); nothing is checked."""
+        (project / "notes.txt").write_text("shop\n")
+        (project / "broken.zip").write_text("not a zip archive\n")
+        (project / "README").write_text("shop\n")
+        (project / "docs").mkdir()
+        (project / "docs" / "index.md").write_text("shop\n")
+        kinds = {
+            "notes.txt": "not a .py file, a directory or a zip archive",
+            "broken.zip": "not a .py file, a directory or a zip archive",
+            "docs/index.md": "not a .py file, a directory or a zip archive",
+            "README": "not a .py file, a directory or a zip archive (a file of that name is "
+            "here; to check the module 'README', run the check from another directory)",
+        }
+        for target, why in kinds.items():
+            result = protoguard(project, target, "shop")
+            assert result.returncode == 2, (target, result.stderr)
+            assert result.stderr == f"protoguard check: {target}: {why}\n"
+            assert result.stdout == ""
 
 
 class TestNamespacePackages:

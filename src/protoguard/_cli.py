@@ -1,17 +1,18 @@
 """``protoguard check TARGET...``: import targets under the hook and list what it finds.
 
 Targets are importable names (``myapp``, ``myapp.api.routes``) or paths (a ``.py`` file,
-a package directory, or a directory holding modules and packages). A package is checked
-with every module beneath it but its ``__main__`` modules (importing one runs the
-program), namespace packages included: the directories without ``__init__.py`` that are
-named as modules and hold modules. A path is checked as the file or package it names, and
-a package path only beneath it: when the module this process imports under the path's
-name is another (two targets of one name, or a name the standard library has taken), the
-path is reported as not checked, one line, and never another module checked in its
-place. A module that cannot be imported is reported, one line, and the others are still
-checked. Exit status: 0 nothing found, 1 findings, 2 a usage error, a module that could
-not be imported, a path that could not be checked, or a module protoguard itself failed
-to check (any findings are printed all the same).
+a package directory, a directory holding modules and packages, or a zip archive holding
+them, as Python imports from one). A package is checked with every module beneath it but
+its ``__main__`` modules (importing one runs the program), namespace packages included:
+the directories without ``__init__.py`` that are named as modules and hold modules. A
+path is checked as the file or package it names, and a package path only beneath it:
+when the module this process imports under the path's name is another (two targets of
+one name, or a name the standard library has taken), the path is reported as not
+checked, one line, and never another module checked in its place. A module that cannot
+be imported is reported, one line, and the others are still checked. Exit status: 0
+nothing found, 1 findings, 2 a usage error, a module that could not be imported, a path
+that could not be checked, or a module protoguard itself failed to check (any findings
+are printed all the same).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import sysconfig
 import traceback
 import types
+import zipimport
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Optional
 
@@ -47,7 +49,8 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "check",
         help="import packages or modules and report every wrong protocol in their source",
-        description="Import each TARGET (a package, a module, or a path to either) under "
+        description="Import each TARGET (a package, a module, or a path to either, to a "
+        "directory of them or to a zip archive of them) under "
         "protoguard's import hook and print one line per wrong protocol: "
         "path:line:col: CODE message; fix: ... (a fix of several lines of code follows on "
         "indented lines). A package's __main__ modules are not imported. "
@@ -98,18 +101,32 @@ def _module_for_path(path: str) -> tuple[str, str]:
 
 def _file_of(directory: str, name: str, ispkg: bool) -> str:
     """The file (or, for a package, the directory) Python imports ``name`` from, in a
-    directory that has it: an extension module first, as Python's finder does."""
+    directory that has it: an extension module first, as Python's finder does. The
+    directory may be a zip archive."""
     path = os.path.join(directory, name)
-    if not ispkg:
-        suffixes = (
-            importlib.machinery.EXTENSION_SUFFIXES
-            + importlib.machinery.SOURCE_SUFFIXES
-            + importlib.machinery.BYTECODE_SUFFIXES
-        )
-        for suffix in suffixes:
-            if os.path.isfile(path + suffix):
-                return path + suffix
+    if ispkg:
+        return path
+    if os.path.isfile(directory):  # a zip archive
+        spec = zipimport.zipimporter(directory).find_spec(name)
+        return spec.origin if spec is not None and spec.origin is not None else path
+    suffixes = (
+        importlib.machinery.EXTENSION_SUFFIXES
+        + importlib.machinery.SOURCE_SUFFIXES
+        + importlib.machinery.BYTECODE_SUFFIXES
+    )
+    for suffix in suffixes:
+        if os.path.isfile(path + suffix):
+            return path + suffix
     return path
+
+
+def _is_archive(path: str) -> bool:
+    """Whether ``path`` is a zip archive Python can import modules from."""
+    try:
+        zipimport.zipimporter(path)
+    except (ImportError, OSError):  # not a zip archive, or unreadable
+        return False
+    return True
 
 
 def resolve_targets(targets: Sequence[str]) -> list[Target]:
@@ -117,7 +134,9 @@ def resolve_targets(targets: Sequence[str]) -> list[Target]:
     come first, in the order of the targets."""
     resolved: list[Target] = []
     for target in targets:
-        if target.endswith(".py") or os.sep in target or os.path.isdir(target):
+        # A file or directory that is there is a path, never a module's name (notes.txt
+        # is no module 'txt' of a package 'notes').
+        if target.endswith(".py") or os.sep in target or os.path.exists(target):
             if not os.path.exists(target):
                 raise TargetError(f"{target}: no such file or directory")
             path = os.path.abspath(target)
@@ -128,14 +147,27 @@ def resolve_targets(targets: Sequence[str]) -> list[Target]:
                 if os.path.basename(path) == "__init__.py":
                     path = os.path.dirname(path)  # the package
                 resolved.append(Target(target, name, entry, path))
-            elif os.path.isdir(target):
-                # A plain directory (say, src/): each module and package in it.
+            elif os.path.isdir(target) or _is_archive(path):
+                # A plain directory (say, src/), or a zip archive (a zipapp, an egg, a
+                # wheel), which Python imports from as from a directory: each module and
+                # package in it.
+                if sys.version_info < (3, 10) and not os.path.isdir(target):
+                    raise TargetError(
+                        f"{target}: a zip archive, whose modules protoguard checks on Python "
+                        "3.10 and later only"
+                    )
                 resolved.extend(
                     Target(target, name, path, _file_of(path, name, ispkg))
                     for name, ispkg in _modules_in([path])
                 )
             else:
-                raise TargetError(f"{target}: not a .py file or a directory")
+                why = f"{target}: not a .py file, a directory or a zip archive"
+                if target.isidentifier():
+                    why += (
+                        " (a file of that name is here; to check the module "
+                        f"{target!r}, run the check from another directory)"
+                    )
+                raise TargetError(why)
         else:
             if not all(part.isidentifier() for part in target.split(".")):
                 raise TargetError(f"{target}: not a module name or a path")
