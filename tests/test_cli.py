@@ -170,6 +170,45 @@ class TestExitCodes:
         assert json_result.returncode == 2
         assert len(json.loads(json_result.stdout)) == 4
 
+    def test_failures_raised_in_a_library_are_where_the_module_called_it(
+        self, project: Path
+    ) -> None:
+        """A module whose import-time call fails in the standard library or an installed
+        library (argparse's parse_args() exits in argparse, a pydantic model's
+        ValidationError is raised in pydantic): the line of the module's own code that
+        called it, not the library's. A package that is itself installed (checked from
+        site-packages) is its own code."""
+        (project / "shop" / "opts.py").write_text(
+            "import argparse\n\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--db', required=True)\nargs = parser.parse_args()\n"
+        )
+        (project / "shop" / "settings.py").write_text(
+            "import pydantic\n\n\nclass Settings(pydantic.BaseModel):\n    url: str\n\n\n"
+            "settings = Settings()\n"
+        )
+        (project / "shop" / "uses.py").write_text("x = 1\nfrom .opts import args\n")
+        vendored = project / "site-packages" / "vendored"
+        vendored.mkdir(parents=True)
+        (vendored / "__init__.py").write_text(
+            "import argparse\n\nargparse.ArgumentParser().parse_args(['--no-such-option'])\n"
+        )
+        result = protoguard(project, "shop", "site-packages/vendored")
+        assert result.returncode == 2, result.stderr
+        opts = os.path.join("shop", "opts.py")
+        failed = [line for line in result.stderr.splitlines() if "cannot import" in line]
+        assert [line.split(": ", 2)[2].rsplit(" (at ", 1)[-1] for line in failed] == [
+            f"{opts}:5)",
+            f"{os.path.join('shop', 'settings.py')}:8)",
+            f"{opts}:5)",  # the module that failed, imported by uses.py
+            f"{os.path.join('site-packages', 'vendored', '__init__.py')}:3)",
+        ]
+        assert failed[0] == (
+            "protoguard check: cannot import 'shop.opts', so it was not checked: "
+            f"SystemExit: 2 (at {opts}:5)"
+        )
+        assert "ValidationError: 1 validation error for Settings url " in failed[1]
+        assert len(result.stdout.splitlines()) == 2  # shop's findings all the same
+
     def test_modules_that_do_not_compile(self, project: Path) -> None:
         """A SyntaxError, and a null byte (a ValueError before Python 3.11.4): the module's
         file and line, relative as every path is, and advice that fits: the module does

@@ -357,21 +357,43 @@ def _uncompiled(name: str, exc: BaseException, raised_by_user: bool) -> Optional
     return f"{_shown(path)}:{line}"
 
 
+def _installed(file: str) -> bool:
+    """Whether ``file`` is the standard library's or an installed distribution's."""
+    parts = _normal(file).split(os.sep)
+    return (
+        "site-packages" in parts
+        or "dist-packages" in parts
+        or any(_is_beneath(file, directory) for directory in _STDLIB_DIRECTORIES)
+    )
+
+
 def _reason(name: str, exc: BaseException) -> tuple[str, bool]:
     """``ModuleNotFoundError: No module named 'x' (at app/db.py:3)``, on one line; and
     whether the module's source compiles (see _uncompiled)."""
     where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
     ours = os.path.dirname(os.path.abspath(__file__))
-    user = [
-        f
-        for f in frames
-        if not f.filename.startswith(("<frozen", ours)) and "importlib" not in f.filename
+    # The frames of the code that ran, not of importlib or protoguard importing it.
+    ran = [
+        (frame.f_code.co_filename, line, frame.f_globals.get("__name__"))
+        for frame, line in traceback.walk_tb(exc.__traceback__)
+        if not frame.f_code.co_filename.startswith(("<frozen", ours))
+        and "importlib" not in frame.f_code.co_filename
     ]
-    if user:
-        where = f" (at {_shown(user[-1].filename)}:{user[-1].lineno})"
+    # Where the user's code raised, or called what raised: a library's line
+    # (argparse's, exiting for parse_args()) is not the one to change. An installed
+    # package that is checked itself is its own code.
+    package = name.partition(".")[0]
+    own = [
+        (file, line)
+        for file, line, module in ran
+        if not _installed(file)
+        or (isinstance(module, str) and (module + ".").startswith(package + "."))
+    ]
+    if own or ran:
+        file, line = own[-1] if own else ran[-1][:2]
+        where = f" (at {_shown(file)}:{line})"
     message = str(exc)
-    uncompiled = _uncompiled(name, exc, bool(user))
+    uncompiled = _uncompiled(name, exc, bool(ran))
     if uncompiled is not None:
         where = f" (at {uncompiled})"
         if isinstance(exc, SyntaxError) and exc.msg:
