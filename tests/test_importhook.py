@@ -1415,25 +1415,60 @@ class TestHandle:
 
     def test_tracebacks_show_the_loaders_lines(self, package: Path) -> None:
         """The loader's frame, which warnings skip, is a real file: a traceback through it
-        names the file and quotes its line."""
-        module = write(package, "mod", "raise ValueError('boom')\n")
+        (strict mode's error, raised as the module is checked) names the file and quotes
+        its line."""
+        module = write(package, "mod", TestModes.BODY)
         with (
-            protoguard.install_import_hook(package.name),
-            pytest.raises(ValueError, match="boom") as info,
+            protoguard.install_import_hook(package.name, mode="strict"),
+            pytest.raises(protoguard.ProtocolError) as info,
         ):
             importlib.import_module(module)
         frames = [
             frame
             for frame in traceback.extract_tb(info.value.__traceback__)
-            if Path(frame.filename).parent.name == "protoguard"
+            if Path(frame.filename).name == "_importlib_bootstrap.py"
         ]
-        assert [(Path(f.filename).name, f.name) for f in frames] == [
-            ("_importlib_bootstrap.py", "exec_module")
+        assert [(frame.name, frame.line) for frame in frames] == [
+            ("exec_module", "self._executed(module)")
         ]
-        assert (
-            frames[0].line
-            == "real.exec_module(module)  # reads and writes the .pyc exactly as without us"
+
+    @pytest.mark.skipif(
+        sys.version_info < (3, 11),
+        reason="before 3.11 a bare raise re-raises the traceback its except clause caught",
+    )
+    def test_a_modules_exception_has_its_traceback_as_without_the_hook(self, package: Path) -> None:
+        """An exception a module raises as it is imported, under the hook, is the one it
+        raised, with the traceback it has without protoguard: neither the loader's frame
+        nor the importlib frames Python hides (an import statement hides them all)."""
+        module = write(
+            package,
+            "mod",
+            """
+            try:
+                {}["missing"]
+            except KeyError as error:
+                raise ValueError("boom", 2) from error
+            """,
         )
+
+        def raised() -> BaseException:
+            with pytest.raises(ValueError, match="boom") as info:
+                exec(f"import {module}", {})
+            return info.value
+
+        plain = raised()
+        with protoguard.install_import_hook(package.name):
+            hooked = raised()
+        assert hooked.args == ("boom", 2)
+        assert type(hooked.__cause__) is KeyError
+        assert hooked.__context__ is hooked.__cause__
+        frames = [
+            (f.filename, f.lineno, f.name) for f in traceback.extract_tb(hooked.__traceback__)
+        ]
+        assert frames == [
+            (f.filename, f.lineno, f.name) for f in traceback.extract_tb(plain.__traceback__)
+        ]
+        assert frames[-1] == (str(package / "mod.py"), 5, "<module>")
 
     def test_guard_this_package(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """guard_this_package() in __init__.py checks the submodules and __init__ itself."""

@@ -9,9 +9,13 @@ importlib's own, and it knows them only by their file name: one that contains bo
 Python really runs, the same test from 3.9 to 3.13). There is no other way to tell it to
 skip a frame: 3.12's ``skip_file_prefixes`` is the warning caller's own argument. So
 ``exec_module`` lives in a file whose name passes that test, and a warning goes past it
-as it goes past importlib. This is a real file: a traceback through ``exec_module`` shows
-its path and its lines as any other file's. tests/test_importhook.py checks both; do not
-rename it.
+as it goes past importlib. This is a real file: a traceback through ``exec_module`` (a
+finding raised as an error) shows its path and its lines as any other file's.
+tests/test_importhook.py checks both; do not rename it.
+
+An exception the module's own code raises leaves with this frame taken out of its
+traceback (from Python 3.11 on), so that Python hides importlib's frames around it as it
+does without protoguard; it is otherwise the exception the module raised.
 
 Nothing here may import ``_importhook`` at import time (it imports this module).
 """
@@ -19,6 +23,7 @@ Nothing here may import ``_importhook`` at import time (it imports this module).
 from __future__ import annotations
 
 import importlib.machinery
+import sys
 import types
 from collections.abc import Callable
 from typing import Any, Optional
@@ -52,7 +57,23 @@ class Loader:
             spec.loader = real
         if getattr(module, "__loader__", None) is self:
             module.__loader__ = real
-        real.exec_module(module)  # reads and writes the .pyc exactly as without us
+        try:
+            real.exec_module(module)  # reads and writes the .pyc exactly as without us
+        except BaseException as exc:
+            # The module's exception, with the traceback it has without protoguard: this
+            # frame taken out, Python hides importlib's frames above it and below it as
+            # it does for any import (it hides a run of them that leads without a break
+            # to the one that called the module's code). Only from 3.11 on does a bare
+            # raise re-raise exc.__traceback__, not the traceback caught here.
+            traceback = exc.__traceback__
+            if (
+                sys.version_info >= (3, 11)
+                and traceback is not None
+                and traceback.tb_frame is sys._getframe()
+            ):
+                exc.__traceback__ = traceback.tb_next
+            del traceback  # no cycle through this frame
+            raise
         self._executed(module)
 
     def get_code(self, fullname: str) -> Any:
