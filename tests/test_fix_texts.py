@@ -1664,6 +1664,14 @@ def test_a_block_on_one_line_keeps_a_break_of_the_loop_around(tmp_path: Path) ->
             "async for a in repo.session(): b = cache.session()",
             "async with repo.session() as a: b = cache.session()",
         ),
+        (  # PG103 on a name the body made: its assignment rewritten, not the header
+            "async with get_db() as a: b = get_db(); b.info",
+            "async with get_db() as b:",
+        ),
+        (
+            "async with cache.session() as a: b = repo.session(); b.info",
+            "async with repo.session() as b:",
+        ),
     ],
 )
 def test_a_header_and_its_body_calling_one_name(tmp_path: Path, line: str, fix: str) -> None:

@@ -1426,7 +1426,10 @@ def _in_the_body(line: str, name: Optional[str], col: Optional[int] = None) -> O
     block's header does not (`for i in ids: db = await get_db(i)`), or when ``col``
     (where the call is on the line, a UTF-8 byte column), if known, is in that statement
     (`async with cache.session() as c: db = await repo.session()`): the statement to
-    rewrite is that one, not the block. None otherwise."""
+    rewrite is that one, not the block. Also the statement at ``col`` that uses what an
+    earlier one of the body made (`async with get_db() as a: b = get_db(); b.info`,
+    PG103 on `b`): the misuse is the body's, and its fix the assignment's, not the
+    header's. None otherwise."""
     parsed = _parse_code(line) if name is not None else None
     if parsed is None or name is None:
         return None
@@ -1434,18 +1437,21 @@ def _in_the_body(line: str, name: Optional[str], col: Optional[int] = None) -> O
     header = _header_of(stmt)
     if header is None:
         return None
+    in_header = any(_calls_anywhere(part, name) for part in header)
     base = code_start(code, line) if col is not None else None
+    made = False  # whether a statement of the body before this one calls it
     for inner in stmt.body:  # type: ignore[attr-defined]
-        if not _calls_anywhere(inner, name):
-            continue
+        calls = _calls_anywhere(inner, name)
         start, end = _span(code, inner)
-        if not any(_calls_anywhere(part, name) for part in header):
+        if calls and not in_header:
             return code[start:end]
-        if col is not None and base is not None:
-            # The header calls it too: the statement where the call is, if it is here.
+        if in_header and (calls or made) and col is not None and base is not None:
+            # The header calls it too: the statement where the call is, or the use of
+            # what the body made, if it is here.
             first, last = (base + len(code[:at].encode("utf-8")) for at in (start, end))
             if first <= col < last:
                 return code[start:end]
+        made = made or calls
     return None
 
 

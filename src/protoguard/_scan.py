@@ -1051,7 +1051,7 @@ def _attribute_finding(
     owner = text.text(use.target) if use.target is not None else None
     assigned = text.text(use.span) or f"{called}(...)"
     try:
-        statement = _messages.logical_line(text.lines, where[0], called, text.statements)
+        statement = _messages.logical_line(text.lines, where[0], called, text.statements, where[1])
         if statement.strip():
             at = None
             if owner is None:
