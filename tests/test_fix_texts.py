@@ -1731,3 +1731,71 @@ def test_two_calls_of_the_provider_used_alike_on_a_line(tmp_path: Path) -> None:
             "times on this line; before Python 3.11 protoguard cannot tell which one failed: "
             "rewrite that one like this"
         )
+
+
+_SPREAD = 'get_db(\n        "primary",\n        "replica",\n    )'
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "fix"),
+    [
+        pytest.param(
+            """
+            async def f():
+                cm = get_db(
+                    "primary",
+                    "replica",
+                )
+                async with cm as a:
+                    pass
+                async with cm as b:
+                    pass
+            """,
+            "PG107",
+            f"async with {_SPREAD} as b:",
+            id="pg107",
+        ),
+        pytest.param(
+            """
+            async def f():
+                db = get_db(
+                    "primary",
+                    "replica",
+                )
+                return db.info
+            """,
+            "PG103",
+            f"async with {_SPREAD} as db:",
+            id="pg103",
+        ),
+        pytest.param(  # a method: its lines as the def's source, dedented, has them
+            """
+            class Handler:
+                async def run(self):
+                    cm = get_db(
+                        "primary",
+                        "replica",
+                    )
+                    async with cm as a:
+                        async with cm as b:
+                            pass
+
+            def f():
+                return Handler().run()
+            """,
+            "PG107",
+            f"async with {_SPREAD} as b:",
+            id="pg107-method",
+        ),
+    ],
+)
+def test_an_assignment_over_lines_kept_as_written(
+    tmp_path: Path, source: str, code: str, fix: str
+) -> None:
+    """The fix made from an assignment a formatter spread over lines, at another line
+    (`cm = get_db(...)` entered again, `db = get_db(...)` then `db.info`): `check` keeps
+    its lines as run time does (it wrote them on one line, its quotes changed)."""
+    error = _error(tmp_path, source)
+    assert (error.code, error.fix) == (code, fix)
+    found = _found(error)
+    assert (found.code, found.fix) == (code, fix)

@@ -1681,18 +1681,26 @@ class Statements:
                 return calling[-1]  # the innermost: `if c: db = await get_db()`
         return innermost[-1]
 
-    def plain_def(self, lineno: int) -> Optional[str]:
-        """Where line ``lineno`` is when that is not in an ``async def``: the name of the
-        plain ``def`` whose body holds it (innermost), ``class Name`` in a class body,
-        MODULE_LEVEL in none; None in an ``async def``."""
+    def scope(self, lineno: int) -> Optional[ast.stmt]:
+        """The innermost ``def``, ``async def`` or ``class`` whose body holds line
+        ``lineno`` (whose code runs it); None for module-level code."""
         # The innermost is the last to start of those that hold the line.
         for i in range(bisect.bisect_right(self._function_starts, lineno) - 1, -1, -1):
             node = self._functions[i]
             if _first_line(node.body[0]) <= lineno <= (node.end_lineno or node.lineno):
-                if isinstance(node, ast.ClassDef):
-                    return f"{_CLASS_BODY}{node.name}"
-                return node.name if isinstance(node, ast.FunctionDef) else None
-        return MODULE_LEVEL
+                return node
+        return None
+
+    def plain_def(self, lineno: int) -> Optional[str]:
+        """Where line ``lineno`` is when that is not in an ``async def``: the name of the
+        plain ``def`` whose body holds it (innermost), ``class Name`` in a class body,
+        MODULE_LEVEL in none; None in an ``async def``."""
+        node = self.scope(lineno)
+        if node is None:
+            return MODULE_LEVEL
+        if isinstance(node, ast.ClassDef):
+            return f"{_CLASS_BODY}{node.name}"
+        return node.name if isinstance(node, ast.FunctionDef) else None
 
 
 def _holds(node: ast.stmt, lineno: int, col: int) -> bool:

@@ -34,6 +34,8 @@ import functools
 import inspect
 import re
 import sys
+import textwrap
+import tokenize
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, NamedTuple, Optional, Union
@@ -949,6 +951,38 @@ class _Source:
                 pass
         return " ".join(text.split())
 
+    def written(self, span: _Span) -> str:
+        """The text of ``span``, a provider call assigned at a line of its own, as run time
+        reads it (see :func:`_messages._assigned_call`): spread over lines, its lines
+        kept as they are in the source of the function it is in, dedented; one line as
+        :meth:`text` has it."""
+        line, col, end_line, end_col = span
+        statements = self.statements
+        if line == end_line or statements is None or not 0 < line <= end_line <= len(self.lines):
+            return self.text(span)
+        # What inspect reads as the function's source: its def's block, from the first
+        # decorator.
+        scope = statements.scope(line)
+        first = _messages._first_line(scope) if scope is not None else 1
+        try:
+            block = inspect.getblock(self.lines[first - 1 :]) if scope is not None else self.lines
+        except (SyntaxError, tokenize.TokenError):  # pragma: no cover - the module parsed
+            return self.text(span)
+        # Read as run time reads a file: each line ended by \n.
+        read = [piece.rstrip("\r\n") + "\n" for piece in block]
+        dedented: list[str] = _LINE.findall(textwrap.dedent("".join(read)))
+        start, end = line - first, end_line - first
+        if end >= len(dedented):  # pragma: no cover - the span is in the scope's block
+            return self.text(span)
+        # The columns moved left by what dedenting took from each line (whitespace).
+        start_col = col - (len(read[start]) - len(dedented[start]))
+        end_col -= len(read[end]) - len(dedented[end])
+        return (
+            dedented[start].encode("utf-8")[start_col:].decode("utf-8", "replace")
+            + "".join(dedented[start + 1 : end])
+            + dedented[end].encode("utf-8")[:end_col].decode("utf-8", "replace")
+        )
+
     def column(self, line: int, col: int) -> int:
         """The 1-based character column of a UTF-8 byte offset."""
         if not 0 < line <= len(self.lines):
@@ -1049,7 +1083,7 @@ def _attribute_finding(
     )
     fix = note = ""
     owner = text.text(use.target) if use.target is not None else None
-    assigned = text.text(use.span) or f"{called}(...)"
+    assigned = (text.written(use.span) if owner else text.text(use.span)) or f"{called}(...)"
     try:
         statement = _messages.logical_line(text.lines, where[0], called, text.statements, where[1])
         if statement.strip():
@@ -1097,7 +1131,7 @@ def _reentry_finding(
         name = called  # `from app.db import get_db as provide`: `provide()`
     assert use.at is not None
     statement = _messages.logical_line(text.lines, use.at[0], None, text.statements)
-    assigned = text.text(use.span) or f"{called}(...)"
+    assigned = text.written(use.span) or f"{called}(...)"
     fix = _messages.render(use.attr, assigned, _messages._pieces(statement, called)[1])
     message = f"{_messages.reentered(use.attr, name + '()')}; {_messages.definition_line(info)}"
     return k.misuse_code(kind, k.REENTER), message, fix, info
