@@ -1565,6 +1565,82 @@ def test_the_why_of_a_provider_entered_once_names_what_the_fix_does(
     assert "'async for', or" not in str(error)
 
 
+_PER_ITEM_PROVIDERS = """
+@protoguard.provider
+async def agen_of(tenant):
+    yield tenant
+
+@protoguard.provider
+def gen_of(tenant):
+    yield tenant
+
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "why"),
+    [
+        pytest.param(
+            "async def f():\n    dbs = [await agen_of(t) for t in 'ab']\n",
+            "PG104",
+            "  Only a coroutine can be awaited; agen_of() must be used with 'async with "
+            "contextlib.asynccontextmanager(agen_of)(...)'.",
+            id="pg104",
+        ),
+        pytest.param(
+            "async def f():\n    dbs = [s for t in 'ab' for s in agen_of(t)]\n",
+            "PG105",
+            "  agen_of() is an async provider, so it needs 'async with "
+            "contextlib.asynccontextmanager(agen_of)(...)'.",
+            id="pg105",
+        ),
+        pytest.param(
+            "async def f():\n    infos = [agen_of(t).info for t in 'ab']\n",
+            "PG103",
+            "  This is the object the provider returned, not the session: enter agen_of() with "
+            "'async with contextlib.asynccontextmanager(agen_of)(...)' first and use the "
+            "session it gives you.",
+            id="pg103",
+        ),
+        pytest.param(
+            "async def f():\n    dbs = [await gen_of(t) for t in 'ab']\n",
+            "PG104",
+            "  Only a coroutine can be awaited; gen_of() must be used with 'with "
+            "contextlib.contextmanager(gen_of)(...)'.",
+            id="pg104-sync",
+        ),
+        pytest.param(
+            "async def f():\n    dbs = [s for t in 'ab' async for s in gen_of(t)]\n",
+            "PG105",
+            "  gen_of() is a sync provider, so it needs 'with "
+            "contextlib.contextmanager(gen_of)(...)'.",
+            id="pg105-sync",
+        ),
+    ],
+)
+def test_the_why_of_a_generator_entered_per_item_names_what_the_fix_does(
+    tmp_path: Path, line: str, code: str, why: str
+) -> None:
+    """A generator provider called per item of a comprehension: the fix enters each
+    item's session once, on an exit stack, and the line that says why names that, and
+    why not a loop over each (it said "must be used with 'async for'" above a fix with no
+    'async for' in it)."""
+    error = _error(tmp_path, _PER_ITEM_PROVIDERS + line)
+    assert error.code == code
+    assert error.fix.startswith(("async with contextlib.AsyncExitStack() as stack:\n", "with "))
+    assert "contextmanager(" in error.fix
+    lines = str(error).splitlines()
+    i = lines.index(why)
+    loop = "'async for'" if "agen_of" in line else "'for'"
+    assert lines[i + 1] == (
+        "  Each item's session is entered on an exit stack, which keeps them all open until "
+        f"its block ends; a loop over each ({loop}) would close its session at the loop's next "
+        "step, when the provider's cleanup runs."
+    )
+    assert "'async for'." not in str(error)
+    assert "needs 'for'" not in str(error)
+
+
 _LEFT_OUT = "# its 'break' is left out: this block is no loop and runs its body once"
 
 

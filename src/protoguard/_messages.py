@@ -916,6 +916,8 @@ _USE_THEM_INSIDE = (
 
 
 _STACK_NAMES = ("stack", "exit_stack", "_stack")
+# How a fix that enters sessions on an exit stack begins, async and sync.
+_EXIT_STACKS = ("async with contextlib.AsyncExitStack() as ", "with contextlib.ExitStack() as ")
 
 
 def _on_an_exit_stack(
@@ -942,10 +944,10 @@ def _on_an_exit_stack(
     if entered is None:
         return None
     if is_async:
-        header = f"async with contextlib.AsyncExitStack() as {stack}:"
+        header = f"{_EXIT_STACKS[0]}{stack}:"
         line = each(f"await {stack}.enter_async_context({entered})")
     else:
-        header = f"with contextlib.ExitStack() as {stack}:"
+        header = f"{_EXIT_STACKS[1]}{stack}:"
         line = each(f"{stack}.enter_context({entered})")
     if line is None:
         return None
@@ -2164,9 +2166,9 @@ _GENERATOR_EXPRESSION = "<genexpr>"
 
 _WITH_RAISES_ATTRIBUTE_ERROR = sys.version_info < (3, 11)
 
-# An async generator provider entered once by a fix (`contextlib.asynccontextmanager(
-# get_db)`), and why, said under the why of the misuse.
-_ENTERED_ONCE = re.compile(r"\bcontextlib\.asynccontextmanager\([^()]*\)")
+# A generator provider entered once by a fix (`contextlib.asynccontextmanager(get_db)`),
+# and why, said under the why of the misuse.
+_ENTERED_ONCE = re.compile(r"\bcontextlib\.(?:async)?contextmanager\([^()]*\)")
 _WHY_ENTERED = {
     "PG102": "It is a generator, not a context manager: make it one with '{right}', or let "
     "FastAPI's Depends() drive it.",
@@ -2175,6 +2177,11 @@ _LEFT_EARLY = (
     "Its block is left early (a return, break or continue), where an 'async for' would run the "
     "provider's cleanup late (PG201); entered once, as Depends() does, the cleanup runs "
     "however the block is left."
+)
+_PER_ITEM = (
+    "Each item's session is entered on an exit stack, which keeps them all open until its "
+    "block ends; a loop over each ('{loop}') would close its session at the loop's next step, "
+    "when the provider's cleanup runs."
 )
 
 
@@ -2353,10 +2360,12 @@ def _misuse(
             "3.11 protoguard cannot tell which one failed: rewrite that one like this"
         )
     right = _right_protocol(kind, used)
-    entered = _ENTERED_ONCE.search(fix) if kind == k.ASYNC_GEN and early else None
+    # A generator's session per item of a comprehension, each entered on an exit stack.
+    per_item = kind in (k.ASYNC_GEN, k.SYNC_GEN) and fix.startswith(_EXIT_STACKS)
+    entered = _ENTERED_ONCE.search(fix) if (kind == k.ASYNC_GEN and early) or per_item else None
     if entered is not None:
-        # The fix enters the generator once, not by 'async for': the why says so.
-        right = f"async with {entered.group(0)}(...)"
+        # The fix enters the generator once, not by a loop: the why says so.
+        right = f"{'async with' if k.is_async(kind) else 'with'} {entered.group(0)}(...)"
     if injected:
         # FastAPI before 0.123.5 hands an endpoint what a context-manager provider
         # returns. The endpoint's line cannot be rewritten; the dependency can. It is
@@ -2407,7 +2416,9 @@ def _misuse(
         why = template.format(
             right=said, call=call, side="an async" if k.is_async(kind) else "a sync"
         )
-        if entered is not None:
+        if entered is not None and per_item:
+            why += f"\n  {_PER_ITEM.format(loop=_right_protocol(kind, used))}"
+        elif entered is not None:
             why += f"\n  {_LEFT_EARLY}"
     parts = [f"[{code}] {what}"]
     if call_site is not None:
