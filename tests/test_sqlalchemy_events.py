@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import sys
 import threading
@@ -728,6 +729,21 @@ def test_a_block_nested_in_the_sessions_own_block_leaves_it_open(tmp_path) -> No
     engine.dispose()
 
 
+# A legacy Query run: derived from the one made in the block, counted, iterated, or run as a
+# bulk delete.
+_EVERY_WAY_OF_RUNNING_A_QUERY = pytest.mark.parametrize(
+    "use",
+    [
+        lambda q: q.first(),
+        lambda q: q.filter(Author.name == "ada").one(),
+        lambda q: q.count(),
+        lambda q: list(q),
+        lambda q: q.delete(),
+    ],
+    ids=["first", "filter-one", "count", "iterate", "delete"],
+)
+
+
 class TestLegacyQueryAfterTheBlock:
     """A legacy ``session.query(...)`` made in the block calls the session itself, not
     the proxy, when it runs: run after the block, it is PG203 at the user's line, before
@@ -765,17 +781,7 @@ class TestLegacyQueryAfterTheBlock:
         assert [f.code for f in protoguard.findings()] == ["PG203"]
         query.session.close()
 
-    @pytest.mark.parametrize(
-        "use",
-        [
-            lambda q: q.first(),
-            lambda q: q.filter(Author.name == "ada").one(),
-            lambda q: q.count(),
-            lambda q: list(q),
-            lambda q: q.delete(),
-        ],
-        ids=["first", "filter-one", "count", "iterate", "delete"],
-    )
+    @_EVERY_WAY_OF_RUNNING_A_QUERY
     def test_every_way_of_running_it_is_pg203(self, get_db, use) -> None:
         """A query derived from it, counted, iterated or run as a bulk delete: PG203
         too, and nothing reaches the database."""
@@ -868,6 +874,106 @@ class TestLegacyQueryAfterTheBlock:
             made.append(db.query(Author))
         assert protoguard.findings() == []
         engine.dispose()
+
+
+def _authors(session):
+    return session.query(Author)
+
+
+async def _two_requests(get_db, keep, use):
+    """Request A (task 'request-a') keeps ``keep(session)`` from its block in a shared
+    place until request B (task 'request-b', not started inside A's block) has run
+    ``use(kept)`` (awaited if it returns an awaitable); B's result is returned."""
+    shared = {}
+    ready, done = asyncio.Event(), asyncio.Event()
+
+    async def request_a():
+        async with get_db() as db:
+            shared["kept"] = keep(db)
+            ready.set()
+            await done.wait()
+
+    async def request_b():
+        await ready.wait()
+        try:
+            result = use(shared["kept"])
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            done.set()
+
+    return (
+        await asyncio.gather(
+            asyncio.create_task(request_a(), name="request-a"),
+            asyncio.create_task(request_b(), name="request-b"),
+        )
+    )[1]
+
+
+class TestLegacyQueryFromAnotherTask:
+    """A legacy ``session.query(...)`` made in one request's block and run from another
+    request's task while that block is open calls the session itself, not the proxy: it is
+    PG206 at the user's line, before the session is used."""
+
+    @pytest.fixture(params=["@asynccontextmanager", "generator"])
+    def get_db(self, request, tmp_path):
+        """A guarded async provider handing out a sync Session; the generator is entered
+        through contextlib, as Depends() enters it."""
+        engine, maker = _orm_maker(tmp_path)
+
+        async def get_db():
+            with maker() as session:
+                yield session
+
+        if request.param == "generator":
+            guarded = protoguard.provider(mode="strict")(get_db)
+            yield lambda: contextlib.asynccontextmanager(guarded)()
+        else:
+            yield protoguard.provider(mode="strict")(contextlib.asynccontextmanager(get_db))
+        engine.dispose()
+
+    def test_a_query_run_from_another_request_raises_pg206(self, run, get_db) -> None:
+        """``q.all()`` from another request's task raises PG206 there, naming both tasks,
+        the call and the fix."""
+        with pytest.raises(protoguard.ProtocolError) as caught:
+            run(_two_requests(get_db, _authors, lambda query: query.all()))  # from request-b
+        error = caught.value
+        assert error.code == "PG206"
+        assert error.call_site == (__file__, line_of(__file__, "# from request-b"))
+        assert "'.all' on a query from task 'request-b', but the session was opened in " in str(
+            error
+        )
+        assert "task 'request-a' at" in str(error)
+        assert error.fix == "open a session in the task that uses it (one provider call per task)"
+        assert [f.code for f in protoguard.findings()] == ["PG206"]
+
+    @_EVERY_WAY_OF_RUNNING_A_QUERY
+    def test_every_way_of_running_it_is_pg206(self, run, get_db, use) -> None:
+        """A query derived from it, counted, iterated or run as a bulk delete: PG206 too,
+        and nothing reaches the database."""
+
+        def run_it(query):
+            with pytest.raises(protoguard.ProtocolError, match=r"\[PG206\]"):
+                use(query)
+            return query.session.in_transaction()
+
+        assert run(_two_requests(get_db, _authors, run_it)) is False  # no connection taken
+        assert _codes() == [("PG206", 1)]
+
+    def test_a_task_started_inside_the_block_may_run_it(self, run, get_db) -> None:
+        """A task started inside the block (an endpoint gathering its sub-queries) is
+        inside the session's scope: no finding."""
+
+        async def endpoint():
+            async with get_db() as db:
+                query = db.query(Author)
+
+                async def names():
+                    return [author.name for author in query]
+
+                return await asyncio.create_task(names())
+
+        assert run(endpoint()) == ["ada"]
+        assert protoguard.findings() == []
 
 
 def test_uninstall_and_install() -> None:

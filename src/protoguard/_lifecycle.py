@@ -539,19 +539,29 @@ def _check_use(state: SessionState, name: str, site: Optional[Site]) -> None:
             can_raise=True,
         )
         return
+    if outside_the_block(state):
+        _from_another_task(state, f"'.{name}'", site)
+
+
+def outside_the_block(state: SessionState) -> bool:
+    """Whether the current task uses the session of ``state``'s open block from outside
+    it: a task other than the one that opened it, not started inside it (PG206)."""
     owner = state.owner
     if owner is None or state in _scopes.get():
-        return
+        return False
     task = _current_task()
-    if task is None or task is owner or _carried_by_a_generator(state, owner, task):
-        return
+    return not (task is None or task is owner or _carried_by_a_generator(state, owner, task))
+
+
+def _from_another_task(state: SessionState, what: str, site: Optional[Site]) -> None:
+    """PG206 for ``what`` (a call on the session, or on a query of it) outside the block."""
     report(
         finding(
             "PG206",
-            info,
+            state.info,
             site,
-            f"'.{name}' from {_task_name(task)}, but the session was opened in "
-            f"{_task_name(owner)} {_opener(state)} and "
+            f"{what} from {_task_name(_current_task())}, but the session was opened in "
+            f"{_task_name(state.owner)} {_opener(state)} and "
             f"this task was not started inside that block: a session escaping its request can leak "
             f"one user's data into another's.",
             "open a session in the task that uses it (one provider call per task)",
@@ -997,13 +1007,17 @@ def connection_after_scope(state: SessionState) -> None:
     )
 
 
-def query_after_scope(state: SessionState, name: str, frame: FrameType) -> None:
-    """A legacy Query made in the block runs after it (``frame``: the user's, that
-    called ``.name`` on it), before its session takes a new connection: PG203 there,
-    unless the provider's own code after its 'yield' runs it."""
+def query_used(state: SessionState, name: str, frame: FrameType) -> None:
+    """A legacy Query made in the block runs (``frame``: the user's, that called
+    ``.name`` on it) before its session is used: from a task outside the block while it
+    is open, PG206 there; after the block, PG203 there, unless the provider's own code
+    after its 'yield' runs it."""
+    what = "iterating a query" if name == "__iter__" else f"'.{name}' on a query"
+    if state.open:
+        _from_another_task(state, what, _site(frame))
+        return
     if in_provider_code(state):
         return
-    what = "iterating a query" if name == "__iter__" else f"'.{name}' on a query"
     block = _BLOCK_OF.get(state.info.kind, "'with' or 'async with' block")
     report(
         finding(

@@ -7,7 +7,8 @@ after the block exited makes the session check out a new connection, silently, t
 the session's own reference. SQLAlchemy's ``after_begin`` session event sees that moment
 exactly; this module listens to it and reports PG203 there.
 A legacy ``Query`` made in the block holds the session too: run after the block, it is
-PG203 from that session's ``do_orm_execute`` event, before it takes a connection.
+PG203 from that session's ``do_orm_execute`` event, before it takes a connection; run
+from another task while the block is open, PG206 there.
 
 The listener is installed automatically the first time strict mode watches a
 SQLAlchemy session (``Session`` or ``AsyncSession``); nothing needs to be imported.
@@ -62,10 +63,11 @@ def _after_begin(session: Any, transaction: Any, connection: Any) -> None:
 # The attribute of a legacy ``Query`` made through a watched session while the block that
 # judges the session was open: that block's state. SQLAlchemy copies a Query's attributes
 # into every Query derived from it (``q.filter(...)``). A Query calls the session itself,
-# not the proxy, so running it after the block is seen from the session's
-# ``do_orm_execute`` event, listened to on that session alone once such a Query has been
-# made (the attribute below marks it): before the session takes a connection, so PG203
-# can be raised at the user's line as at a call on the session.
+# not the proxy, so running it after the block, or from a task outside the block, is
+# seen from the session's ``do_orm_execute`` event, listened to on that session alone
+# once such a Query has been made (the attribute below marks it): before the session
+# takes a connection, so PG203 or PG206 can be raised at the user's line as at a call on
+# the session.
 _QUERIES_WATCHED = "_protoguard_queries"
 
 
@@ -88,31 +90,36 @@ def watch_query(session: Any, query: Any) -> None:
 
 def _query_executed(execute_state: Any) -> None:
     try:
-        found = _query_after_its_block(execute_state)
+        found = _misused_query(execute_state)
     except Exception:  # pragma: no cover - the guard never breaks the user's query
         return
     if found is not None:
         # Imported here: protoguard._lifecycle imports this module.
-        from ._lifecycle import query_after_scope
+        from ._lifecycle import query_used
 
-        query_after_scope(*found)
+        query_used(*found)
 
 
-def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, FrameType]]:
+def _misused_query(execute_state: Any) -> Optional[tuple[Any, str, FrameType]]:
     """The block's state, the query method the user called and the user's frame, if this
-    execution runs a Query marked for this session whose block has exited."""
+    execution runs a Query marked for this session whose block has exited, or is open
+    while this task is outside it."""
+    from ._lifecycle import outside_the_block
+
     if execute_state.is_relationship_load:
         return None  # an eager load that the query's own run makes (reported at that run)
     session = execute_state.session
     current = session.__dict__.get(STATE)
-    if current is not None and current.open:
-        return None  # a block open on the session now (a registry's session handed out again)
     statement = execute_state.statement
     if isinstance(statement, _select_class()) and STATE not in statement.__dict__:
         # A Query builds its SELECT from its own attributes, the mark among them: this
         # one is no marked Query's (a select() run on the session), and the look up the
         # stack below is not needed. (Bulk update/delete and from_statement() are looked
         # for there.)
+        return None
+    if current is not None and current.open and not outside_the_block(current):
+        # A block open on the session now, and this task inside it: the block's own
+        # query, or a registry's session handed out again.
         return None
     frame: Optional[FrameType] = sys._getframe(2)
     state = name = None
@@ -125,7 +132,9 @@ def _query_after_its_block(execute_state: Any) -> Optional[tuple[Any, str, Frame
             if marked is not None and query.__dict__.get("session") is session:
                 state, name = marked, frame.f_code.co_name
         frame = frame.f_back
-    if state is None or name is None or frame is None or state.open:
+    if state is None or name is None or frame is None:
+        return None
+    if state.open and not outside_the_block(state):
         return None
     return state, name, frame
 
