@@ -976,6 +976,98 @@ class TestLegacyQueryFromAnotherTask:
         assert protoguard.findings() == []
 
 
+class TestAnAsyncSessionsSyncSession:
+    """``run_sync(fn)`` hands ``fn`` the AsyncSession's own sync Session, not a watched
+    one; the ``run_sync`` call itself is watched, and ``fn`` runs inside it, so what
+    ``fn`` does is checked there: PG202, PG203 and PG206 at the ``run_sync`` line, once.
+    ``db.sync_session`` is that plain Session too, and what is done through it directly
+    is not watched (a limitation, see docs/strict.md)."""
+
+    @pytest.fixture
+    def makers(self, tmp_path):
+        """A guarded @asynccontextmanager provider over aiosqlite, and its plain maker."""
+        engine, _ = _orm_maker(tmp_path)
+        engine.dispose()
+        async_engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'orm.db'}")
+        maker = async_sessionmaker(async_engine)
+
+        @protoguard.provider(mode="strict")
+        @contextlib.asynccontextmanager
+        async def get_db():
+            async with maker() as session:
+                yield session
+
+        yield get_db, maker
+        asyncio.run(async_engine.dispose())
+
+    @staticmethod
+    def _names(session):
+        return [author.name for author in session.query(Author)]
+
+    def test_run_sync_from_another_request_is_pg206_at_its_call(self, run, makers) -> None:
+        get_db, _ = makers
+        protoguard.configure(action="log")
+
+        def use(db):
+            return db.run_sync(self._names)  # run_sync from request-b
+
+        assert run(_two_requests(get_db, lambda db: db, use)) == ["ada"]
+        (finding,) = protoguard.findings()
+        assert (finding.code, finding.count) == ("PG206", 1)
+        assert finding.call_site == (__file__, line_of(__file__, "# run_sync from request-b"))
+
+    def test_run_sync_after_the_block_is_pg203_at_its_call(self, run, makers) -> None:
+        get_db, _ = makers
+
+        async def main():
+            async with get_db() as db:
+                pass
+            with pytest.raises(protoguard.ProtocolError) as caught:
+                await db.run_sync(self._names)  # run_sync after the block
+            return caught.value
+
+        error = run(main())
+        assert error.code == "PG203"
+        assert error.call_site == (__file__, line_of(__file__, "# run_sync after the block"))
+        assert "'.run_sync' on a session whose provider already closed it" in str(error)
+        assert [f.code for f in protoguard.findings()] == ["PG203"]
+
+    def test_run_sync_from_two_tasks_at_once_is_pg202(self, run, makers) -> None:
+        get_db, _ = makers
+        protoguard.configure(action="log")
+
+        async def main():
+            async with get_db() as db:
+                return await asyncio.gather(db.run_sync(self._names), db.run_sync(self._names))
+
+        assert run(main()) == [["ada"], ["ada"]]
+        assert _codes() == [("PG202", 1)]
+
+    @pytest.mark.xfail(raises=AssertionError, strict=True, reason="not watched: see docs/strict.md")
+    def test_a_query_made_through_sync_session_run_after_the_block(self, run, makers) -> None:
+        """Not reported: the Query was made on the plain Session, so it is not marked as
+        the block's; run after the block (in another session's greenlet) it is PG203."""
+        get_db, maker = makers
+        protoguard.configure(action="log")
+
+        async def main():
+            async with get_db() as db:
+                query = db.sync_session.query(Author)
+            async with maker() as other:
+                return await other.run_sync(lambda _: [author.name for author in query])
+
+        assert run(main()) == ["ada"]
+        assert [f.code for f in protoguard.findings()] == ["PG203"]
+
+    @pytest.mark.xfail(raises=AssertionError, strict=True, reason="not watched: see docs/strict.md")
+    def test_sync_session_used_from_another_request(self, run, makers) -> None:
+        """Not reported: ``add()`` on request A's plain Session from request B is PG206."""
+        get_db, _ = makers
+        protoguard.configure(action="log")
+        run(_two_requests(get_db, lambda db: db.sync_session, lambda raw: raw.add(Author())))
+        assert [f.code for f in protoguard.findings()] == ["PG206"]
+
+
 def test_uninstall_and_install() -> None:
     """The listener can be removed and put back; both are idempotent."""
     protoguard.sqlalchemy.install()
