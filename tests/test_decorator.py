@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 
@@ -98,6 +99,45 @@ class TestAccepts:
         assert isinstance(Session, async_sessionmaker)
         session = Session()
         assert isinstance(session, AsyncSession)
+
+    def test_a_partial_of_an_async_sessionmaker(self, run, async_engine) -> None:
+        """functools.partial of a session maker (one tenant's sessions) is guarded as the
+        maker is: it was refused with a TypeError whose list of what is accepted names
+        it."""
+        TenantSession = protoguard.provider(
+            functools.partial(async_sessionmaker(async_engine), info={"tenant": "acme"})
+        )
+        info = TenantSession.__protoguard_provider__
+        assert (info.name, info.kind) == ("TenantSession", "async_sessionmaker")
+
+        async def use() -> tuple[object, int]:
+            async with TenantSession() as db:
+                assert isinstance(db, AsyncSession)
+                return db.info["tenant"], (
+                    await db.execute(text("SELECT count(*) FROM users"))
+                ).scalar_one()
+
+        assert run(use()) == ("acme", 2)
+
+        async def wrong() -> None:
+            db = await TenantSession()  # a partial of a maker awaited
+            await db.close()
+
+        with pytest.raises(ProtocolError) as error:
+            run(wrong())
+        assert error.value.code == "PG104"
+        assert error.value.call_site is not None
+        assert error.value.call_site.lineno == line_of(__file__, "# a partial of a maker awaited")
+        assert error.value.fix == "async with TenantSession() as db:"
+
+    def test_a_partial_of_a_sessionmaker(self, sync_maker) -> None:
+        Tenant = protoguard.provider(functools.partial(sync_maker, info={"tenant": "acme"}))
+        assert Tenant.__protoguard_provider__.kind == "sessionmaker"
+        with Tenant() as db:
+            assert db.info == {"tenant": "acme"}
+            assert db.execute(text("SELECT count(*) FROM users")).scalar_one() == 2
+        with Tenant.begin() as db:  # the maker's own block, as sessionmaker.begin()
+            assert db.in_transaction()
 
     def test_name_option(self) -> None:
         """@provider(name=...) replaces the name used in messages."""

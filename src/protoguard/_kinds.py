@@ -158,13 +158,15 @@ def _innermost(func: Any) -> Any:
 def classify(obj: object) -> Optional[Kind]:
     """The provider kind of ``obj``, or ``None`` if it is not a provider.
 
-    Bound methods and ``functools.partial`` objects take the kind of the function they
-    wrap. ``classmethod``/``staticmethod`` objects are unwrapped by the caller.
+    Bound methods and ``functools.partial`` objects take the kind of the function (or,
+    for a partial, the session maker) they wrap. ``classmethod``/``staticmethod``
+    objects are unwrapped by the caller.
     """
-    kind = _sessionmaker_kind(obj)
+    func = _innermost(obj)
+    # A partial of a maker (one tenant's sessions) makes sessions as the maker does.
+    kind = _sessionmaker_kind(func)
     if kind is not None:
         return kind
-    func = _innermost(obj)
     if not isinstance(func, types.FunctionType):
         return None
     code = func.__code__
