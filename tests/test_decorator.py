@@ -534,6 +534,45 @@ class TestContextManagerSteppedByHand:
 
         assert asyncio.run(main()) == ("acme", 3)
 
+    def test_a_partial_of_a_guarded_provider_in_strict_mode(self, run, async_maker) -> None:
+        """provider(functools.partial(guarded, ...), mode="strict"), one tenant's
+        sessions from a library's guarded provider: the guarded @asynccontextmanager
+        function is a plain function, so the partial was taken for a plain function
+        returning a session, and strict mode watched the context manager as the session
+        (`db.info` in the block was PG103). It is the partial of the provider beneath,
+        guarded as that is."""
+
+        @protoguard.provider
+        @contextlib.asynccontextmanager
+        async def tenant_db(tenant: str):
+            async with async_maker(info={"tenant": tenant}) as session:
+                yield session
+
+        acme_db = protoguard.provider(functools.partial(tenant_db, "acme"), mode="strict")
+
+        async def use() -> tuple[object, int]:
+            async with acme_db() as db:
+                count = (await db.execute(text("SELECT count(*) FROM users"))).scalar_one()
+                return db.info["tenant"], count
+
+        assert run(use()) == ("acme", 2)
+        assert acme_db.__protoguard_provider__ == tenant_db.__protoguard_provider__
+
+        async def after_the_block() -> None:
+            async with acme_db() as db:
+                pass
+            try:
+                await db.execute(text("SELECT 1"))  # the session after its block
+            finally:
+                await db.close()
+
+        with pytest.raises(ProtocolError) as error:
+            run(after_the_block())
+        assert error.value.code == "PG203"
+        assert error.value.call_site is not None
+        assert error.value.call_site.lineno == line_of(__file__, "# the session after its block")
+        assert error.value.fix == "use the session only inside the 'async with' block that gave it"
+
     def test_contextlib_still_drives_it(self, run) -> None:
         """asynccontextmanager() around the guarded provider (what Depends() does once
         it has looked through __wrapped__) enters and leaves it."""

@@ -275,6 +275,11 @@ def _guarded_info(obj: object) -> Optional[ProviderInfo]:
     return None
 
 
+def _guarded_partial(obj: object) -> Optional[ProviderInfo]:
+    """The ProviderInfo of the guarded provider a ``functools.partial`` calls, or None."""
+    return _guarded_info(obj.func) if isinstance(obj, functools.partial) else None
+
+
 # What a guard guards and the options it was given: (provider, mode, yields).
 _GUARDS = "__protoguard_guards__"
 
@@ -495,6 +500,20 @@ def _decorate(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optio
             mode if mode is not None else first_mode,
             yields if yields is not None else first_yields,
         )
+    beneath = _guarded_partial(obj)
+    if beneath is not None:
+        # A partial of a guarded provider (one tenant's sessions from a library's): the
+        # partial of the provider beneath, guarded as above. Taken as it is, a guarded
+        # @asynccontextmanager function being a plain function, it would be a plain
+        # function returning a session, and strict mode would watch the context manager
+        # that it returns as the session.
+        original, first_mode, first_yields = _guarded_with(obj.func)
+        return _guard(
+            functools.partial(original, *obj.args, **obj.keywords),
+            name or beneath.name,
+            mode if mode is not None else first_mode,
+            yields if yields is not None else first_yields,
+        )
     kind = k.classify(obj)
     if kind is None:
         raise TypeError(
@@ -523,8 +542,12 @@ def _guard(obj: Any, name: Optional[str], mode: Optional[Mode], yields: Optional
     # The provider's own mode, else the global one: not an override() block's, which is
     # for the code running inside it, and would otherwise leave a provider imported there
     # unguarded for good (see docs/modes.md, "off").
-    if (mode or _config.settings.mode) == _config.OFF and _guarded_info(obj) is None:
-        # (mode="off" on a guarded one: see _decorate.)
+    if (
+        (mode or _config.settings.mode) == _config.OFF
+        and _guarded_info(obj) is None
+        and _guarded_partial(obj) is None
+    ):
+        # (mode="off" on a guarded one, or a partial of one: see _decorate.)
         if not _guarded_when_off(obj):
             return obj
         # A context-manager provider decorated in mode off keeps a guard that is off for
