@@ -2892,3 +2892,41 @@ class TestLessCommonCorrectUse:
                 )
                 assert getattr(db, name).__doc__ == getattr(plain, name).__doc__
         plain.close()
+
+    def test_a_plain_function_that_returns_a_context_manager(
+        self, run, async_maker, sync_maker
+    ) -> None:
+        """A plain function that returns what hands out a session (`return
+        Session.begin()`, the result of an @asynccontextmanager function) gives the
+        session in `async with`/`with`, as in mode "on": strict mode took the context
+        manager for the session and handed it out itself ('..._AsyncSessionContextManager'
+        object has no attribute 'execute')."""
+
+        @contextlib.asynccontextmanager
+        async def session_block():
+            async with async_maker() as session:
+                yield session
+
+        @protoguard.provider
+        def begin_async():
+            return async_maker.begin()
+
+        @protoguard.provider
+        def enter_async():
+            return session_block()
+
+        @protoguard.provider
+        def begin_sync():
+            return sync_maker.begin()
+
+        async def count(provider: Any) -> int:
+            async with provider() as db:
+                assert isinstance(db, AsyncSession)
+                return (await db.execute(COUNT)).scalar_one()
+
+        assert run(count(begin_async)) == 2
+        assert run(count(enter_async)) == 2
+        with begin_sync() as db:
+            assert isinstance(db, Session)
+            assert db.execute(COUNT).scalar_one() == 2
+        assert protoguard.findings() == []

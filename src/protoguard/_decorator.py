@@ -439,7 +439,10 @@ def _guard_function(
             if current == on:
                 return result
             state = made = driven_class(result)
-        elif current == on:
+        elif current == on or (plain and not _a_session(result)):
+            # (Strict mode: what a plain function returns that is no session, a context
+            # manager that hands one out (`return Session.begin()`), is as in mode "on":
+            # the watching proxy is a session's, whose block hands out the proxy itself.)
             return result_class(result)
         else:
             made = strict_class(result)
