@@ -548,6 +548,29 @@ class TestPathTargets:
             "on Python 3.10 and later only\n"
         )
 
+    @pytest.mark.skipif(
+        sys.version_info < (3, 10), reason="3.9's zipimport has no exec_module to stand before"
+    )
+    def test_a_module_in_a_zip_archive_that_does_not_compile(self, project: Path) -> None:
+        """A module of an archive with a SyntaxError is reported as a module that could not
+        be imported, and the archive's other modules are checked; protoguard does not
+        fail with a traceback of its own."""
+        archive = project / "app.zip"
+        self.zipapp(archive)
+        with zipfile.ZipFile(archive, "a") as zipped:
+            zipped.writestr("broken.py", "def f(:\n")
+        result = protoguard(project, "app.zip")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.splitlines()[0].startswith(
+            "protoguard check: cannot import 'broken', so it was not checked: SyntaxError: "
+        )
+        handlers = os.path.join("app.zip", "zshop", "handlers.py")
+        assert [line.split(" ")[:2] for line in result.stdout.splitlines()] == [
+            [f"{handlers}:6:21:", "PG101"],
+            [f"{handlers}:8:16:", "PG102"],
+        ]
+
     def test_a_file_that_is_not_a_module(self, project: Path) -> None:
         """An existing file that is neither a .py file nor a zip archive (a .txt, a broken
         .zip, a README): a usage error naming the file, not the import of a module named

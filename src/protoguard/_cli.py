@@ -107,7 +107,12 @@ def _file_of(directory: str, name: str, ispkg: bool) -> str:
     if ispkg:
         return path
     if os.path.isfile(directory):  # a zip archive
-        spec = zipimport.zipimporter(directory).find_spec(name)
+        try:
+            spec = zipimport.zipimporter(directory).find_spec(name)
+        except (SyntaxError, ValueError):
+            # zipimport compiles the source to name its file: it does not compile (a
+            # null byte, too, or bad encoding), and importing it reports that.
+            return path + ".py"
         return spec.origin if spec is not None and spec.origin is not None else path
     suffixes = (
         importlib.machinery.EXTENSION_SUFFIXES
@@ -243,7 +248,7 @@ def _mismatch(target: Target) -> Optional[str]:
         if found is None:
             try:
                 found = importlib.util.find_spec(name)
-            except (ImportError, ValueError):
+            except (ImportError, ValueError, SyntaxError):  # zipimport compiles to look
                 return None
             if found is None:
                 return None
