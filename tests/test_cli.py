@@ -551,6 +551,29 @@ class TestPathTargets:
     @pytest.mark.skipif(
         sys.version_info < (3, 10), reason="3.9's zipimport has no exec_module to stand before"
     )
+    def test_a_namespace_package_in_a_zip_archive(self, project: Path) -> None:
+        """A directory without __init__.py in an archive that lists it (zipapp and `zip -r`
+        write directory entries) is a namespace package Python imports from the archive:
+        it is checked, as in a directory, not passed over as a clean result."""
+        archive = project / "app.pyz"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for directory in ("zns/", "zns/inner/"):
+                zipped.writestr(zipfile.ZipInfo(directory), "")
+            zipped.writestr("zns/deps.py", DEPS)
+            zipped.writestr(
+                "zns/inner/handlers.py", textwrap.dedent(BROKEN).replace(".deps", "zns.deps")
+            )
+        result = protoguard(project, "app.pyz")
+        assert result.returncode == 1, result.stderr
+        handlers = os.path.join("app.pyz", "zns", "inner", "handlers.py")
+        assert [line.split(" ")[:2] for line in result.stdout.splitlines()] == [
+            [f"{handlers}:6:21:", "PG101"],
+            [f"{handlers}:8:16:", "PG102"],
+        ]
+
+    @pytest.mark.skipif(
+        sys.version_info < (3, 10), reason="3.9's zipimport has no exec_module to stand before"
+    )
     def test_a_module_in_a_zip_archive_that_does_not_compile(self, project: Path) -> None:
         """A module of an archive with a SyntaxError is reported as a module that could not
         be imported, and the archive's other modules are checked; protoguard does not

@@ -29,6 +29,7 @@ import sys
 import sysconfig
 import traceback
 import types
+import zipfile
 import zipimport
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, Optional
@@ -276,12 +277,7 @@ def _mismatch(target: Target) -> Optional[str]:
 def _namespace_directories(directory: str, known: set[str]) -> Iterator[str]:
     """The subdirectories of ``directory`` Python imports as namespace packages (no
     ``__init__``, named as a module can be) that hold modules, but those in ``known``."""
-    try:
-        with os.scandir(directory) as entries:
-            names = sorted(entry.name for entry in entries if entry.is_dir())
-    except OSError:
-        return
-    for name in names:
+    for name in _subdirectories(directory):
         if name in known or not name.isidentifier() or name == "__pycache__":
             continue
         if _holds_modules(os.path.join(directory, name), set()):
@@ -296,16 +292,39 @@ def _holds_modules(directory: str, visited: set[str]) -> bool:
     visited.add(real)
     if any(True for _ in pkgutil.iter_modules([directory])):
         return True
-    try:
-        with os.scandir(directory) as entries:
-            names = sorted(entry.name for entry in entries if entry.is_dir())
-    except OSError:
-        return False
     return any(
         name.isidentifier()
         and name != "__pycache__"
         and _holds_modules(os.path.join(directory, name), visited)
-        for name in names
+        for name in _subdirectories(directory)
+    )
+
+
+def _subdirectories(directory: str) -> list[str]:
+    """The names of the subdirectories of ``directory``, sorted; in a zip archive (the
+    archive, or a directory in it), those it lists as directories, which are the ones
+    zipimport imports namespace packages from."""
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(entry.name for entry in entries if entry.is_dir())
+    except OSError:  # not a directory: perhaps a zip archive, or a directory in one
+        pass
+    try:
+        archive = zipimport.zipimporter(directory)
+        with zipfile.ZipFile(archive.archive) as zipped:
+            listed = zipped.namelist()
+    except (ImportError, OSError, zipfile.BadZipFile):
+        return []
+    prefix = archive.prefix.replace(os.sep, "/")
+    return sorted(
+        {
+            entry[len(prefix) : -1]
+            for entry in listed
+            if entry.startswith(prefix)
+            and len(entry) > len(prefix) + 1
+            and entry.endswith("/")
+            and "/" not in entry[len(prefix) : -1]
+        }
     )
 
 
