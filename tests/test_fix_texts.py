@@ -1641,6 +1641,26 @@ def test_the_why_of_a_generator_entered_per_item_names_what_the_fix_does(
     assert "needs 'for'" not in str(error)
 
 
+def test_the_why_of_an_exit_stack_the_line_has_is_not_the_per_item_one(tmp_path: Path) -> None:
+    """A generator entered once, beside an exit stack the user's own line has
+    (`async with contextlib.AsyncExitStack() as stack, get_agen() as db: return db`):
+    the fix keeps the stack and no item is entered on it, so the why is the one of a
+    block left early, not that each item of a comprehension is entered on the stack."""
+    error = _error(
+        tmp_path,
+        "async def f():\n"
+        "    async with contextlib.AsyncExitStack() as stack, get_agen() as db:\n"
+        "        return db\n",
+    )
+    assert error.code == "PG102"
+    assert error.fix == (
+        "async with contextlib.AsyncExitStack() as stack, "
+        "contextlib.asynccontextmanager(get_agen)() as db:"
+    )
+    assert "Each item's session" not in str(error)
+    assert f"  {_messages._LEFT_EARLY}" in str(error).splitlines()
+
+
 _LEFT_OUT = "# its 'break' is left out: this block is no loop and runs its body once"
 
 

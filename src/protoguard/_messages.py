@@ -918,6 +918,11 @@ _USE_THEM_INSIDE = (
 _STACK_NAMES = ("stack", "exit_stack", "_stack")
 # How a fix that enters sessions on an exit stack begins, async and sync.
 _EXIT_STACKS = ("async with contextlib.AsyncExitStack() as ", "with contextlib.ExitStack() as ")
+# Such a fix: the stack's block, and under it the line that enters each item's session.
+_PER_ITEM_FIX = re.compile(
+    rf"{re.escape(_EXIT_STACKS[0])}(\w+):\n.*\b\1\.enter_async_context\("
+    rf"|{re.escape(_EXIT_STACKS[1])}(\w+):\n.*\b\2\.enter_context\("
+)
 
 
 def _on_an_exit_stack(
@@ -2360,8 +2365,9 @@ def _misuse(
             "3.11 protoguard cannot tell which one failed: rewrite that one like this"
         )
     right = _right_protocol(kind, used)
-    # A generator's session per item of a comprehension, each entered on an exit stack.
-    per_item = kind in (k.ASYNC_GEN, k.SYNC_GEN) and fix.startswith(_EXIT_STACKS)
+    # A generator's session per item of a comprehension, each entered on an exit stack
+    # (not a line of the user's that has an exit stack of its own).
+    per_item = kind in (k.ASYNC_GEN, k.SYNC_GEN) and _PER_ITEM_FIX.match(fix) is not None
     entered = _ENTERED_ONCE.search(fix) if (kind == k.ASYNC_GEN and early) or per_item else None
     if entered is not None:
         # The fix enters the generator once, not by a loop: the why says so.
