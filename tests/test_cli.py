@@ -575,9 +575,9 @@ class TestPathTargets:
         sys.version_info < (3, 10), reason="3.9's zipimport has no exec_module to stand before"
     )
     def test_a_module_in_a_zip_archive_that_does_not_compile(self, project: Path) -> None:
-        """A module of an archive with a SyntaxError is reported as a module that could not
-        be imported, and the archive's other modules are checked; protoguard does not
-        fail with a traceback of its own."""
+        """A module of an archive with a SyntaxError is reported as a module that does not
+        compile, at its path in the archive, and the archive's other modules are checked;
+        protoguard does not fail with a traceback of its own."""
         archive = project / "app.zip"
         self.zipapp(archive)
         with zipfile.ZipFile(archive, "a") as zipped:
@@ -585,9 +585,15 @@ class TestPathTargets:
         result = protoguard(project, "app.zip")
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
-        assert result.stderr.splitlines()[0].startswith(
+        broken = os.path.join("app.zip", "broken.py")
+        assert result.stderr.splitlines() == [
             "protoguard check: cannot import 'broken', so it was not checked: SyntaxError: "
-        )
+            f"invalid syntax (at {broken}:1)",
+            "2 wrong protocol(s) found.",
+            "protoguard check: 1 module(s) do not compile, so they were not checked: Python "
+            "cannot import them, with or without protoguard (which changes no module's "
+            "code); fix the errors above.",
+        ]
         handlers = os.path.join("app.zip", "zshop", "handlers.py")
         assert [line.split(" ")[:2] for line in result.stdout.splitlines()] == [
             [f"{handlers}:6:21:", "PG101"],

@@ -359,7 +359,15 @@ _REASON_LENGTH = 200
 def _uncompiled(name: str, exc: BaseException, raised_by_user: bool) -> Optional[str]:
     """Where a module's source does not compile, ``app/db.py:3``, if that is why
     importing ``name`` failed; else None."""
-    if isinstance(exc, SyntaxError) and exc.filename and os.path.isfile(exc.filename):
+    if (
+        isinstance(exc, SyntaxError)
+        and exc.filename
+        and (
+            os.path.isfile(exc.filename)
+            # a module of a zip archive (app.pyz/app/db.py), which zipimport compiled
+            or (not os.path.exists(exc.filename) and _is_archive(exc.filename))
+        )
+    ):
         return f"{_shown(exc.filename)}:{exc.lineno}" if exc.lineno else _shown(exc.filename)
     if raised_by_user or not isinstance(exc, (SyntaxError, ValueError)):
         return None
