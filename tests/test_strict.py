@@ -2930,3 +2930,53 @@ class TestLessCommonCorrectUse:
             assert isinstance(db, Session)
             assert db.execute(COUNT).scalar_one() == 2
         assert protoguard.findings() == []
+
+    def test_a_plain_function_that_returns_a_guarded_makers_session(
+        self, run, async_maker, sync_maker
+    ) -> None:
+        """A strict plain function that returns a session of a maker guarded in mode "on"
+        (a library's `SessionLocal`) watches it: the session comes wrapped in the maker's
+        proxy, which is no session class, and was guarded as a context manager is, in
+        mode "on", so its use after the block was silent."""
+        SyncLocal = protoguard.provider(sync_maker, mode="on")
+        AsyncLocal = protoguard.provider(async_maker, mode="on")
+
+        @protoguard.provider
+        def get_sync():
+            return SyncLocal()
+
+        @protoguard.provider
+        def get_async():
+            return AsyncLocal()
+
+        with get_sync() as db:
+            assert db.execute(COUNT).scalar_one() == 2
+        with pytest.raises(ProtocolError) as error:
+            db.execute(COUNT)  # the sync session after its block
+        assert error.value.code == "PG203"
+        assert error.value.call_site == (
+            __file__,
+            line_of(__file__, "# the sync session after its block"),
+        )
+        assert error.value.fix == (
+            "use the session only inside the 'with' or 'async with' block that gave it"
+        )
+
+        async def after_the_block() -> None:
+            async with get_async() as db:
+                assert (await db.execute(COUNT)).scalar_one() == 2
+            try:
+                await db.execute(COUNT)  # the async session after its block
+            finally:
+                await db.close()
+
+        with pytest.raises(ProtocolError) as error:
+            run(after_the_block())
+        assert error.value.code == "PG203"
+        assert error.value.call_site == (
+            __file__,
+            line_of(__file__, "# the async session after its block"),
+        )
+        assert error.value.fix == (
+            "use the session only inside the 'with' or 'async with' block that gave it"
+        )

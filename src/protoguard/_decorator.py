@@ -439,10 +439,14 @@ def _guard_function(
             if current == on:
                 return result
             state = made = driven_class(result)
-        elif current == on or (plain and not _a_session(result)):
+        elif current == on or (
+            plain and not _a_session(result) and not isinstance(result, SessionProxy)
+        ):
             # (Strict mode: what a plain function returns that is no session, a context
             # manager that hands one out (`return Session.begin()`), is as in mode "on":
-            # the watching proxy is a session's, whose block hands out the proxy itself.)
+            # the watching proxy is a session's, whose block hands out the proxy itself.
+            # A guarded maker's session is a session too, though its proxy's class has no
+            # `execute` of its own: it is watched.)
             return result_class(result)
         else:
             made = strict_class(result)
