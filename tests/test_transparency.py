@@ -2040,6 +2040,15 @@ class TestIdempotence:
         """provider(mode="off") on a guarded provider is the provider beneath."""
         assert protoguard.provider(mode="off")(protoguard.provider(agen_db)) is agen_db
 
+    def test_mode_off_on_a_partial_of_a_guarded_provider(self) -> None:
+        """provider(partial(guarded, ...), mode="off") is the partial of the provider
+        beneath: as it was, a partial calling the strict guard, it stayed strict."""
+        strict = protoguard.provider(mode="strict")(agen_db)
+        off = protoguard.provider(mode="off")(functools.partial(strict, "acme"))
+        assert type(off) is functools.partial
+        assert off.func is agen_db
+        assert off.args == ("acme",)
+
     def test_twice_behaves_as_unguarded(self, run: Any, async_maker: Any) -> None:
         """A provider guarded twice still rolls back and re-raises the same error."""
 
