@@ -412,6 +412,32 @@ class TestForms:
             "Session: an async_sessionmaker"
         )
 
+    def test_a_partial_of_a_session_maker(self, package: Path) -> None:
+        """A functools.partial of a session maker (one tenant's sessions) makes sessions
+        as the maker does: `await` on its call is PG104 at import time too."""
+        found = check(
+            package,
+            "mod",
+            """
+            import functools
+
+            from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+            maker = async_sessionmaker(create_async_engine("sqlite+aiosqlite://"))
+            TenantSession = functools.partial(maker, info={"tenant": "acme"})
+
+            async def handler():
+                async with TenantSession() as ok:
+                    pass
+                s = await TenantSession()
+            """,
+        )
+        assert [(f.code, f.fix) for f in found] == [("PG104", "async with TenantSession() as s:")]
+        assert found[0].message == (
+            "'await' on TenantSession(), which is a session (an async context manager); "
+            "TenantSession: an async_sessionmaker"
+        )
+
 
 class TestSessionAttribute:
     """PG103: a session's attribute taken on what the provider returned, found at import
