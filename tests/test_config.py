@@ -63,6 +63,33 @@ class TestEnvironment:
             "'loud' is not a protoguard mode; use one of: off, on, strict."
         )
 
+    def test_every_invalid_value_is_in_the_one_error(self) -> None:
+        """Several invalid values fail the import with one error naming each of them, a
+        line each (as protoguard's command reports them), not only the first one read."""
+        env = dict(
+            os.environ,
+            PROTOGUARD_MODE="loud",
+            PROTOGUARD_ACTION="shout",
+            PROTOGUARD_SAMPLE_RATE="2",
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", "import protoguard"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-3:] == [
+            "protoguard.ConfigurationError: the environment variable PROTOGUARD_ACTION: "
+            "'shout' is not a protoguard action; use one of: raise, warn, log.",
+            "the environment variable PROTOGUARD_MODE: 'loud' is not a protoguard mode; "
+            "use one of: off, on, strict.",
+            "the environment variable PROTOGUARD_SAMPLE_RATE: '2' is not a sample rate; use a "
+            "number from 0 to 1, the share of provider uses strict mode watches (0.1: one in "
+            "ten; 1: every use, the default).",
+        ]
+
     @pytest.mark.parametrize(
         "command",
         [["-m", "protoguard"], ["-m", "protoguard.__main__"], ["script"]],

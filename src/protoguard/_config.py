@@ -114,6 +114,8 @@ _FAR = 2.0**53
 
 
 settings = _Settings()
+# Every PROTOGUARD_* variable has been read (PROTOGUARD_ACTION as _findings was imported).
+_environment.report()
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=settings.reseed)
 

@@ -1,7 +1,7 @@
 """The PROTOGUARD_* environment variables, read once as protoguard is imported.
 
-A value that is not valid is one ConfigurationError: the import fails with it, before
-any provider runs under a setting nobody chose. The exceptions are protoguard's own
+The values that are not valid are one ConfigurationError, a line each: the import fails
+with it, before any provider runs under a setting nobody chose. The exceptions are protoguard's own
 command (``python -m protoguard``, the ``protoguard`` script) and its pytest plugin
 (``protoguard._pytest_plugin``, which pytest imports as it loads its plugins), which
 import the package before they can say anything: there the error is kept (``errors``)
@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 #: The errors of the environment's values, when protoguard's command deferred them.
 errors: list[ConfigurationError] = []
+# The errors read so far, until report() raises or defers them all: a user fixing the
+# environment sees every invalid value at once, not one per attempt.
+_read: list[ConfigurationError] = []
 
 # The pytest plugin's module, whose import imports the package first.
 _PYTEST_PLUGIN = "protoguard._pytest_plugin"
@@ -52,10 +55,23 @@ def read(name: str, check: Callable[[object, str], T], default: T) -> T:
     try:
         return check(raw, f"the environment variable {name}")
     except ConfigurationError as error:
-        if not (_imported_by_the_command() or importing(_PYTEST_PLUGIN)):
-            raise
-        errors.append(error)
+        _read.append(error)
         return default
+
+
+def report() -> None:
+    """Raise the errors of the values read, as one; or keep them in ``errors`` for
+    protoguard's command or pytest plugin. Called once every variable has been read."""
+    if not _read:
+        return
+    found = _read[:]
+    _read.clear()
+    if _imported_by_the_command() or importing(_PYTEST_PLUGIN):
+        errors.extend(found)
+        return
+    if len(found) == 1:
+        raise found[0]
+    raise ConfigurationError("\n".join(str(error) for error in found))
 
 
 def _imported_by_the_command() -> bool:
