@@ -321,6 +321,18 @@ class TestRefuses:
         with pytest.raises(TypeError, match=r"name=\.\.\.\) takes a str"):
             protoguard.provider(name=3)  # type: ignore[call-overload]
 
+    @pytest.mark.parametrize("name", ["", "   ", "\t\n"], ids=["empty", "spaces", "whitespace"])
+    def test_blank_name(self, name: str) -> None:
+        """A blank name= is an error, not a silent fall back to the qualified name."""
+        with pytest.raises(TypeError) as error:
+            protoguard.provider(name=name)
+        assert str(error.value) == (
+            "protoguard.provider(name=...) takes a str that is not blank: the name messages "
+            "use for the provider (leave name= out for its qualified name)."
+        )
+        with pytest.raises(TypeError):
+            protoguard.provider(get_db, name=name)
+
 
 class TestTheProviderItself:
     """What is done to the guarded provider itself (not to what it returns) behaves as

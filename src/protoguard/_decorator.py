@@ -656,6 +656,12 @@ def provider(
         mode = _config.check_mode(mode, "protoguard.provider(mode=...)")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"protoguard.provider(name=...) takes a str, not {k.describe(name)}")
+    if name is not None and not name.strip():
+        # Not the qualified name in its place: messages would name what the user did not.
+        raise TypeError(
+            "protoguard.provider(name=...) takes a str that is not blank: the name messages "
+            "use for the provider (leave name= out for its qualified name)."
+        )
     if yields is not None and not isinstance(yields, type):
         raise TypeError(f"protoguard.provider(yields=...) takes a class, not {k.describe(yields)}")
 
