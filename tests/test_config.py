@@ -325,7 +325,22 @@ class TestSampleRate:
             "uses strict mode watches (0.1: one in ten; 1: every use, the default)."
         )
 
-    @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), True, "half", [0.5]])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            -0.1,
+            1.5,
+            float("nan"),
+            float("inf"),
+            True,
+            "half",
+            [0.5],
+            "\u0661",
+            "\uff10.\uff15",
+            "0.2_5",
+        ],
+        ids=repr,
+    )
     def test_invalid_value_changes_nothing(self, bad: object) -> None:
         """A bad rate is a ConfigurationError, and the rest of the call is not applied."""
         with pytest.raises(ConfigurationError, match="is not a sample rate") as info:
@@ -334,6 +349,18 @@ class TestSampleRate:
         assert "protoguard.configure(sample_rate=...)" in str(info.value)
         assert protoguard.current_mode() == "on"
         assert protoguard.current_sample_rate() == 1.0
+
+    @pytest.mark.parametrize("bad", ["\u0661", "\u0660.\u0665", "\uff10.\uff15", "0.2_5"])
+    def test_environment_takes_ascii_decimals_only(self, bad: str) -> None:
+        """Text is read as the docs write a rate (0.1, 1e-2), in ASCII digits: not as every
+        spelling float() takes, Arabic-Indic or full-width digits and underscores."""
+        result = self._import_with(bad)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"protoguard.ConfigurationError: the environment variable PROTOGUARD_SAMPLE_RATE: "
+            f"{bad!r} is not a sample rate; use a number from 0 to 1, the share of provider "
+            f"uses strict mode watches (0.1: one in ten; 1: every use, the default)."
+        )
 
     @pytest.mark.parametrize(
         ("bad", "shown"),

@@ -11,6 +11,7 @@ import math
 import numbers
 import os
 import random
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Literal, Optional
@@ -30,6 +31,8 @@ MODES: tuple[Mode, ...] = (OFF, ON, STRICT)
 
 ENV_MODE = "PROTOGUARD_MODE"
 ENV_SAMPLE_RATE = "PROTOGUARD_SAMPLE_RATE"
+# A decimal number in ASCII digits, with an optional sign and exponent.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def check_mode(value: object, where: str) -> Mode:
@@ -53,8 +56,10 @@ def check_sample_rate(value: object, where: str) -> float:
     if isinstance(value, bool):
         pass  # True is a number to Python, but no share of anything
     elif isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            rate = float(value.strip())
+        # A rate as the docs write one (0.1, 1e-2), not every text float() reads: it also
+        # takes other scripts' digits ("\u0661" is 1.0) and underscores ("0.2_5").
+        if _DECIMAL.fullmatch(value.strip()):
+            rate = float(value)
     elif isinstance(value, numbers.Real):
         with contextlib.suppress(OverflowError):  # an int too large for a float
             rate = float(value)
