@@ -209,6 +209,38 @@ class TestExitCodes:
         assert "ValidationError: 1 validation error for Settings url " in failed[1]
         assert len(result.stdout.splitlines()) == 2  # shop's findings all the same
 
+    @pytest.mark.parametrize(
+        ("link", "target"),
+        [("site-packages", "store"), ("libs", os.path.join("store", "site-packages"))],
+        ids=["site-packages is a link", "a link to site-packages"],
+    )
+    def test_a_library_reached_through_a_symlink_is_a_library(
+        self, project: Path, link: str, target: str
+    ) -> None:
+        """A library's file is a library's when either the path the frame gives or the
+        one it resolves to is in site-packages (a virtualenv's site-packages that is a link
+        into a shared store, or a link to a site-packages): the failure is at the line of
+        the module's own code that called it."""
+        (project / target).mkdir(parents=True)
+        (project / target / "settings_lib.py").write_text(
+            "def load():\n    raise LookupError('DATABASE_URL is not set')\n"
+        )
+        try:
+            (project / link).symlink_to(project / target, target_is_directory=True)
+        except OSError:  # pragma: no cover - Windows without the privilege
+            pytest.skip("symbolic links cannot be made here")
+        (project / "shop" / "conf.py").write_text(
+            f"import sys\n\nsys.path.insert(0, {str(project / link)!r})\n"
+            "import settings_lib\n\nsettings = settings_lib.load()\n"
+        )
+        result = protoguard(project, "shop")
+        assert result.returncode == 2, result.stderr
+        failed = [line for line in result.stderr.splitlines() if "cannot import" in line]
+        assert failed == [
+            "protoguard check: cannot import 'shop.conf', so it was not checked: "
+            f"LookupError: DATABASE_URL is not set (at {os.path.join('shop', 'conf.py')}:6)"
+        ]
+
     def test_modules_that_do_not_compile(self, project: Path) -> None:
         """A SyntaxError, and a null byte (a ValueError before Python 3.11.4): the module's
         file and line, relative as every path is, and advice that fits: the module does

@@ -391,7 +391,12 @@ def _uncompiled(name: str, exc: BaseException, raised_by_user: bool) -> Optional
 
 def _installed(file: str) -> bool:
     """Whether ``file`` is the standard library's or an installed distribution's."""
-    parts = _normal(file).split(os.sep)
+    # The path as given and the one it resolves to: a site-packages may be a link (into a
+    # shared store, where the resolved path names none), or be reached through one.
+    parts = {
+        *os.path.normcase(os.path.abspath(file)).split(os.sep),
+        *_normal(file).split(os.sep),
+    }
     return (
         "site-packages" in parts
         or "dist-packages" in parts
