@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import fastapi
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
+from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket, WebSocketDisconnect
 from fastapi.security import OAuth2PasswordBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
@@ -626,6 +626,82 @@ class TestFindingsAreTrue:
             pass  # pragma: no cover - the connection fails before it opens
 
 
+class TestSessionMakers:
+    """A session maker given to Depends() itself: FastAPI reads its ``**local_kw`` as a
+    required query parameter and refuses every request to the route."""
+
+    @staticmethod
+    def _app(maker: Any) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/a")
+        async def a(db: Annotated[AsyncSession, Depends(maker)]) -> None:
+            pass  # pragma: no cover - FastAPI refuses the request first
+
+        return app
+
+    @pytest.mark.parametrize(
+        ("how", "name", "shown"),
+        [
+            ("unguarded", "async_sessionmaker", "an async_sessionmaker"),
+            ("guarded", "maker", f"an async_sessionmaker, guarded at {HERE}:"),
+            ("partial", "async_sessionmaker", "an async_sessionmaker"),
+        ],
+    )
+    def test_is_reported(self, async_maker: Any, how: str, name: str, shown: str) -> None:
+        if how == "guarded":
+            maker = protoguard.provider(async_maker)  # guarded maker
+        elif how == "partial":
+            maker = functools.partial(async_maker, info={"tenant": "a"})
+        else:
+            maker = async_maker
+        (problem,) = check_app(self._app(maker))
+        assert (problem.route, problem.parameter, problem.code) == ("GET /a", "db", "PG103")
+        assert problem.provider.kind == "async_sessionmaker"
+        assert problem.message == (
+            f"{name} is an async_sessionmaker: Depends() reads its **local_kw as "
+            "a query parameter the request must send, so FastAPI refuses every request to "
+            "the route before the endpoint runs (422, or a websocket closed with 1008: "
+            "local_kw missing); a session it made would never be closed."
+        )
+        assert problem.fix == (
+            "depend on an async generator that opens the session from the maker (in place "
+            "of ...) and yields it:\n"
+            "async def get_db():\n    async with ... as session:\n        yield session"
+        )
+        assert str(problem).splitlines()[1].startswith(f"  {name}: {shown}")
+        if how == "guarded":
+            assert problem.provider.lineno == line_of("guarded maker")
+
+    def test_sync_maker_is_reported(self, sync_maker: Any) -> None:
+        (problem,) = check_app(self._app(sync_maker))
+        assert problem.provider.kind == "sessionmaker"
+        assert problem.message.startswith("sessionmaker is a sessionmaker: Depends() reads")
+        assert problem.fix == (
+            "depend on a generator that opens the session from the maker (in place of ...) "
+            "and yields it:\n"
+            "def get_db():\n    with ... as session:\n        yield session"
+        )
+
+    @pytest.mark.parametrize("guarded", [False, True])
+    def test_the_route_really_refuses_every_request(self, async_maker: Any, guarded: bool) -> None:
+        maker = protoguard.provider(async_maker) if guarded else async_maker
+        app = self._app(maker)
+
+        @app.websocket("/ws")
+        async def ws(websocket: WebSocket, db=Depends(maker)) -> None:  # noqa: B008
+            await websocket.accept()  # pragma: no cover - FastAPI closes it first
+
+        with TestClient(app) as client:
+            response = client.get("/a")
+            with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws"):
+                pass  # pragma: no cover - the connection is closed before it opens
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "local_kw"]
+        assert closed.value.code == 1008
+        assert [p.route for p in check_app(app)] == ["GET /a", "websocket /ws"]
+
+
 # --- routes behind Starlette's Host and Mount -------------------------------------------
 
 
@@ -833,7 +909,6 @@ def make_clean_app(async_maker: Any, sync_maker: Any) -> FastAPI:
         def __init__(self, debug: bool = False) -> None:
             self.debug = debug
 
-    guarded_maker = protoguard.provider(async_maker)
     oauth2 = OAuth2PasswordBearer(tokenUrl="token")
 
     app = FastAPI(dependencies=[Depends(guarded_cm)])
@@ -845,8 +920,6 @@ def make_clean_app(async_maker: Any, sync_maker: Any) -> FastAPI:
         three: Annotated[AsyncSession, Depends(guarded_coroutine)],
         four: Annotated[AsyncSession, Depends(get_db)],
         five: Annotated[AsyncSession, Depends(make_session)],
-        six: Annotated[AsyncSession, Depends(guarded_maker)],
-        seven: Annotated[AsyncSession, Depends(async_maker)],
         eight: Annotated[AsyncSession, Depends(Repo().session)],
         nine: Annotated[AsyncSession, Depends(functools.partial(guarded_acm))],
     ) -> None:

@@ -210,6 +210,12 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
     obj = _impartial(call)
     if isinstance(obj, type):
         return None  # a class: Depends() instantiates it
+    guarded = _guard_info(obj)
+    if guarded is not None and guarded.kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+        return _session_maker(guarded)
+    maker_kind = k.classify(obj) if guarded is None else None
+    if maker_kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+        return _session_maker(ProviderInfo(type(obj).__name__, maker_kind, None, None))
     if (
         _guard_info(obj) is None
         and not isinstance(obj, (types.FunctionType, types.MethodType))
@@ -397,6 +403,27 @@ def _context_manager_function(obj: Any, kind: Kind) -> _Diagnosis:
     fix = (
         f"decorate {short} with @protoguard.provider (above {decorator}), or make it "
         f"{gen}:{_generator_fix(obj, short, is_async)}"
+    )
+    return _Diagnosis(info, PG103, message, fix)
+
+
+def _session_maker(info: ProviderInfo) -> _Diagnosis:
+    """PG103 for a session maker given to Depends() itself: FastAPI reads the signature
+    of its ``__call__``, ``(**local_kw)``, as one required query parameter."""
+    short = _short(info)
+    is_async = info.kind == k.ASYNC_SESSIONMAKER
+    message = (
+        f"{short} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw as a "
+        "query parameter the request must send, so FastAPI refuses every request to the "
+        "route before the endpoint runs (422, or a websocket closed with 1008: local_kw "
+        "missing); a session it made would never be closed."
+    )
+    gen = "an async generator" if is_async else "a generator"
+    header = "async def get_db():" if is_async else "def get_db():"
+    block = render(k.ASYNC_WITH if is_async else k.WITH, "...", "session")
+    fix = (
+        f"depend on {gen} that opens the session from the maker (in place of ...) and "
+        f"yields it:\n{header}\n    {block}\n        yield session"
     )
     return _Diagnosis(info, PG103, message, fix)
 
