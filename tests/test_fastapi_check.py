@@ -626,6 +626,18 @@ class TestFindingsAreTrue:
             pass  # pragma: no cover - the connection fails before it opens
 
 
+def assert_maker_record(problem: DependencyProblem, name: str, message: str, fix: str) -> None:
+    """The record of an async_sessionmaker dependency of ``GET /a``'s ``db``: its
+    ``message`` and the async generator that ``fix`` describes."""
+    assert (problem.route, problem.parameter, problem.code) == ("GET /a", "db", "PG103")
+    assert (problem.provider.name, problem.provider.kind) == (name, "async_sessionmaker")
+    assert problem.message == message
+    assert problem.fix == (
+        f"depend on an async generator that {fix}:\n"
+        "async def get_db():\n    async with ... as session:\n        yield session"
+    )
+
+
 class TestSessionMakers:
     """A session maker given to Depends() itself: FastAPI reads its ``**local_kw`` as a
     required query parameter and refuses every request to the route."""
@@ -656,18 +668,14 @@ class TestSessionMakers:
         else:
             maker = async_maker
         (problem,) = check_app(self._app(maker))
-        assert (problem.route, problem.parameter, problem.code) == ("GET /a", "db", "PG103")
-        assert problem.provider.kind == "async_sessionmaker"
-        assert problem.message == (
+        assert_maker_record(
+            problem,
+            name,
             f"{name} is an async_sessionmaker: Depends() reads its **local_kw as "
             "a query parameter the request must send, so FastAPI refuses every request to "
             "the route before the endpoint runs (422, or a websocket closed with 1008: "
-            "local_kw missing); a session it made would never be closed."
-        )
-        assert problem.fix == (
-            "depend on an async generator that opens the session from the maker (in place "
-            "of ...) and yields it:\n"
-            "async def get_db():\n    async with ... as session:\n        yield session"
+            "local_kw missing); a session it made would never be closed.",
+            "opens the session from the maker (in place of ...) and yields it",
         )
         assert str(problem).splitlines()[1].startswith(f"  {name}: {shown}")
         if how == "guarded":
@@ -700,6 +708,62 @@ class TestSessionMakers:
         assert response.json()["detail"][0]["loc"] == ["query", "local_kw"]
         assert closed.value.code == 1008
         assert [p.route for p in check_app(app)] == ["GET /a", "websocket /ws"]
+
+
+class TestSessionMakerBegin:
+    """``Depends(Session.begin)``: FastAPI calls the maker's begin() and injects the
+    context manager it returns, which is not a session."""
+
+    @pytest.mark.parametrize(
+        ("guarded", "name", "shown"),
+        [
+            (False, "async_sessionmaker.begin", "an async_sessionmaker"),
+            (True, "maker.begin", f"an async_sessionmaker, guarded at {HERE}:"),
+        ],
+    )
+    def test_async(self, async_maker: Any, guarded: bool, name: str, shown: str) -> None:
+        maker = protoguard.provider(async_maker) if guarded else async_maker  # begin maker
+        app = FastAPI()
+
+        @app.get("/a")
+        async def a(db: Annotated[AsyncSession, Depends(maker.begin)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        with TestClient(app) as client, pytest.raises(AttributeError, match="execute"):
+            client.get("/a")
+        (problem,) = check_app(app)
+        assert_maker_record(
+            problem,
+            name,
+            f"{name} is the begin() of an async_sessionmaker: Depends() calls it and injects "
+            "the context manager it returns, not a session.",
+            "enters the maker's begin() block (in place of ...) and yields the session",
+        )
+        assert str(problem).splitlines()[1].startswith(f"  {name}: {shown}")
+        if guarded:
+            assert problem.provider.lineno == line_of("begin maker")
+
+    @pytest.mark.parametrize("guarded", [False, True])
+    def test_sync(self, sync_maker: Any, guarded: bool) -> None:
+        maker = protoguard.provider(sync_maker) if guarded else sync_maker
+        app = FastAPI()
+
+        @app.get("/a")
+        def a(db: Session = Depends(functools.partial(maker.begin))) -> int:  # noqa: B008
+            return db.execute(COUNT).scalar_one()  # type: ignore[no-any-return]
+
+        with TestClient(app) as client, pytest.raises(AttributeError, match="execute"):
+            client.get("/a")
+        (problem,) = check_app(app)
+        assert problem.message.endswith(
+            "is the begin() of a sessionmaker: Depends() calls it and injects the context "
+            "manager it returns, not a session."
+        )
+        assert problem.fix == (
+            "depend on a generator that enters the maker's begin() block (in place of ...) "
+            "and yields the session:\n"
+            "def get_db():\n    with ... as session:\n        yield session"
+        )
 
 
 # --- routes behind Starlette's Host and Mount -------------------------------------------

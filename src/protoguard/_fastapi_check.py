@@ -210,12 +210,13 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
     obj = _impartial(call)
     if isinstance(obj, type):
         return None  # a class: Depends() instantiates it
-    guarded = _guard_info(obj)
-    if guarded is not None and guarded.kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
-        return _session_maker(guarded)
-    maker_kind = k.classify(obj) if guarded is None else None
-    if maker_kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
-        return _session_maker(ProviderInfo(type(obj).__name__, maker_kind, None, None))
+    maker = _maker_info(obj)
+    if maker is not None:
+        return _session_maker(maker)
+    if isinstance(obj, types.MethodType) and obj.__name__ == "begin":
+        maker = _maker_info(obj.__self__)
+        if maker is not None:
+            return _maker_begin(maker._replace(name=f"{maker.name}.begin"))
     if (
         _guard_info(obj) is None
         and not isinstance(obj, (types.FunctionType, types.MethodType))
@@ -407,25 +408,49 @@ def _context_manager_function(obj: Any, kind: Kind) -> _Diagnosis:
     return _Diagnosis(info, PG103, message, fix)
 
 
+def _maker_info(obj: Any) -> Optional[ProviderInfo]:
+    """The ProviderInfo of a session maker, guarded (its name and where it was guarded) or
+    not (its type's name, no site), else None."""
+    info = _guard_info(obj)
+    if info is not None:
+        return info if info.kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER) else None
+    kind = k.classify(obj)
+    if kind in (k.ASYNC_SESSIONMAKER, k.SESSIONMAKER):
+        return ProviderInfo(type(obj).__name__, kind, None, None)
+    return None
+
+
+def _maker_generator(info: ProviderInfo, opens: str) -> str:
+    """The fix for a session maker's dependency: the (async) generator that ``opens``."""
+    is_async = info.kind == k.ASYNC_SESSIONMAKER
+    gen = "an async generator" if is_async else "a generator"
+    header = "async def get_db():" if is_async else "def get_db():"
+    block = render(k.ASYNC_WITH if is_async else k.WITH, "...", "session")
+    return f"depend on {gen} that {opens}:\n{header}\n    {block}\n        yield session"
+
+
+def _maker_begin(info: ProviderInfo) -> _Diagnosis:
+    """PG103 for a session maker's begin() given to Depends(): FastAPI calls it and
+    injects the block it returns (its annotation says so only for async_sessionmaker)."""
+    message = (
+        f"{_short(info)} is the begin() of {_article(info.kind)} {info.kind}: Depends() "
+        "calls it and injects the context manager it returns, not a session."
+    )
+    opens = "enters the maker's begin() block (in place of ...) and yields the session"
+    return _Diagnosis(info, PG103, message, _maker_generator(info, opens))
+
+
 def _session_maker(info: ProviderInfo) -> _Diagnosis:
     """PG103 for a session maker given to Depends() itself: FastAPI reads the signature
     of its ``__call__``, ``(**local_kw)``, as one required query parameter."""
-    short = _short(info)
-    is_async = info.kind == k.ASYNC_SESSIONMAKER
     message = (
-        f"{short} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw as a "
+        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw as a "
         "query parameter the request must send, so FastAPI refuses every request to the "
         "route before the endpoint runs (422, or a websocket closed with 1008: local_kw "
         "missing); a session it made would never be closed."
     )
-    gen = "an async generator" if is_async else "a generator"
-    header = "async def get_db():" if is_async else "def get_db():"
-    block = render(k.ASYNC_WITH if is_async else k.WITH, "...", "session")
-    fix = (
-        f"depend on {gen} that opens the session from the maker (in place of ...) and "
-        f"yields it:\n{header}\n    {block}\n        yield session"
-    )
-    return _Diagnosis(info, PG103, message, fix)
+    opens = "opens the session from the maker (in place of ...) and yields it"
+    return _Diagnosis(info, PG103, message, _maker_generator(info, opens))
 
 
 def _guarded_but_injected(obj: Any, info: ProviderInfo) -> _Diagnosis:
