@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import fastapi
 import pytest
@@ -626,15 +626,20 @@ class TestFindingsAreTrue:
             pass  # pragma: no cover - the connection fails before it opens
 
 
-def assert_maker_record(problem: DependencyProblem, name: str, message: str, fix: str) -> None:
+def assert_maker_record(
+    problem: DependencyProblem, name: str, message: str, does: str, entered: Optional[str]
+) -> None:
     """The record of an async_sessionmaker dependency of ``GET /a``'s ``db``: its
-    ``message`` and the async generator that ``fix`` describes."""
+    ``message``, and the async generator that ``does`` what the fix says, entering
+    ``entered`` (a guarded maker's ``maker()``), or ``...`` for an unguarded maker, which
+    ``does`` then explains."""
     assert (problem.route, problem.parameter, problem.code) == ("GET /a", "db", "PG103")
     assert (problem.provider.name, problem.provider.kind) == (name, "async_sessionmaker")
     assert problem.message == message
     assert problem.fix == (
-        f"depend on an async generator that {fix}:\n"
-        "async def get_db():\n    async with ... as session:\n        yield session"
+        f"depend on an async generator that {does}:\n"
+        f"async def get_db():\n    async with {entered or '...'} as session:\n"
+        "        yield session"
     )
 
 
@@ -675,7 +680,9 @@ class TestSessionMakers:
             "a query parameter the request must send, so FastAPI refuses every request to "
             "the route before the endpoint runs (422, or a websocket closed with 1008: "
             "local_kw missing); a session it made would never be closed.",
-            "opens the session from the maker (in place of ...) and yields it",
+            "opens a session from it and yields it"
+            + ("" if how == "guarded" else " (... being Session() for a maker named Session)"),
+            "maker()" if how == "guarded" else None,
         )
         assert str(problem).splitlines()[1].startswith(f"  {name}: {shown}")
         if how == "guarded":
@@ -686,8 +693,8 @@ class TestSessionMakers:
         assert problem.provider.kind == "sessionmaker"
         assert problem.message.startswith("sessionmaker is a sessionmaker: Depends() reads")
         assert problem.fix == (
-            "depend on a generator that opens the session from the maker (in place of ...) "
-            "and yields it:\n"
+            "depend on a generator that opens a session from it and yields it (... being "
+            "Session() for a maker named Session):\n"
             "def get_db():\n    with ... as session:\n        yield session"
         )
 
@@ -737,7 +744,9 @@ class TestSessionMakerBegin:
             name,
             f"{name} is the begin() of an async_sessionmaker: Depends() calls it and injects "
             "the context manager it returns, not a session.",
-            "enters the maker's begin() block (in place of ...) and yields the session",
+            "enters its block and yields the session"
+            + ("" if guarded else " (... being Session.begin() for a maker named Session)"),
+            "maker.begin()" if guarded else None,
         )
         assert str(problem).splitlines()[1].startswith(f"  {name}: {shown}")
         if guarded:
@@ -760,9 +769,11 @@ class TestSessionMakerBegin:
             "manager it returns, not a session."
         )
         assert problem.fix == (
-            "depend on a generator that enters the maker's begin() block (in place of ...) "
-            "and yields the session:\n"
-            "def get_db():\n    with ... as session:\n        yield session"
+            "depend on a generator that enters its block and yields the session"
+            + ("" if guarded else " (... being Session.begin() for a maker named Session)")
+            + ":\ndef get_db():\n    with "
+            + ("maker.begin()" if guarded else "...")
+            + " as session:\n        yield session"
         )
 
 

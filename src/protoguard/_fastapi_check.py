@@ -216,7 +216,7 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
     if isinstance(obj, types.MethodType) and obj.__name__ == "begin":
         maker = _maker_info(obj.__self__)
         if maker is not None:
-            return _maker_begin(maker._replace(name=f"{maker.name}.begin"))
+            return _maker_begin(maker)
     if (
         _guard_info(obj) is None
         and not isinstance(obj, (types.FunctionType, types.MethodType))
@@ -420,37 +420,45 @@ def _maker_info(obj: Any) -> Optional[ProviderInfo]:
     return None
 
 
-def _maker_generator(info: ProviderInfo, opens: str) -> str:
-    """The fix for a session maker's dependency: the (async) generator that ``opens``."""
+def _maker_generator(info: ProviderInfo, maker: str, call: str, does: str) -> str:
+    """The fix for a session maker's dependency: the (async) generator that enters
+    ``maker`` + ``call`` (``Session.begin()``) and ``does``. An unguarded maker's name is
+    not known (the guard takes a guarded one's from its line): ``...`` stands for it."""
     is_async = info.kind == k.ASYNC_SESSIONMAKER
     gen = "an async generator" if is_async else "a generator"
     header = "async def get_db():" if is_async else "def get_db():"
-    block = render(k.ASYNC_WITH if is_async else k.WITH, "...", "session")
-    return f"depend on {gen} that {opens}:\n{header}\n    {block}\n        yield session"
+    known = info.filename is not None
+    expr = f"{maker}{call}" if known else "..."
+    where = "" if known else f" (... being Session{call} for a maker named Session)"
+    block = render(k.ASYNC_WITH if is_async else k.WITH, expr, "session")
+    return f"depend on {gen} that {does}{where}:\n{header}\n    {block}\n        yield session"
 
 
-def _maker_begin(info: ProviderInfo) -> _Diagnosis:
+def _maker_begin(maker: ProviderInfo) -> _Diagnosis:
     """PG103 for a session maker's begin() given to Depends(): FastAPI calls it and
     injects the block it returns (its annotation says so only for async_sessionmaker)."""
+    info = maker._replace(name=f"{maker.name}.begin")
     message = (
         f"{_short(info)} is the begin() of {_article(info.kind)} {info.kind}: Depends() "
         "calls it and injects the context manager it returns, not a session."
     )
-    opens = "enters the maker's begin() block (in place of ...) and yields the session"
-    return _Diagnosis(info, PG103, message, _maker_generator(info, opens))
+    fix = _maker_generator(
+        info, _short(maker), ".begin()", "enters its block and yields the session"
+    )
+    return _Diagnosis(info, PG103, message, fix)
 
 
 def _session_maker(info: ProviderInfo) -> _Diagnosis:
     """PG103 for a session maker given to Depends() itself: FastAPI reads the signature
     of its ``__call__``, ``(**local_kw)``, as one required query parameter."""
     message = (
-        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw as a "
-        "query parameter the request must send, so FastAPI refuses every request to the "
+        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw "
+        "as a query parameter the request must send, so FastAPI refuses every request to the "
         "route before the endpoint runs (422, or a websocket closed with 1008: local_kw "
         "missing); a session it made would never be closed."
     )
-    opens = "opens the session from the maker (in place of ...) and yields it"
-    return _Diagnosis(info, PG103, message, _maker_generator(info, opens))
+    fix = _maker_generator(info, _short(info), "()", "opens a session from it and yields it")
+    return _Diagnosis(info, PG103, message, fix)
 
 
 def _guarded_but_injected(obj: Any, info: ProviderInfo) -> _Diagnosis:
