@@ -91,6 +91,43 @@ class TestEnvironment:
         ]
 
     @pytest.mark.parametrize(
+        ("variable", "value"),
+        [("PROTOGUARD_ACTION", "shout"), ("PROTOGUARD_MODE", "loud")],
+        ids=["action", "mode"],
+    )
+    def test_an_import_that_failed_fails_again(self, variable: str, value: str) -> None:
+        """A failed import leaves no half-read setting behind: importing again fails
+        again (not a clean import under the default nobody chose), and once the value is
+        mended the next import takes it."""
+        mended = "warn" if variable == "PROTOGUARD_ACTION" else "strict"
+        script = (
+            "import os\n"
+            "for attempt in (1, 2):\n"
+            "    try:\n"
+            "        import protoguard\n"
+            "    except ValueError as error:  # protoguard.ConfigurationError\n"
+            "        print('failed:', str(error).splitlines()[0])\n"
+            "    else:\n"
+            "        print('imported')\n"
+            f"os.environ[{variable!r}] = {mended!r}\n"
+            "import protoguard\n"
+            "print(protoguard.current_action(), protoguard.current_mode())\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            env=dict(os.environ, **{variable: value}),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 3
+        assert lines[0] == lines[1]
+        assert lines[0].startswith(f"failed: the environment variable {variable}: {value!r} is not")
+        assert lines[2] == ("warn on" if mended == "warn" else "raise strict")
+
+    @pytest.mark.parametrize(
         "command",
         [["-m", "protoguard"], ["-m", "protoguard.__main__"], ["script"]],
         ids=["python -m protoguard", "python -m protoguard.__main__", "protoguard script"],

@@ -118,8 +118,14 @@ class _Settings:
 _FAR = 2.0**53
 
 
+# Every PROTOGUARD_* variable is read here, in the order protoguard's command reports them,
+# then their errors raised as one (see _environment.report). Read in this module, whose
+# import fails with them: a module imported before it (_findings) stays imported, and an
+# import tried again would find the action read already, with its default.
+_findings.table.action = _environment.read(
+    _findings.ENV_ACTION, _findings.check_action, _findings.RAISE
+)
 settings = _Settings()
-# Every PROTOGUARD_* variable has been read (PROTOGUARD_ACTION as _findings was imported).
 _environment.report()
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
     os.register_at_fork(after_in_child=settings.reseed)

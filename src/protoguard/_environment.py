@@ -70,7 +70,7 @@ def report() -> None:
         errors.extend(found)
         return
     if len(found) == 1:
-        raise found[0]
+        raise found[0].with_traceback(None)  # not read()'s frames: it returned
     raise ConfigurationError("\n".join(str(error) for error in found))
 
 

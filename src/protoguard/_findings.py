@@ -71,7 +71,9 @@ class _Table:
     """
 
     def __init__(self) -> None:
-        self.action: Action = _environment.read(ENV_ACTION, check_action, RAISE)
+        # PROTOGUARD_ACTION is read by _config, with the other variables: an import that
+        # fails on an invalid value must not leave this module imported with a default.
+        self.action: Action = RAISE
         self.lock = threading.Lock()
         self.holder: Optional[int] = None  # the thread holding the lock
         self.pending: collections.deque[ProtocolError] = collections.deque()
