@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket, WebSocketD
 from fastapi.security import OAuth2PasswordBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -715,6 +715,70 @@ class TestSessionMakers:
         assert response.json()["detail"][0]["loc"] == ["query", "local_kw"]
         assert closed.value.code == 1008
         assert [p.route for p in check_app(app)] == ["GET /a", "websocket /ws"]
+
+
+class NoArgMaker(async_sessionmaker[AsyncSession]):
+    """A maker whose __call__ takes no parameter: FastAPI calls it and injects the session."""
+
+    def __call__(self) -> AsyncSession:  # type: ignore[override]
+        return super().__call__()
+
+
+class TenantMaker(async_sessionmaker[AsyncSession]):
+    """A maker whose __call__ takes one required parameter."""
+
+    def __call__(self, tenant: str) -> AsyncSession:  # type: ignore[override]
+        return super().__call__(info={"tenant": tenant})  # pragma: no cover - refused first
+
+
+class GeneratorBegin(async_sessionmaker[AsyncSession]):
+    """A maker whose begin is an async generator: FastAPI drives it and injects the
+    session it yields."""
+
+    async def begin(self) -> AsyncIterator[AsyncSession]:  # type: ignore[override]
+        async with super().begin() as session:
+            yield session
+
+
+class TestSessionMakerSubclasses:
+    """A maker subclass is judged by the signature and the begin FastAPI really reads."""
+
+    def test_call_without_parameters_is_clean(self, async_engine: Any) -> None:
+        maker = NoArgMaker(async_engine)
+        app = TestSessionMakers._app(maker)
+
+        @app.get("/b")
+        async def b(db: Annotated[AsyncSession, Depends(maker)]) -> int:
+            async with db:  # FastAPI injects the session and leaves it open
+                return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        with TestClient(app) as client:
+            assert client.get("/b").status_code == 200
+        assert check_app(app) == []
+
+    def test_required_parameter_is_named(self, async_engine: Any) -> None:
+        maker = TenantMaker(async_engine)
+        app = TestSessionMakers._app(maker)
+        with TestClient(app) as client:
+            response = client.get("/a")
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["query", "tenant"]
+        (problem,) = check_app(app)
+        assert (problem.code, problem.provider.name) == ("PG103", "TenantMaker")
+        assert "reads its tenant as a query parameter" in problem.message
+        assert "(422, or a websocket closed with 1008: tenant missing)" in problem.message
+
+    def test_generator_begin_is_clean(self, async_engine: Any) -> None:
+        maker = GeneratorBegin(async_engine)
+        app = FastAPI()
+
+        @app.get("/a")
+        async def a(db: Annotated[AsyncSession, Depends(maker.begin)]) -> int:
+            return (await db.execute(COUNT)).scalar_one()  # type: ignore[no-any-return]
+
+        with TestClient(app) as client:
+            assert client.get("/a").status_code == 200
+        assert check_app(app) == []
 
 
 class TestSessionMakerBegin:

@@ -212,10 +212,14 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
         return None  # a class: Depends() instantiates it
     maker = _maker_info(obj)
     if maker is not None:
-        return _session_maker(maker)
+        # A subclass may define a __call__ that FastAPI can call as it is: then it is
+        # judged as any other callable instance, by what its __call__ returns.
+        refused = _required_parameter(call)
+        if refused is not None:
+            return _session_maker(maker, refused)
     if isinstance(obj, types.MethodType) and obj.__name__ == "begin":
         maker = _maker_info(obj.__self__)
-        if maker is not None:
+        if maker is not None and _sqlalchemy_begin(obj.__self__):
             return _maker_begin(maker)
     if (
         _guard_info(obj) is None
@@ -420,6 +424,34 @@ def _maker_info(obj: Any) -> Optional[ProviderInfo]:
     return None
 
 
+def _required_parameter(call: Any) -> Optional[str]:
+    """The parameter of ``call``'s signature, as FastAPI reads it, that the request must
+    send (``**local_kw`` for SQLAlchemy's makers), or None if there is none (or no
+    signature to read)."""
+    try:
+        parameters = inspect.signature(call).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    for parameter in parameters:
+        if parameter.kind == inspect.Parameter.VAR_KEYWORD:
+            return f"**{parameter.name}"
+        if (
+            parameter.kind != inspect.Parameter.VAR_POSITIONAL
+            and parameter.default is inspect.Parameter.empty
+        ):
+            return parameter.name
+    return None
+
+
+def _sqlalchemy_begin(maker: Any) -> bool:
+    """Whether the ``begin`` of ``maker`` (the maker beneath the guard, for a guarded one)
+    is SQLAlchemy's own, which returns a context manager; a subclass's may be a generator
+    FastAPI drives."""
+    target = maker.__wrapped__ if _guard_info(maker) is not None else maker
+    begin = inspect.getattr_static(type(target), "begin", None)
+    return str(getattr(begin, "__module__", "")).startswith("sqlalchemy.")
+
+
 def _maker_generator(info: ProviderInfo, maker: str, call: str, does: str) -> str:
     """The fix for a session maker's dependency: the (async) generator that enters
     ``maker`` + ``call`` (``Session.begin()``) and ``does``. An unguarded maker's name is
@@ -448,14 +480,15 @@ def _maker_begin(maker: ProviderInfo) -> _Diagnosis:
     return _Diagnosis(info, PG103, message, fix)
 
 
-def _session_maker(info: ProviderInfo) -> _Diagnosis:
+def _session_maker(info: ProviderInfo, refused: str) -> _Diagnosis:
     """PG103 for a session maker given to Depends() itself: FastAPI reads the signature
-    of its ``__call__``, ``(**local_kw)``, as one required query parameter."""
+    of its ``__call__``, ``(**local_kw)`` for SQLAlchemy's, and ``refused``, its parameter
+    that the request must send, as a required query parameter."""
     message = (
-        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its **local_kw "
+        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its {refused} "
         "as a query parameter the request must send, so FastAPI refuses every request to the "
-        "route before the endpoint runs (422, or a websocket closed with 1008: local_kw "
-        "missing); a session it made would never be closed."
+        "route before the endpoint runs (422, or a websocket closed with 1008: "
+        f"{refused.lstrip('*')} missing); a session it made would never be closed."
     )
     fix = _maker_generator(info, _short(info), "()", "opens a session from it and yields it")
     return _Diagnosis(info, PG103, message, fix)
