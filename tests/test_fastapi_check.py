@@ -676,9 +676,14 @@ class TestSessionMakers:
         assert_maker_record(
             problem,
             name,
-            f"{name} is an async_sessionmaker: Depends() reads its **local_kw as "
-            "a query parameter the request must send, so FastAPI refuses every request to "
-            "the route before the endpoint runs (422, or a websocket closed with 1008: "
+            (
+                "maker is an async_sessionmaker: Depends()"
+                if how == "guarded"
+                else "this async_sessionmaker is given to Depends(), which"
+            )
+            + " reads its **local_kw as a query parameter the request must send, so FastAPI "
+            "refuses every request to the route before the endpoint runs (422, or a websocket "
+            "closed with 1008: "
             "local_kw missing); a session it made would never be closed.",
             "opens a session from it and yields it"
             + ("" if how == "guarded" else " (... being Session() for a maker named Session)"),
@@ -691,7 +696,7 @@ class TestSessionMakers:
     def test_sync_maker_is_reported(self, sync_maker: Any) -> None:
         (problem,) = check_app(self._app(sync_maker))
         assert problem.provider.kind == "sessionmaker"
-        assert problem.message.startswith("sessionmaker is a sessionmaker: Depends() reads")
+        assert problem.message.startswith("this sessionmaker is given to Depends(), which reads")
         assert problem.fix == (
             "depend on a generator that opens a session from it and yields it (... being "
             "Session() for a maker named Session):\n"
@@ -781,6 +786,68 @@ class TestSessionMakerSubclasses:
         assert check_app(app) == []
 
 
+# A maker the endpoints below name from their module (never called: it has no engine),
+# and a module-level name that is not a maker, which a guarded maker's name may collide with.
+SessionLocal = async_sessionmaker()
+makers: dict[str, Any] = {}
+
+
+class TestMakerNamesInFixes:
+    """A fix names the maker in code only by a name that is code and that means it in the
+    endpoint's module; otherwise ``...``, explained."""
+
+    @staticmethod
+    def _fix(entered: str, call: str, does: str) -> str:
+        explained = (
+            "" if entered != "..." else f" (... being Session{call} for a maker named Session)"
+        )
+        return (
+            f"depend on an async generator that {does}{explained}:\n"
+            f"async def get_db():\n    async with {entered} as session:\n        yield session"
+        )
+
+    def test_guarded_name_that_is_not_code(self, async_maker: Any) -> None:
+        named = protoguard.provider(async_maker, name="primary database")
+        (problem,) = check_app(TestSessionMakers._app(named))
+        assert problem.message.startswith("primary database is an async_sessionmaker:")
+        assert problem.fix == self._fix("...", "()", "opens a session from it and yields it")
+
+    def test_guarded_name_that_means_something_else(self, async_maker: Any) -> None:
+        makers = {"a": protoguard.provider(async_maker)}  # the module's makers is another
+        app = FastAPI()
+
+        @app.get("/a")
+        async def a(db: Annotated[AsyncSession, Depends(makers["a"].begin)]) -> None:
+            pass  # pragma: no cover - never requested
+
+        (problem,) = check_app(app)
+        assert problem.provider.name == "makers.begin"
+        assert problem.fix == self._fix(
+            "...", ".begin()", "enters its block and yields the session"
+        )
+
+    def test_unguarded_maker_named_from_the_endpoint_module(self) -> None:
+        app = TestSessionMakers._app(SessionLocal)
+
+        @app.get("/b")
+        async def b(db: Annotated[AsyncSession, Depends(SessionLocal.begin)]) -> None:
+            pass  # pragma: no cover - never requested
+
+        called, begun = check_app(app)
+        assert called.provider == ProviderInfo("SessionLocal", "async_sessionmaker", None, None)
+        assert called.message.startswith("SessionLocal is an async_sessionmaker: Depends() reads")
+        assert called.fix == self._fix(
+            "SessionLocal()", "()", "opens a session from it and yields it"
+        )
+        assert begun.provider.name == "SessionLocal.begin"
+        assert begun.message.startswith(
+            "SessionLocal.begin is the begin() of an async_sessionmaker: Depends() calls it"
+        )
+        assert begun.fix == self._fix(
+            "SessionLocal.begin()", ".begin()", "enters its block and yields the session"
+        )
+
+
 class TestSessionMakerBegin:
     """``Depends(Session.begin)``: FastAPI calls the maker's begin() and injects the
     context manager it returns, which is not a session."""
@@ -806,8 +873,12 @@ class TestSessionMakerBegin:
         assert_maker_record(
             problem,
             name,
-            f"{name} is the begin() of an async_sessionmaker: Depends() calls it and injects "
-            "the context manager it returns, not a session.",
+            (
+                "maker.begin is the begin() of an async_sessionmaker: Depends() calls"
+                if guarded
+                else "the begin() of this async_sessionmaker is given to Depends(), which calls"
+            )
+            + " it and injects the context manager it returns, not a session.",
             "enters its block and yields the session"
             + ("" if guarded else " (... being Session.begin() for a maker named Session)"),
             "maker.begin()" if guarded else None,
@@ -828,9 +899,14 @@ class TestSessionMakerBegin:
         with TestClient(app) as client, pytest.raises(AttributeError, match="execute"):
             client.get("/a")
         (problem,) = check_app(app)
-        assert problem.message.endswith(
-            "is the begin() of a sessionmaker: Depends() calls it and injects the context "
-            "manager it returns, not a session."
+        assert (
+            problem.message
+            == (
+                "maker.begin is the begin() of a sessionmaker: Depends() calls"
+                if guarded
+                else "the begin() of this sessionmaker is given to Depends(), which calls"
+            )
+            + " it and injects the context manager it returns, not a session."
         )
         assert problem.fix == (
             "depend on a generator that enters its block and yields the session"

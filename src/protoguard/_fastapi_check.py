@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import keyword
 import re
 import types
 import typing
@@ -122,13 +123,14 @@ def check_app(app: object) -> list[DependencyProblem]:
         )
     problems: list[DependencyProblem] = []
     seen: set[tuple[Optional[str], str, tuple[str, ...], str]] = set()
-    # Keyed by id(); the calls stay alive in the app for the whole walk.
-    diagnoses: dict[int, Optional[_Diagnosis]] = {}
+    # Keyed by id() of the call and of the module names of the function that depends on
+    # it (a fix names a session maker by them); both stay alive for the whole walk.
+    diagnoses: dict[tuple[int, int], Optional[_Diagnosis]] = {}
     for host, path, methods, dependant in _routes(routes, None, "", frozenset()):
-        for parameter, call in _dependencies(dependant, ()):
-            key = id(call)
+        for parameter, call, names in _dependencies(dependant, ()):
+            key = (id(call), id(names))
             if key not in diagnoses:
-                diagnoses[key] = _diagnose(call)
+                diagnoses[key] = _diagnose(call, names)
             diagnosis = diagnoses[key]
             # The same route reached twice (a router included twice at one prefix).
             if diagnosis is None or (host, path, methods, parameter) in seen:
@@ -180,8 +182,14 @@ def _routes(
             yield from _routes(effective.routes, effective.host, prefix, walking)
 
 
-def _dependencies(dependant: Any, chain: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
-    """(parameter, call) of every dependency beneath ``dependant``, depth first."""
+def _dependencies(
+    dependant: Any, chain: tuple[str, ...]
+) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(parameter, call, the module names of the function that depends on it) of every
+    dependency beneath ``dependant``, depth first."""
+    names = getattr(_unwrap(_impartial(dependant.call)), "__globals__", None)
+    if not isinstance(names, dict):
+        names = {}
     position = 0
     for sub in dependant.dependencies:
         if sub.name is None:  # from dependencies=[...]: only a route has those
@@ -191,7 +199,7 @@ def _dependencies(dependant: Any, chain: tuple[str, ...]) -> Iterator[tuple[str,
             label = sub.name
         here = (*chain, label)
         if sub.call is not None:
-            yield ".".join(here), sub.call
+            yield ".".join(here), sub.call, names
         yield from _dependencies(sub, here)
 
 
@@ -204,9 +212,11 @@ def _guard_info(obj: object) -> Optional[ProviderInfo]:
     return _decorator._guarded_info(obj)
 
 
-def _diagnose(call: Any) -> Optional[_Diagnosis]:
+def _diagnose(call: Any, names: Optional[dict[str, Any]] = None) -> Optional[_Diagnosis]:
     """Why ``call`` cannot give a session through Depends(), or None if it can (or if
-    there is no evidence that it cannot)."""
+    there is no evidence that it cannot). ``names``: the module names of the function
+    that depends on it, by which a fix may name a session maker."""
+    names = {} if names is None else names
     obj = _impartial(call)
     if isinstance(obj, type):
         return None  # a class: Depends() instantiates it
@@ -216,11 +226,11 @@ def _diagnose(call: Any) -> Optional[_Diagnosis]:
         # judged as any other callable instance, by what its __call__ returns.
         refused = _required_parameter(call)
         if refused is not None:
-            return _session_maker(maker, refused)
+            return _session_maker(_named(maker, obj, names), refused)
     if isinstance(obj, types.MethodType) and obj.__name__ == "begin":
         maker = _maker_info(obj.__self__)
         if maker is not None and _sqlalchemy_begin(obj.__self__):
-            return _maker_begin(maker)
+            return _maker_begin(_named(maker, obj.__self__, names))
     if (
         _guard_info(obj) is None
         and not isinstance(obj, (types.FunctionType, types.MethodType))
@@ -452,45 +462,87 @@ def _sqlalchemy_begin(maker: Any) -> bool:
     return str(getattr(begin, "__module__", "")).startswith("sqlalchemy.")
 
 
-def _maker_generator(info: ProviderInfo, maker: str, call: str, does: str) -> str:
+def _is_code(name: str) -> bool:
+    """Whether ``name`` can stand in code as it is: a dotted identifier."""
+    return all(part.isidentifier() and not keyword.iskeyword(part) for part in name.split("."))
+
+
+def _named(info: ProviderInfo, maker: Any, names: dict[str, Any]) -> _Maker:
+    """``info`` with the name by which a fix can write ``maker`` in code, or None: a
+    guarded maker's name if it is code and means no other object in the module of the
+    function that depends on it (``names``), else a module name that holds ``maker``."""
+    guarded = info.filename is not None
+    if guarded and info.name != info.kind and _is_code(info.name):
+        first = info.name.split(".")[0]
+        if first not in names or (first == info.name and names[first] is maker):
+            return _Maker(info, info.name)
+    try:
+        held = [name for name, value in names.items() if value is maker]
+    except Exception:  # a module dict changed under us: no name
+        held = []
+    if not held:
+        return _Maker(info, None)
+    if not guarded:
+        info = info._replace(name=held[0])
+    return _Maker(info, held[0])
+
+
+class _Maker(NamedTuple):
+    info: ProviderInfo
+    #: The name by which code can write the maker, or None if there is none to trust.
+    code: Optional[str]
+
+    @property
+    def unnamed(self) -> bool:
+        """An unguarded maker that no module name holds: its name is its type's."""
+        return self.info.filename is None and self.code is None
+
+
+def _maker_generator(info: ProviderInfo, maker: Optional[str], call: str, does: str) -> str:
     """The fix for a session maker's dependency: the (async) generator that enters
-    ``maker`` + ``call`` (``Session.begin()``) and ``does``. An unguarded maker's name is
-    not known (the guard takes a guarded one's from its line): ``...`` stands for it."""
+    ``maker`` + ``call`` (``Session.begin()``) and ``does``. Without a name to trust
+    (``maker`` None), ``...`` stands for it."""
     is_async = info.kind == k.ASYNC_SESSIONMAKER
     gen = "an async generator" if is_async else "a generator"
     header = "async def get_db():" if is_async else "def get_db():"
-    known = info.filename is not None
+    known = maker is not None
     expr = f"{maker}{call}" if known else "..."
     where = "" if known else f" (... being Session{call} for a maker named Session)"
     block = render(k.ASYNC_WITH if is_async else k.WITH, expr, "session")
     return f"depend on {gen} that {does}{where}:\n{header}\n    {block}\n        yield session"
 
 
-def _maker_begin(maker: ProviderInfo) -> _Diagnosis:
+def _maker_begin(maker: _Maker) -> _Diagnosis:
     """PG103 for a session maker's begin() given to Depends(): FastAPI calls it and
     injects the block it returns (its annotation says so only for async_sessionmaker)."""
-    info = maker._replace(name=f"{maker.name}.begin")
-    message = (
-        f"{_short(info)} is the begin() of {_article(info.kind)} {info.kind}: Depends() "
-        "calls it and injects the context manager it returns, not a session."
-    )
-    fix = _maker_generator(
-        info, _short(maker), ".begin()", "enters its block and yields the session"
-    )
+    info = maker.info._replace(name=f"{maker.info.name}.begin")
+    if maker.unnamed:
+        heading = f"the begin() of this {info.kind} is given to Depends(), which calls"
+    else:
+        heading = (
+            f"{_short(info)} is the begin() of {_article(info.kind)} {info.kind}: Depends() calls"
+        )
+    message = f"{heading} it and injects the context manager it returns, not a session."
+    fix = _maker_generator(info, maker.code, ".begin()", "enters its block and yields the session")
     return _Diagnosis(info, PG103, message, fix)
 
 
-def _session_maker(info: ProviderInfo, refused: str) -> _Diagnosis:
+def _session_maker(maker: _Maker, refused: str) -> _Diagnosis:
     """PG103 for a session maker given to Depends() itself: FastAPI reads the signature
     of its ``__call__``, ``(**local_kw)`` for SQLAlchemy's, and ``refused``, its parameter
     that the request must send, as a required query parameter."""
+    info = maker.info
+    if maker.unnamed:
+        heading = f"this {info.kind} is given to Depends(), which reads"
+    else:
+        heading = f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads"
     message = (
-        f"{_short(info)} is {_article(info.kind)} {info.kind}: Depends() reads its {refused} "
-        "as a query parameter the request must send, so FastAPI refuses every request to the "
-        "route before the endpoint runs (422, or a websocket closed with 1008: "
+        f"{heading} its {refused} as a query parameter the request must send, so FastAPI "
+        "refuses every request to the route before the endpoint runs (422, or a websocket "
+        "closed with 1008: "
         f"{refused.lstrip('*')} missing); a session it made would never be closed."
     )
-    fix = _maker_generator(info, _short(info), "()", "opens a session from it and yields it")
+    fix = _maker_generator(info, maker.code, "()", "opens a session from it and yields it")
     return _Diagnosis(info, PG103, message, fix)
 
 
