@@ -539,8 +539,7 @@ def _session_maker(maker: _Maker, refused: str) -> _Diagnosis:
     message = (
         f"{heading} its {refused} as a query parameter the request must send, so FastAPI "
         "refuses every request to the route before the endpoint runs (422, or a websocket "
-        "closed with 1008: "
-        f"{refused.lstrip('*')} missing); a session it made would never be closed."
+        f"closed with 1008: {refused.lstrip('*')} missing)."
     )
     fix = _maker_generator(info, maker.code, "()", "opens a session from it and yields it")
     return _Diagnosis(info, PG103, message, fix)
