@@ -1555,6 +1555,13 @@ class TestDocs:
         exec(compile(code, "app.py", "exec"), {"__name__": "app"})
         assert capsys.readouterr().out == shown
 
+    def test_no_record_list_leaves_out_what_is_reported(self) -> None:
+        """The page's list of what gives no record does not take in guarded session makers
+        or guarded coroutines and functions, which its table (and check_app) report."""
+        page = (Path(__file__).parents[1] / "docs" / "fastapi-check.md").read_text()
+        sentence = page.split("Guarded providers of every kind", 1)[1].split("no record", 1)[0]
+        assert sentence.startswith(" but session makers and the coroutines and functions")
+
 
 class TestModule:
     """The public module: its surface, its argument check, its missing-FastAPI error."""
